@@ -1,0 +1,52 @@
+// civicsift check: compiles every policy and runs every rule's examples.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "app/commands.h"
+#include "classify/classifier.h"
+
+namespace civicsift {
+
+int run_check(const PolicyOptions& options) {
+  auto policies = load_policies_or_report(options);
+  if (!policies) return 1;
+  ScanContext context;
+  Verdict verdict;
+  size_t rules = 0, examples = 0, failures = 0;
+  auto fail = [&](const CompiledPolicy& p, const RuleSpec& r, std::string_view what) {
+    ++failures;
+    fmt::print("FAIL {}:{}: rule {}: {}\n", p.spec().file.string(), r.line, r.id, what);
+  };
+  for (const auto& policy : policies->policies()) {
+    for (size_t i = 0; i < policy->spec().rules.size(); ++i) {
+      const RuleSpec& r = policy->spec().rules[i];
+      ++rules;
+      if (r.examples_match.empty()) fail(*policy, r, "has no examples that must match");
+      if (r.examples_no_match.empty()) fail(*policy, r, "has no examples that must not match");
+      auto fires = [&](const std::string& text) {
+        Comment c;
+        c.id = "example";
+        c.tenant = policy->tenant();
+        c.text = text;
+        c.direction = r.direction == DirectionScope::outbound ? Direction::outbound : Direction::inbound;
+        classify(*policy, c, context, verdict);
+        return std::any_of(verdict.matches.begin(), verdict.matches.end(),
+                           [&](const Match& m) { return m.rule == i; });
+      };
+      for (const auto& ex : r.examples_match) {
+        ++examples;
+        if (!fires(ex)) fail(*policy, r, fmt::format("should match but does not: \"{}\"", ex));
+      }
+      for (const auto& ex : r.examples_no_match) {
+        ++examples;
+        if (fires(ex)) fail(*policy, r, fmt::format("should not match but does: \"{}\"", ex));
+      }
+    }
+  }
+  fmt::print("{} policies, {} rules, {} examples: {}\n", policies->policies().size(), rules, examples,
+             failures ? fmt::format("{} failed", failures) : std::string("all passed"));
+  return failures ? 1 : 0;
+}
+
+}  // namespace civicsift

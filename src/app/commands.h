@@ -1,0 +1,44 @@
+// app: the civicsift subcommands. Each returns the process exit code.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policy/compiler.h"
+
+namespace civicsift {
+
+struct PolicyOptions {
+  std::filesystem::path patterns;   // policy folder
+  std::filesystem::path cache_dir;  // compiled databases; empty: no cache
+};
+
+struct ScanOptions {
+  PolicyOptions policy;
+  std::string default_tenant;
+  size_t max_bytes = 1 << 20;
+  unsigned threads = 0;  // 0: one per core
+  std::vector<std::string> files;  // empty or "-": stdin
+};
+
+struct ExplainOptions {
+  PolicyOptions policy;
+  std::string tenant;
+  bool outbound = false;
+  std::string text;
+};
+
+int run_scan(const ScanOptions& options);
+int run_explain(const ExplainOptions& options);
+int run_check(const PolicyOptions& options);
+
+// Loads and compiles the policy set, or prints one line naming file, rule and reason.
+std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& options);
+
+// The patterns folder when none is given: $CIVICSIFT_PATTERNS, ./patterns, or the
+// one next to the executable's build folder.
+std::filesystem::path default_patterns_dir(const char* argv0);
+
+}  // namespace civicsift

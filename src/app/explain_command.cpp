@@ -1,0 +1,57 @@
+// civicsift explain: for people. Which rules fired, the clause each cites, the
+// spans in the text, and the resulting action.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "app/commands.h"
+#include "classify/classifier.h"
+#include "classify/verdict_writer.h"
+
+namespace civicsift {
+
+int run_explain(const ExplainOptions& options) {
+  auto policies = load_policies_or_report(options.policy);
+  if (!policies) return 2;
+  const CompiledPolicy* policy = policies->find(options.tenant);
+  if (!policy) {
+    fmt::print(stderr, "unknown tenant \"{}\"; known:", options.tenant);
+    for (const auto& p : policies->policies()) fmt::print(stderr, " {}", p->tenant());
+    fmt::print(stderr, "\n");
+    return 2;
+  }
+  Comment comment;
+  comment.id = "explain";
+  comment.tenant = options.tenant;
+  comment.text = options.text;
+  comment.direction = options.outbound ? Direction::outbound : Direction::inbound;
+  ScanContext context;
+  Verdict verdict;
+  classify(*policy, comment, context, verdict);
+
+  const bool color = ::isatty(STDOUT_FILENO);
+  const std::string on = color ? "\x1b[1;31m" : "[", off = color ? "\x1b[0m" : "]";
+  fmt::print("policy   {} ({})\n", policy->label(), policy->spec().name);
+  fmt::print("action   {}", to_string(verdict.action));
+  if (verdict.score) fmt::print("  (score {})", verdict.score);
+  fmt::print("\n");
+  if (!verdict.routes.empty()) {
+    fmt::print("routes  ");
+    for (auto r : verdict.routes) fmt::print(" {}", r);
+    fmt::print("\n");
+  }
+  if (verdict.matches.empty()) {
+    fmt::print("no rule fired\n");
+    return 0;
+  }
+  fmt::print("\n");
+  for (const Match& m : verdict.matches) {
+    const RuleSpec& r = policy->rule(m.rule);
+    const std::string_view text = options.text;
+    fmt::print("  {:<10} {} -> {}  ({})\n", to_string(r.category), r.id, to_string(r.action), r.clause);
+    fmt::print("             bytes {}..{}: {}{}{}{}{}\n", m.start, m.end, text.substr(0, m.start), on,
+               text.substr(m.start, m.end - m.start), off, text.substr(m.end));
+  }
+  return 0;
+}
+
+}  // namespace civicsift

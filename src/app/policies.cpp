@@ -1,0 +1,36 @@
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "app/commands.h"
+
+namespace civicsift {
+namespace fs = std::filesystem;
+
+std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& options) {
+  auto loaded = load_policy_set(options.patterns, CompileOptions{options.cache_dir});
+  if (auto* e = std::get_if<PolicyError>(&loaded)) {
+    spdlog::error("policy error: {}", e->to_string());
+    return nullptr;
+  }
+  auto set = std::get<std::shared_ptr<const PolicySet>>(std::move(loaded));
+  for (const auto& p : set->policies())
+    spdlog::debug("loaded {} ({} rules, {} patterns, {} KiB, {:.3f} s{})", p->label(), p->spec().rules.size(),
+                  p->pattern_count(), p->database_bytes() / 1024, p->compile_seconds(),
+                  p->from_cache() ? ", from cache" : "");
+  return set;
+}
+
+fs::path default_patterns_dir(const char* argv0) {
+  if (const char* env = std::getenv("CIVICSIFT_PATTERNS"); env && *env) return env;
+  if (fs::is_directory("patterns")) return "patterns";
+  std::error_code ec;
+  const fs::path exe = fs::canonical("/proc/self/exe", ec);
+  const fs::path base = ec ? fs::path(argv0).parent_path() : exe.parent_path();
+  for (const fs::path& candidate : {base / "patterns", base.parent_path() / "patterns",
+                                    base.parent_path() / "share" / "civicsift" / "patterns"})
+    if (fs::is_directory(candidate, ec)) return candidate;
+  return "patterns";
+}
+
+}  // namespace civicsift

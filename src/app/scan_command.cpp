@@ -1,0 +1,218 @@
+// civicsift scan: JSON lines in, one verdict or error record per line out, in input
+// order, using every core while memory stays bounded by the batches in flight.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/line_reader.h"
+#include "classify/processor.h"
+#include "classify/verdict_writer.h"
+
+namespace civicsift {
+namespace {
+
+constexpr size_t kBatchLines = 4096;
+constexpr size_t kBatchBytes = 1 << 20;
+
+struct Input {
+  std::string name;
+  int fd;
+};
+
+void process_batch(CommentProcessor& processor, LineBatch& batch, size_t max_bytes) {
+  batch.output.clear();
+  batch.output.reserve(batch.lines.size() * 160);
+  uint64_t line_no = batch.first_line;
+  for (const auto& line : batch.lines) {
+    if (line.oversize) {
+      write_error(batch.output,
+                  DecodeError{DecodeErrorCode::line_too_long,
+                              fmt::format("line is {} bytes, over the limit of {}", line.oversize, max_bytes), {}},
+                  line_no);
+    } else {
+      processor.process(std::string_view(batch.data.data() + line.offset, line.length), line_no, batch.output);
+    }
+    batch.output.push_back('\n');
+    ++line_no;
+  }
+}
+
+bool write_out(const std::string& s) {
+  return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+}
+
+// Reads every input in order into numbered batches; `emit` takes each one.
+template <typename Emit>
+bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Emit&& emit) {
+  uint64_t sequence = 0, next_line = 1;
+  for (auto& input : inputs) {
+    LineReader reader(input.fd, max_bytes);
+    while (true) {
+      auto batch = std::make_unique<LineBatch>();
+      batch->sequence = sequence;
+      batch->first_line = next_line;
+      if (!reader.next(*batch, kBatchLines, kBatchBytes)) break;
+      next_line += batch->lines.size();
+      ++sequence;
+      if (!emit(std::move(batch))) return false;
+    }
+    if (!reader.error().empty()) {
+      spdlog::error("cannot read {}: {}", input.name, reader.error());
+      return false;
+    }
+  }
+  return true;
+}
+
+int scan_single_thread(const std::shared_ptr<const PolicySet>& policies, const ScanOptions& options,
+                       std::vector<Input>& inputs, DecoderOptions decoder_options) {
+  CommentProcessor processor(policies, decoder_options);
+  bool output_ok = true;
+  const bool read_ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<LineBatch> batch) {
+    process_batch(processor, *batch, options.max_bytes);
+    output_ok = write_out(batch->output);
+    return output_ok;
+  });
+  return read_ok && output_ok ? 0 : 1;
+}
+
+int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOptions& options,
+                  std::vector<Input>& inputs, DecoderOptions decoder_options, unsigned threads) {
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<std::unique_ptr<LineBatch>> todo;
+  std::map<uint64_t, std::unique_ptr<LineBatch>> done;
+  const size_t max_in_flight = 2 * threads + 2;  // bounds memory to a few MiB per thread
+  size_t in_flight = 0;
+  bool reading_finished = false, read_ok = true, stop = false;
+  uint64_t batches_total = 0;
+
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      CommentProcessor processor(policies, decoder_options);
+      std::unique_lock lock(mu);
+      while (true) {
+        changed.wait(lock, [&] { return stop || !todo.empty() || reading_finished; });
+        if (todo.empty()) {
+          if (stop || reading_finished) return;
+          continue;
+        }
+        auto batch = std::move(todo.front());
+        todo.pop_front();
+        lock.unlock();
+        process_batch(processor, *batch, options.max_bytes);
+        lock.lock();
+        done.emplace(batch->sequence, std::move(batch));
+        changed.notify_all();
+      }
+    });
+  }
+  std::thread reader([&] {
+    const bool ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<LineBatch> batch) {
+      std::unique_lock lock(mu);
+      changed.wait(lock, [&] { return stop || in_flight < max_in_flight; });
+      if (stop) return false;
+      ++in_flight;
+      ++batches_total;
+      todo.push_back(std::move(batch));
+      changed.notify_all();
+      return true;
+    });
+    std::lock_guard lock(mu);
+    read_ok = ok;
+    reading_finished = true;
+    changed.notify_all();
+  });
+
+  bool output_ok = true;
+  for (uint64_t next = 0;; ++next) {
+    std::unique_ptr<LineBatch> batch;
+    {
+      std::unique_lock lock(mu);
+      changed.wait(lock, [&] { return done.count(next) || (reading_finished && next >= batches_total); });
+      if (!done.count(next)) break;
+      batch = std::move(done[next]);
+      done.erase(next);
+      --in_flight;
+      changed.notify_all();
+    }
+    if (!write_out(batch->output)) {
+      output_ok = false;
+      std::lock_guard lock(mu);
+      stop = true;
+      changed.notify_all();
+      break;
+    }
+  }
+  reader.join();
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+    changed.notify_all();
+  }
+  for (auto& w : workers) w.join();
+  return read_ok && output_ok ? 0 : 1;
+}
+
+}  // namespace
+
+int run_scan(const ScanOptions& options) {
+  std::vector<Input> inputs;
+  auto close_all = [&] {
+    for (auto& in : inputs)
+      if (in.fd != STDIN_FILENO) ::close(in.fd);
+  };
+  // Open every file first, so an unreadable one fails before any output.
+  for (const auto& f : options.files) {
+    if (f == "-") {
+      inputs.push_back({"stdin", STDIN_FILENO});
+      continue;
+    }
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      spdlog::error("cannot open {}: {}", f, std::strerror(errno));
+      close_all();
+      return 2;
+    }
+    inputs.push_back({f, fd});
+  }
+  if (inputs.empty()) inputs.push_back({"stdin", STDIN_FILENO});
+
+  auto policies = load_policies_or_report(options.policy);
+  if (!policies) {
+    close_all();
+    return 2;
+  }
+  if (!options.default_tenant.empty() && !policies->find(options.default_tenant)) {
+    spdlog::error("--tenant {}: no policy for this tenant in {}", options.default_tenant,
+                  options.policy.patterns.string());
+    close_all();
+    return 2;
+  }
+  static char out_buffer[1 << 20];
+  std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
+
+  DecoderOptions decoder_options;
+  decoder_options.max_bytes = options.max_bytes;
+  decoder_options.default_tenant = options.default_tenant;
+  const unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int rc = threads == 1 ? scan_single_thread(policies, options, inputs, decoder_options)
+                              : scan_parallel(policies, options, inputs, decoder_options, threads);
+  close_all();
+  if (std::fflush(stdout) != 0 && rc == 0) return 1;
+  return rc;
+}
+
+}  // namespace civicsift

@@ -1,0 +1,158 @@
+#include "classify/classifier.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "classify/validators.h"
+
+namespace civicsift {
+namespace {
+
+// Beyond this many hits in one comment further hits are not recorded; the verdict
+// already holds thousands of matches and memory stays bounded.
+constexpr size_t kMaxHits = 1 << 16;
+
+int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
+  auto* hits = static_cast<std::vector<ScanContext::Hit>*>(ctx);
+  if (hits->size() < kMaxHits)
+    hits->push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
+  return 0;
+}
+
+bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string_view span) {
+  switch (rule.validator) {
+    case Validator::none: return true;
+    case Validator::luhn: return validators::luhn(span);
+    case Validator::phone: return validators::phone(span, spec.allow_phones);
+    case Validator::domain: return validators::domain(span, spec.allow_domains);
+  }
+  return true;
+}
+
+bool applies(const RuleSpec& rule, Direction d) {
+  return rule.direction == DirectionScope::any ||
+         (rule.direction == DirectionScope::inbound) == (d == Direction::inbound);
+}
+
+// Each letter of a term must appear as often as in the term, or be stretched for
+// emphasis (3+ times): "fuuuck" is "fuck", but "assess" is not "asses".
+bool runs_match(const std::vector<uint16_t>& profile, const uint16_t* runs) {
+  for (size_t k = 0; k < profile.size(); ++k) {
+    const uint16_t want = profile[k], got = runs[k];
+    if (want != 0 && got != want && (got < 3 || got < want)) return false;
+  }
+  return true;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
+ScanContext::ScanContext() = default;
+ScanContext::~ScanContext() { hs_free_scratch(scratch_); }
+
+void ScanContext::ensure_scratch(const hs_database_t* db) {
+  if (std::find(prepared_.begin(), prepared_.end(), db) != prepared_.end()) return;
+  if (hs_alloc_scratch(db, &scratch_) != HS_SUCCESS) throw std::bad_alloc();
+  if (prepared_.size() >= 64) prepared_.clear();  // old snapshots; the scratch stays big enough
+  prepared_.push_back(db);
+}
+
+void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext& ctx, Verdict& out) {
+  out.policy = &policy;
+  out.action = Action::allow;
+  out.categories = 0;
+  out.score = 0;
+  out.matches.clear();
+  out.routes.clear();
+
+  const std::string_view text = comment.text;
+  ctx.ensure_scratch(policy.database());
+  text::build_skeleton(text, ctx.skeleton_);
+  ctx.buffer_.assign(text);
+  ctx.buffer_.push_back('\n');
+  ctx.buffer_.append(ctx.skeleton_.bytes);
+  const auto raw_end = static_cast<uint32_t>(text.size());
+  const uint32_t skeleton_begin = raw_end + 1;
+
+  ctx.hits_.clear();
+  const hs_error_t rc = hs_scan(policy.database(), ctx.buffer_.data(), static_cast<unsigned>(ctx.buffer_.size()), 0,
+                                ctx.scratch_, on_match, &ctx.hits_);
+  if (rc != HS_SUCCESS) throw std::runtime_error("hs_scan failed");
+
+  // Where the comment's content starts and ends, for anchored ('^', '$') regexes.
+  uint32_t content_begin = 0, content_end = raw_end;
+  while (content_begin < content_end && is_space(text[content_begin])) ++content_begin;
+  while (content_end > content_begin && is_space(text[content_end - 1])) --content_end;
+
+  const auto& sk = ctx.skeleton_;
+  const PolicySpec& spec = policy.spec();
+  ctx.candidates_.clear();
+  ctx.allows_.clear();
+  for (const auto& hit : ctx.hits_) {
+    const PatternMeta& meta = policy.pattern(hit.pattern);
+    if (meta.view == View::raw) {
+      if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
+      if (meta.anchor_start && hit.from != content_begin) continue;
+      if (meta.anchor_end && hit.to != content_end) continue;
+      const uint16_t rule = meta.rules.front();
+      if (!validator_accepts(spec.rules[rule], spec, text.substr(hit.from, hit.to - hit.from))) continue;
+      ctx.candidates_.push_back({rule, hit.from, hit.to});
+      continue;
+    }
+    if (hit.to < skeleton_begin + meta.length) continue;  // a skeleton literal inside the raw part
+    const uint32_t s = hit.to - meta.length - skeleton_begin;
+    // The literal is " body ": map the body back to source bytes.
+    const uint32_t start = sk.source_begin[s + 1];
+    const uint32_t end = sk.source_end[s + meta.length - 2];
+    if (meta.kind == PatternKind::allow) {
+      ctx.allows_.push_back({hit.pattern, start, end});
+      continue;
+    }
+    if (!runs_match(meta.run_profile, sk.run_length.data() + s)) continue;
+    for (uint16_t rule : meta.rules) ctx.candidates_.push_back({rule, start, end});
+  }
+
+  auto allowed = [&](const Match& m) {
+    for (const auto& a : ctx.allows_) {
+      if (a.start > m.start || a.end < m.end) continue;
+      const auto& rules = policy.pattern(a.pattern).rules;
+      if (std::find(rules.begin(), rules.end(), m.rule) != rules.end()) return true;
+    }
+    return false;
+  };
+
+  // One match per rule and span: the longest among overlapping ones.
+  auto& c = ctx.candidates_;
+  std::sort(c.begin(), c.end(), [](const Match& a, const Match& b) {
+    return a.rule != b.rule ? a.rule < b.rule : a.start != b.start ? a.start < b.start : a.end > b.end;
+  });
+  for (size_t i = 0; i < c.size(); ++i) {
+    const Match& m = c[i];
+    if (!out.matches.empty() && out.matches.back().rule == m.rule && m.start < out.matches.back().end) continue;
+    if (!applies(spec.rules[m.rule], comment.direction) || allowed(m)) continue;
+    out.matches.push_back(m);
+  }
+  std::sort(out.matches.begin(), out.matches.end(), [](const Match& a, const Match& b) {
+    return a.start != b.start ? a.start < b.start : a.rule < b.rule;
+  });
+
+  for (size_t i = 0; i < out.matches.size(); ++i) {
+    const uint16_t rule = out.matches[i].rule;
+    const RuleSpec& r = spec.rules[rule];
+    out.action = std::max(out.action, r.action);
+    out.categories |= 1u << static_cast<unsigned>(r.category);
+    for (const auto& route : r.routes)
+      if (std::find(out.routes.begin(), out.routes.end(), route) == out.routes.end()) out.routes.push_back(route);
+    // Each rule scores once, however often it matched.
+    bool scored = false;
+    for (size_t j = 0; j < i && !scored; ++j) scored = out.matches[j].rule == rule;
+    if (!scored) out.score += r.score;
+  }
+  const Thresholds& t = spec.thresholds;
+  if (t.escalate > 0 && out.score >= t.escalate) out.action = std::max(out.action, Action::escalate);
+  else if (t.remove > 0 && out.score >= t.remove) out.action = std::max(out.action, Action::remove);
+  else if (t.review > 0 && out.score >= t.review) out.action = std::max(out.action, Action::review);
+}
+
+}  // namespace civicsift

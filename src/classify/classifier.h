@@ -1,0 +1,72 @@
+// classify: one Hyperscan scan of a comment -> Verdict.
+//
+// The scanned buffer is the raw text, a newline, then the text's skeleton
+// (text/skeleton.h); regex rules match the first part, term rules the second,
+// and one hs_scan covers both. Validators, run lengths and allow-lists are
+// checked on the hits right after the scan.
+#pragma once
+
+#include <hs/hs.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "decode/comment.h"
+#include "policy/compiler.h"
+#include "text/skeleton.h"
+
+namespace civicsift {
+
+struct Match {
+  uint16_t rule;   // index into the policy's rules
+  uint32_t start;  // byte offsets into the comment's text
+  uint32_t end;
+};
+
+struct Verdict {
+  const CompiledPolicy* policy = nullptr;
+  Action action = Action::allow;
+  uint32_t categories = 0;  // bit (1 << Category)
+  int score = 0;
+  std::vector<Match> matches;            // by start offset
+  std::vector<std::string_view> routes;  // views into the policy's rules, distinct
+
+  bool has(Category c) const { return categories & (1u << static_cast<unsigned>(c)); }
+};
+
+// Per-thread scan state: Hyperscan scratch and reusable buffers. Not thread-safe.
+class ScanContext {
+ public:
+  ScanContext();
+  ~ScanContext();
+  ScanContext(const ScanContext&) = delete;
+  ScanContext& operator=(const ScanContext&) = delete;
+
+  struct Hit {
+    unsigned pattern;
+    uint32_t from, to;
+  };
+
+ private:
+  friend void classify(const CompiledPolicy&, const Comment&, ScanContext&, Verdict&);
+  void ensure_scratch(const hs_database_t* db);
+
+  hs_scratch_t* scratch_ = nullptr;
+  std::vector<const hs_database_t*> prepared_;
+  text::Skeleton skeleton_;
+  std::string buffer_;
+  std::vector<Hit> hits_;
+  std::vector<Match> candidates_;
+  struct AllowSpan {
+    unsigned pattern;
+    uint32_t start, end;  // source bytes
+  };
+  std::vector<AllowSpan> allows_;
+};
+
+// Classifies `comment` under `policy`, overwriting `out`.
+void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext& context, Verdict& out);
+
+}  // namespace civicsift

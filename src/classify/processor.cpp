@@ -1,0 +1,30 @@
+#include "classify/processor.h"
+
+#include <fmt/format.h>
+
+#include "classify/verdict_writer.h"
+
+namespace civicsift {
+
+CommentProcessor::CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options)
+    : policies_(std::move(policies)), decoder_(options) {}
+
+ProcessResult CommentProcessor::process(std::string_view input, std::optional<uint64_t> line, std::string& out) {
+  auto decoded = decoder_.decode(input);
+  if (auto* err = std::get_if<DecodeError>(&decoded)) {
+    write_error(out, *err, line);
+    return {false, err->code};
+  }
+  comment_ = std::get<Comment>(decoded);
+  const CompiledPolicy* policy = policies_->find(comment_.tenant);
+  if (!policy) {
+    const DecodeError err{DecodeErrorCode::unknown_tenant, "tenant has no policy loaded", std::string(comment_.id)};
+    write_error(out, err, line);
+    return {false, err.code};
+  }
+  classify(*policy, comment_, scan_, verdict_);
+  write_verdict(out, comment_, verdict_);
+  return {true, {}};
+}
+
+}  // namespace civicsift

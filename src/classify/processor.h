@@ -1,0 +1,45 @@
+// classify: the per-comment step every front end shares (scan files, Kafka workers):
+// bytes -> decode -> tenant's policy -> one scan -> one JSON record out.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "classify/classifier.h"
+#include "decode/decoder.h"
+#include "policy/compiler.h"
+
+namespace civicsift {
+
+struct ProcessResult {
+  bool ok = false;  // false: an error record was written
+  DecodeErrorCode error{};
+};
+
+// One per thread. Holds the policy snapshot it was given until `set_policies`.
+class CommentProcessor {
+ public:
+  CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options);
+
+  void set_policies(std::shared_ptr<const PolicySet> policies) { policies_ = std::move(policies); }
+  const PolicySet& policies() const { return *policies_; }
+
+  // Appends one verdict or error record (no newline) to `out`. `input` must be
+  // readable for SIMDJSON_PADDING bytes past its end (see Decoder::decode).
+  ProcessResult process(std::string_view input, std::optional<uint64_t> line, std::string& out);
+
+  // Valid after a successful process(): what was decided, for metrics and routing.
+  const Comment& comment() const { return comment_; }
+  const Verdict& verdict() const { return verdict_; }
+
+ private:
+  std::shared_ptr<const PolicySet> policies_;
+  Decoder decoder_;
+  ScanContext scan_;
+  Comment comment_;
+  Verdict verdict_;
+};
+
+}  // namespace civicsift

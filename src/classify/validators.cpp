@@ -1,0 +1,71 @@
+#include "classify/validators.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace civicsift::validators {
+
+bool luhn(std::string_view span) {
+  int digits[32];
+  int n = 0;
+  for (char c : span) {
+    if (c >= '0' && c <= '9') {
+      if (n == 32) return false;
+      digits[n++] = c - '0';
+    }
+  }
+  if (n < 9 || n > 19) return false;
+  int sum = 0;
+  for (int i = 0; i < n; ++i) {
+    int d = digits[n - 1 - i];
+    if (i % 2 == 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 == 0;
+}
+
+bool phone(std::string_view span, const std::vector<std::string>& allowed) {
+  std::string digits;
+  for (size_t i = 0; i < span.size(); ++i) {
+    const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(span[i])));
+    if (c == 'x' || c == 'e') break;  // "x123", "ext. 123": the extension is not the number
+    if (c >= '0' && c <= '9') digits.push_back(c);
+  }
+  if (digits.size() == 11 && digits[0] == '1') digits.erase(0, 1);
+  if (std::find(allowed.begin(), allowed.end(), digits) != allowed.end()) return false;
+  if (digits.size() != 10) return false;
+  const bool area_ok = digits[0] >= '2' && !(digits[1] == '1' && digits[2] == '1');
+  const bool exchange_ok = digits[3] >= '2' && !(digits[4] == '1' && digits[5] == '1');
+  return area_ok && exchange_ok;
+}
+
+bool domain(std::string_view span, const std::vector<std::string>& allowed) {
+  // Lower-case, read " dot "/"(dot)"/"[dot]" as '.', " at "/"(at)" as '@', drop spaces.
+  std::string s;
+  for (char c : span) s.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  auto replace_all = [&s](std::string_view from, std::string_view to) {
+    for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+      s.replace(pos, from.size(), to);
+  };
+  for (std::string_view dot : {"[dot]", "(dot)", "{dot}", " dot "}) replace_all(dot, ".");
+  for (std::string_view at : {"[at]", "(at)", "{at}", " at "}) replace_all(at, "@");
+  s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }), s.end());
+  if (auto scheme = s.find("://"); scheme != std::string::npos) s.erase(0, scheme + 3);
+  if (auto at = s.rfind('@'); at != std::string::npos) s.erase(0, at + 1);
+  if (auto end = s.find_first_of("/:?#"); end != std::string::npos) s.erase(end);
+  while (!s.empty() && s.back() == '.') s.pop_back();
+  if (s.rfind("www.", 0) == 0) s.erase(0, 4);
+  if (s.empty()) return false;
+  for (const auto& d : allowed) {
+    if (s == d) return false;
+    if (s.size() > d.size() && s.compare(s.size() - d.size(), d.size(), d) == 0 &&
+        s[s.size() - d.size() - 1] == '.')
+      return false;
+  }
+  return true;
+}
+
+}  // namespace civicsift::validators

@@ -1,0 +1,21 @@
+// classify: checks on one matched span, run right after the scan (never a rescan).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace civicsift::validators {
+
+// 9 to 19 digits (separators ignored) whose Luhn checksum holds: SINs and card numbers.
+bool luhn(std::string_view span);
+
+// A dialable North American number (valid area and exchange codes, extension ignored)
+// that is not one of `allowed` (digits only, country code stripped).
+bool phone(std::string_view span, const std::vector<std::string>& allowed);
+
+// A URL, host or e-mail (also "name at host dot ca") whose domain is not `allowed`
+// nor a subdomain of an allowed one.
+bool domain(std::string_view span, const std::vector<std::string>& allowed);
+
+}  // namespace civicsift::validators

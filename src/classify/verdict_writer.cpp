@@ -1,0 +1,136 @@
+#include "classify/verdict_writer.h"
+
+#include <fmt/format.h>
+
+namespace civicsift {
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0.
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t min;
+  if (b0 >= 0xC2 && b0 <= 0xDF) n = 2, min = 0x80;
+  else if (b0 >= 0xE0 && b0 <= 0xEF) n = 3, min = 0x800;
+  else if (b0 >= 0xF0 && b0 <= 0xF4) n = 4, min = 0x10000;
+  else return 0;
+  if (i + n > s.size()) return 0;
+  uint32_t cp = b0 & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      size_t j = i + 1;  // copy runs of plain ASCII at once
+      while (j < s.size()) {
+        const auto d = static_cast<unsigned char>(s[j]);
+        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
+        ++j;
+      }
+      out.append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0xF]);
+      }
+      ++i;
+      continue;
+    }
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else if (n == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+               (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+      out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
+      i += 3;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+  out.push_back('"');
+}
+
+void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict) {
+  out += "{\"id\":";
+  append_json_string(out, comment.id);
+  out += ",\"tenant\":";
+  append_json_string(out, comment.tenant);
+  out += ",\"action\":\"";
+  out += to_string(verdict.action);
+  out += "\",\"categories\":[";
+  bool first = true;
+  for (size_t c = 0; c < kCategoryCount; ++c) {
+    if (!(verdict.categories & (1u << c))) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    out += to_string(static_cast<Category>(c));
+    out.push_back('"');
+  }
+  out += "],\"matches\":[";
+  first = true;
+  for (const Match& m : verdict.matches) {
+    const RuleSpec& r = verdict.policy->rule(m.rule);
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"rule\":";
+    append_json_string(out, r.id);
+    out += ",\"category\":\"";
+    out += to_string(r.category);
+    out += "\",\"clause\":";
+    append_json_string(out, r.clause);
+    fmt::format_to(std::back_inserter(out), ",\"start\":{},\"end\":{}}}", m.start, m.end);
+  }
+  out += "],\"routes\":[";
+  first = true;
+  for (const auto& route : verdict.routes) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, route);
+  }
+  out += "],\"policy\":";
+  append_json_string(out, verdict.policy->label());
+  out.push_back('}');
+}
+
+void write_error(std::string& out, const DecodeError& error, std::optional<uint64_t> line) {
+  out.push_back('{');
+  if (line) fmt::format_to(std::back_inserter(out), "\"line\":{},", *line);
+  if (!error.id.empty()) {
+    out += "\"id\":";
+    append_json_string(out, error.id);
+    out.push_back(',');
+  }
+  out += "\"error\":{\"code\":\"";
+  out += to_string(error.code);
+  out += "\",\"message\":";
+  append_json_string(out, error.message);
+  out += "}}";
+}
+
+}  // namespace civicsift

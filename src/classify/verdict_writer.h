@@ -1,0 +1,25 @@
+// classify: Verdict -> one line of JSON. The matched text is never echoed (it
+// may be personal information): spans are byte offsets into the comment's text.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "classify/classifier.h"
+#include "decode/decoder.h"
+
+namespace civicsift {
+
+// Appends {"id","tenant","action","categories","matches","routes","policy"} (no newline).
+void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict);
+
+// Appends {"line"?,"id"?,"error":{"code","message"}} (no newline).
+void write_error(std::string& out, const DecodeError& error, std::optional<uint64_t> line);
+
+// Appends `s` as a JSON string literal. Control characters, quotes, backslashes and
+// U+2028/U+2029 are escaped; bytes that are not UTF-8 become U+FFFD.
+void append_json_string(std::string& out, std::string_view s);
+
+}  // namespace civicsift

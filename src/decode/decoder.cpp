@@ -1,0 +1,248 @@
+#include "decode/decoder.h"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+namespace civicsift {
+
+namespace od = simdjson::ondemand;
+
+std::string_view to_string(DecodeErrorCode code) {
+  switch (code) {
+    case DecodeErrorCode::empty_line: return "empty_line";
+    case DecodeErrorCode::line_too_long: return "line_too_long";
+    case DecodeErrorCode::not_json: return "not_json";
+    case DecodeErrorCode::not_object: return "not_object";
+    case DecodeErrorCode::too_deep: return "too_deep";
+    case DecodeErrorCode::trailing_garbage: return "trailing_garbage";
+    case DecodeErrorCode::invalid_utf8: return "invalid_utf8";
+    case DecodeErrorCode::missing_id: return "missing_id";
+    case DecodeErrorCode::empty_id: return "empty_id";
+    case DecodeErrorCode::id_not_string: return "id_not_string";
+    case DecodeErrorCode::missing_tenant: return "missing_tenant";
+    case DecodeErrorCode::tenant_not_string: return "tenant_not_string";
+    case DecodeErrorCode::missing_text: return "missing_text";
+    case DecodeErrorCode::text_not_string: return "text_not_string";
+    case DecodeErrorCode::invalid_field: return "invalid_field";
+    case DecodeErrorCode::unknown_tenant: return "unknown_tenant";
+  }
+  return "unknown";
+}
+
+struct Decoder::Impl {
+  od::parser parser;
+  simdjson::dom::parser validator;  // names the cause when the fast path fails
+  std::string copy;  // padded copy for decode_copy()
+};
+
+Decoder::Decoder(DecoderOptions options)
+    : options_(options), impl_(std::make_unique<Impl>()) {}
+Decoder::~Decoder() = default;
+Decoder::Decoder(Decoder&&) noexcept = default;
+Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+
+namespace {
+
+DecodeError error(DecodeErrorCode code, std::string message, std::string_view id = {}) {
+  return DecodeError{code, std::move(message), std::string(id)};
+}
+
+DecodeError from_simdjson(simdjson::error_code e, std::string_view id = {}) {
+  switch (e) {
+    case simdjson::UTF8_ERROR:
+      return error(DecodeErrorCode::invalid_utf8, "input is not valid UTF-8", id);
+    case simdjson::DEPTH_ERROR:
+      return error(DecodeErrorCode::too_deep, "JSON nesting is too deep", id);
+    case simdjson::TRAILING_CONTENT:
+      return error(DecodeErrorCode::trailing_garbage, "unexpected content after the JSON value", id);
+    case simdjson::STRING_ERROR:
+      return error(DecodeErrorCode::not_json, "invalid string escape (e.g. a lone surrogate)", id);
+    default:
+      return error(DecodeErrorCode::not_json,
+                   fmt::format("input is not valid JSON ({})", simdjson::error_message(e)), id);
+  }
+}
+
+// Walks a value we do not use, so malformed JSON in ignored fields is still caught
+// and nesting stays bounded.
+simdjson::error_code skip_value(od::value value, size_t depth, size_t max_depth) {
+  if (depth > max_depth) return simdjson::DEPTH_ERROR;
+  od::json_type type;
+  if (auto e = value.type().get(type)) return e;
+  switch (type) {
+    case od::json_type::object: {
+      od::object obj;
+      if (auto e = value.get_object().get(obj)) return e;
+      for (auto field : obj) {
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        if (auto e = skip_value(field.value(), depth + 1, max_depth)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::array: {
+      od::array arr;
+      if (auto e = value.get_array().get(arr)) return e;
+      for (auto element : arr) {
+        od::value v;
+        if (auto e = element.get(v)) return e;
+        if (auto e = skip_value(v, depth + 1, max_depth)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return value.get_string().get(s);
+    }
+    case od::json_type::number: {
+      od::number n;
+      return value.get_number().get(n);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return value.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      if (auto e = value.is_null().get(is_null)) return e;
+      return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    }
+  }
+  return simdjson::TAPE_ERROR;
+}
+
+// Where the first object or array in `input` closes, when more than white space
+// follows it; npos otherwise. One linear pass that respects strings.
+size_t first_value_end(std::string_view input) {
+  size_t i = input.find_first_not_of(" \t\r\n");
+  if (i == std::string_view::npos || (input[i] != '{' && input[i] != '[')) return std::string_view::npos;
+  size_t depth = 0;
+  bool in_string = false;
+  for (; i < input.size(); ++i) {
+    const char c = input[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      const size_t end = i + 1;
+      return input.find_first_not_of(" \t\r\n", end) == std::string_view::npos ? std::string_view::npos : end;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// The On Demand parser reports the first thing it trips on, which may be a symptom
+// ("not an object" for `nul`); a full parse of the (rare) failing input names the cause.
+DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, simdjson::error_code seen,
+                     std::string_view id) {
+  if (seen == simdjson::DEPTH_ERROR) return from_simdjson(seen, id);
+  simdjson::dom::element root;
+  const auto e = validator.parse(input.data(), input.size(), false).get(root);
+  if (e == simdjson::SUCCESS) {
+    if (!root.is_object()) return error(DecodeErrorCode::not_object, "input is JSON but not an object", id);
+    return from_simdjson(seen, id);
+  }
+  if (const size_t end = first_value_end(input); end != std::string_view::npos) {
+    std::string prefix(input.substr(0, end));
+    prefix.append(simdjson::SIMDJSON_PADDING, ' ');
+    if (validator.parse(prefix.data(), end, false).error() == simdjson::SUCCESS)
+      return from_simdjson(simdjson::TRAILING_CONTENT, id);
+  }
+  return from_simdjson(e, id);
+}
+
+}  // namespace
+
+std::variant<Comment, DecodeError> Decoder::decode_copy(std::string_view input) {
+  impl_->copy.assign(input);
+  impl_->copy.append(simdjson::SIMDJSON_PADDING, ' ');
+  return decode(std::string_view(impl_->copy.data(), input.size()));
+}
+
+std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
+  if (input.size() > options_.max_bytes)
+    return error(DecodeErrorCode::line_too_long,
+                 fmt::format("input is {} bytes, over the limit of {}", input.size(), options_.max_bytes));
+  if (!input.empty() && input.back() == '\r') input.remove_suffix(1);
+  if (input.size() >= 3 && input.substr(0, 3) == "\xEF\xBB\xBF") input.remove_prefix(3);
+  if (input.find_first_not_of(" \t\r") == std::string_view::npos)
+    return error(DecodeErrorCode::empty_line, "empty input");
+
+  od::document doc;
+  if (auto e = impl_->parser.iterate(input.data(), input.size(), input.size() + simdjson::SIMDJSON_PADDING)
+                   .get(doc))
+    return diagnose(impl_->validator, input, e, {});
+  od::json_type root_type;
+  if (auto e = doc.type().get(root_type)) return diagnose(impl_->validator, input, e, {});
+  od::object obj;
+  if (root_type != od::json_type::object) return diagnose(impl_->validator, input, simdjson::INCORRECT_TYPE, {});
+  if (auto e = doc.get_object().get(obj)) return diagnose(impl_->validator, input, e, {});
+
+  Comment c;
+  bool has_id = false, has_tenant = false, has_text = false;
+  std::string_view direction;
+  auto string_field = [&](od::value v, std::string_view& out, bool& present, DecodeErrorCode not_string,
+                          std::string_view name) -> std::variant<std::monostate, DecodeError> {
+    od::json_type t;
+    if (auto e = v.type().get(t)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+    if (t != od::json_type::string)
+      return error(not_string, fmt::format("field \"{}\" must be a string", name), has_id ? c.id : "");
+    if (auto e = v.get_string().get(out)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+    present = true;
+    return std::monostate{};
+  };
+
+  for (auto field : obj) {
+    std::string_view key;
+    if (auto e = field.unescaped_key().get(key)) return diagnose(impl_->validator, input, e, {});
+    od::value v;
+    if (auto e = field.value().get(v)) return diagnose(impl_->validator, input, e, {});
+    std::variant<std::monostate, DecodeError> r;
+    bool unused = false;
+    if (key == "id") {
+      r = string_field(v, c.id, has_id, DecodeErrorCode::id_not_string, key);
+    } else if (key == "tenant") {
+      r = string_field(v, c.tenant, has_tenant, DecodeErrorCode::tenant_not_string, key);
+    } else if (key == "text") {
+      r = string_field(v, c.text, has_text, DecodeErrorCode::text_not_string, key);
+    } else if (key == "author") {
+      r = string_field(v, c.author, unused, DecodeErrorCode::invalid_field, key);
+    } else if (key == "thread") {
+      r = string_field(v, c.thread, unused, DecodeErrorCode::invalid_field, key);
+    } else if (key == "channel") {
+      r = string_field(v, c.channel, unused, DecodeErrorCode::invalid_field, key);
+    } else if (key == "ts") {
+      r = string_field(v, c.ts, unused, DecodeErrorCode::invalid_field, key);
+    } else if (key == "direction") {
+      r = string_field(v, direction, unused, DecodeErrorCode::invalid_field, key);
+    } else if (auto e = skip_value(v, 2, options_.max_depth)) {
+      return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+    }
+    if (auto* err = std::get_if<DecodeError>(&r)) return std::move(*err);
+  }
+  // Anything left after the object is garbage ("{...} trailing", "{...}{...}").
+  if (const char* where = nullptr; doc.current_location().get(where) == simdjson::SUCCESS)
+    return error(DecodeErrorCode::trailing_garbage, "unexpected content after the JSON object",
+                 has_id ? c.id : "");
+
+  if (!has_id) return error(DecodeErrorCode::missing_id, "field \"id\" is required");
+  if (c.id.empty()) return error(DecodeErrorCode::empty_id, "field \"id\" must not be empty");
+  if (!has_tenant) {
+    if (options_.default_tenant.empty())
+      return error(DecodeErrorCode::missing_tenant, "field \"tenant\" is required (or pass --tenant)", c.id);
+    c.tenant = options_.default_tenant;
+  }
+  if (!has_text) return error(DecodeErrorCode::missing_text, "field \"text\" is required", c.id);
+  if (direction == "outbound") {
+    c.direction = Direction::outbound;
+  } else if (!direction.empty() && direction != "inbound") {
+    return error(DecodeErrorCode::invalid_field, "field \"direction\" must be \"inbound\" or \"outbound\"", c.id);
+  }
+  return c;
+}
+
+}  // namespace civicsift

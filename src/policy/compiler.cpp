@@ -1,0 +1,272 @@
+#include "policy/compiler.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "policy/loader.h"
+#include "text/skeleton.h"
+
+namespace civicsift {
+namespace fs = std::filesystem;
+
+CompiledPolicy::CompiledPolicy(PolicySpec spec, std::unique_ptr<hs_database_t, HsDatabaseDeleter> db,
+                               std::vector<PatternMeta> patterns, bool from_cache, double compile_seconds)
+    : spec_(std::move(spec)),
+      label_(spec_.tenant + "@" + spec_.version),
+      db_(std::move(db)),
+      patterns_(std::move(patterns)),
+      from_cache_(from_cache),
+      compile_seconds_(compile_seconds) {}
+
+size_t CompiledPolicy::database_bytes() const {
+  size_t size = 0;
+  hs_database_size(db_.get(), &size);
+  return size;
+}
+
+PolicySet::PolicySet(std::vector<std::shared_ptr<const CompiledPolicy>> policies) : policies_(std::move(policies)) {
+  for (const auto& p : policies_) by_tenant_.emplace(p->tenant(), p.get());
+}
+
+const CompiledPolicy* PolicySet::find(std::string_view tenant) const {
+  auto it = by_tenant_.find(tenant);
+  return it == by_tenant_.end() ? nullptr : it->second;
+}
+
+fs::path default_cache_dir() {
+  if (const char* d = std::getenv("CIVICSIFT_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return fs::path(d) / "civicsift";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "civicsift";
+  return {};
+}
+
+namespace {
+
+// The pattern table under construction, with the source of each pattern for errors.
+struct PatternTable {
+  std::vector<std::string> expressions;
+  std::vector<unsigned> flags;
+  std::vector<PatternMeta> meta;
+  std::vector<std::pair<int, std::string>> origin;  // rule index (-1: lexicon), source text
+  std::map<std::pair<std::string, std::vector<uint16_t>>, unsigned> literal_ids;
+
+  void add_literal(PatternKind kind, const std::string& literal, std::vector<uint16_t> profile, uint16_t rule,
+                   const std::string& source) {
+    auto key = std::make_pair(literal, kind == PatternKind::allow ? std::vector<uint16_t>{} : profile);
+    if (kind == PatternKind::allow) key.first.insert(0, "\x01");  // allow and term never share an id
+    auto [it, inserted] = literal_ids.emplace(key, static_cast<unsigned>(meta.size()));
+    if (!inserted) {
+      auto& rules = meta[it->second].rules;
+      if (rules.empty() || rules.back() != rule) rules.push_back(rule);
+      return;
+    }
+    std::string expr;
+    for (unsigned char c : literal) {
+      if (std::isalnum(c)) expr.push_back(static_cast<char>(c));
+      else expr += fmt::format("\\x{:02x}", c);
+    }
+    PatternMeta m;
+    m.view = View::skeleton;
+    m.kind = kind;
+    m.length = static_cast<uint32_t>(literal.size());
+    if (kind == PatternKind::term) m.run_profile = std::move(profile);
+    m.rules = {rule};
+    expressions.push_back(std::move(expr));
+    flags.push_back(0);
+    meta.push_back(std::move(m));
+    origin.emplace_back(rule, source);
+  }
+};
+
+bool is_ascii_word(std::string_view s) {
+  for (unsigned char c : s)
+    if (!(c >= 'a' && c <= 'z')) return false;
+  return true;
+}
+
+// " term " and its grawlix-masked spellings: one interior block of letters replaced by
+// the mask ("f*ck", "fu*k", "f*k"), first and last letters kept, at least two letters kept.
+void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
+  std::vector<uint16_t> runs;
+  const std::string skel = text::term_skeleton(term, &runs);
+  if (skel.empty()) throw PolicyError{file, r.id, fmt::format("term \"{}\" has no letters or digits", term)};
+  auto framed = [](std::string_view body) { return " " + std::string(body) + " "; };
+  auto framed_profile = [](std::vector<uint16_t> p) {
+    p.insert(p.begin(), 0);
+    p.push_back(0);
+    return p;
+  };
+  t.add_literal(PatternKind::term, framed(skel), framed_profile(runs), rule, term);
+  const size_t n = skel.size();
+  if (n < 3 || n > 12 || !is_ascii_word(skel)) return;
+  for (size_t i = 1; i + 1 < n; ++i) {
+    for (size_t j = i; j + 1 < n; ++j) {  // mask covers [i, j]
+      if (n - (j - i + 1) < 2) continue;
+      std::string masked = skel.substr(0, i) + text::kMask + skel.substr(j + 1);
+      std::vector<uint16_t> profile(runs.begin(), runs.begin() + static_cast<long>(i));
+      profile.push_back(0);
+      profile.insert(profile.end(), runs.begin() + static_cast<long>(j + 1), runs.end());
+      t.add_literal(PatternKind::term, framed(masked), framed_profile(std::move(profile)), rule, term);
+    }
+  }
+}
+
+void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const fs::path& file,
+               const RuleSpec& r) {
+  const std::string skel = text::term_skeleton(phrase);
+  if (skel.empty()) throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\" has no letters or digits", phrase)};
+  t.add_literal(PatternKind::allow, " " + skel + " ", {}, rule, phrase);
+}
+
+void add_regex(PatternTable& t, std::string regex, uint16_t rule) {
+  const std::string source = regex;
+  PatternMeta m;
+  m.view = View::raw;
+  m.kind = PatternKind::regex;
+  m.rules = {rule};
+  if (!regex.empty() && regex.front() == '^') {
+    m.anchor_start = true;
+    regex.erase(0, 1);
+  }
+  if (regex.size() >= 2 && regex.back() == '$' && regex[regex.size() - 2] != '\\') {
+    m.anchor_end = true;
+    regex.pop_back();
+  }
+  t.expressions.push_back(std::move(regex));
+  t.flags.push_back(HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST);
+  t.meta.push_back(std::move(m));
+  t.origin.emplace_back(rule, source);
+}
+
+const Lexicon* find_lexicon(const PolicySpec& spec, const std::string& name) {
+  for (const auto& l : spec.lexicons)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+PatternTable build_table(const PolicySpec& spec) {
+  PatternTable t;
+  for (size_t i = 0; i < spec.rules.size(); ++i) {
+    const auto& r = spec.rules[i];
+    const auto rule = static_cast<uint16_t>(i);
+    for (const auto& term : r.terms) add_term(t, term, rule, spec.file, r);
+    for (const auto& allow : r.allow) add_allow(t, allow, rule, spec.file, r);
+    for (const auto& name : r.lexicons) {
+      const Lexicon* lex = find_lexicon(spec, name);
+      for (const auto& term : lex->terms) add_term(t, term, rule, lex->file, r);
+      for (const auto& allow : lex->allow) add_allow(t, allow, rule, lex->file, r);
+    }
+    for (const auto& regex : r.regexes) add_regex(t, regex, rule);
+  }
+  return t;
+}
+
+uint64_t table_key(const PatternTable& t) {
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  const std::string header = fmt::format("civicsift-db-1 {}", hs_version());
+  XXH3_64bits_update(state, header.data(), header.size());
+  for (size_t i = 0; i < t.expressions.size(); ++i) {
+    const std::string entry = fmt::format("{}:{}\n", t.flags[i], t.expressions[i]);
+    XXH3_64bits_update(state, entry.data(), entry.size());
+  }
+  const uint64_t key = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return key;
+}
+
+hs_database_t* read_cache(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return nullptr;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  hs_database_t* db = nullptr;
+  if (hs_deserialize_database(bytes.data(), bytes.size(), &db) != HS_SUCCESS) return nullptr;
+  return db;
+}
+
+void write_cache(const fs::path& file, const hs_database_t* db) {
+  char* bytes = nullptr;
+  size_t length = 0;
+  if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  const fs::path tmp = file.string() + fmt::format(".tmp{}", static_cast<long>(getpid()));
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(bytes, static_cast<std::streamsize>(length));
+    if (!out) {
+      std::free(bytes);
+      fs::remove(tmp, ec);
+      return;  // the cache is an optimisation; failing to write it is not an error
+    }
+  }
+  std::free(bytes);
+  fs::rename(tmp, file, ec);
+  if (ec) fs::remove(tmp, ec);
+}
+
+}  // namespace
+
+std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
+                                                                                  const CompileOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  PatternTable table;
+  try {
+    table = build_table(spec);
+  } catch (const PolicyError& e) {
+    return e;
+  }
+  const uint64_t key = table_key(table);
+  const fs::path cache_file =
+      options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.hsdb", key);
+
+  hs_database_t* db = cache_file.empty() ? nullptr : read_cache(cache_file);
+  const bool from_cache = db != nullptr;
+  if (!db) {
+    std::vector<const char*> exprs;
+    std::vector<unsigned> ids;
+    for (size_t i = 0; i < table.expressions.size(); ++i) {
+      exprs.push_back(table.expressions[i].c_str());
+      ids.push_back(static_cast<unsigned>(i));
+    }
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile_multi(exprs.data(), table.flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                         HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
+      PolicyError e{spec.file, "", err ? err->message : "Hyperscan compile failed"};
+      if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < table.origin.size()) {
+        const auto& [rule, source] = table.origin[static_cast<size_t>(err->expression)];
+        e.rule = spec.rules[static_cast<size_t>(rule)].id;
+        e.message = fmt::format("pattern '{}': {}", source, err->message);
+      }
+      hs_free_compile_error(err);
+      return e;
+    }
+    if (!cache_file.empty()) write_cache(cache_file, db);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return std::make_shared<const CompiledPolicy>(std::move(spec),
+                                                std::unique_ptr<hs_database_t, HsDatabaseDeleter>(db),
+                                                std::move(table.meta), from_cache, seconds);
+}
+
+std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const fs::path& dir,
+                                                                              const CompileOptions& options) {
+  auto specs = load_policy_dir(dir);
+  if (auto* e = std::get_if<PolicyError>(&specs)) return *e;
+  std::vector<std::shared_ptr<const CompiledPolicy>> compiled;
+  for (auto& spec : std::get<std::vector<PolicySpec>>(specs)) {
+    auto c = compile_policy(std::move(spec), options);
+    if (auto* e = std::get_if<PolicyError>(&c)) return *e;
+    compiled.push_back(std::get<std::shared_ptr<const CompiledPolicy>>(std::move(c)));
+  }
+  return std::make_shared<const PolicySet>(std::move(compiled));
+}
+
+}  // namespace civicsift

@@ -1,0 +1,87 @@
+// policy: PolicySpec -> one Hyperscan database per tenant, cached on disk.
+#pragma once
+
+#include <hs/hs.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "policy/policy.h"
+
+namespace civicsift {
+
+// Where a pattern matches: the comment's raw bytes or its skeleton (text/skeleton.h).
+enum class View : uint8_t { raw, skeleton };
+enum class PatternKind : uint8_t { term, allow, regex };
+
+struct PatternMeta {
+  View view = View::raw;
+  PatternKind kind = PatternKind::regex;
+  uint32_t length = 0;                // skeleton literals: bytes, framing spaces included
+  std::vector<uint16_t> run_profile;  // skeleton literals: least run length per byte
+  std::vector<uint16_t> rules;        // rules this pattern fires (term, regex) or protects (allow)
+  bool anchor_start = false;          // regex began with '^': match must start the comment
+  bool anchor_end = false;            // regex ended with '$': match must end the comment
+};
+
+struct HsDatabaseDeleter {
+  void operator()(hs_database_t* db) const { hs_free_database(db); }
+};
+
+class CompiledPolicy {
+ public:
+  CompiledPolicy(PolicySpec spec, std::unique_ptr<hs_database_t, HsDatabaseDeleter> db,
+                 std::vector<PatternMeta> patterns, bool from_cache, double compile_seconds);
+
+  const PolicySpec& spec() const { return spec_; }
+  const std::string& tenant() const { return spec_.tenant; }
+  const std::string& label() const { return label_; }  // "tenant@version"
+  const hs_database_t* database() const { return db_.get(); }
+  const PatternMeta& pattern(unsigned id) const { return patterns_[id]; }
+  size_t pattern_count() const { return patterns_.size(); }
+  const RuleSpec& rule(uint16_t index) const { return spec_.rules[index]; }
+  size_t database_bytes() const;
+  bool from_cache() const { return from_cache_; }
+  double compile_seconds() const { return compile_seconds_; }
+
+ private:
+  PolicySpec spec_;
+  std::string label_;
+  std::unique_ptr<hs_database_t, HsDatabaseDeleter> db_;
+  std::vector<PatternMeta> patterns_;
+  bool from_cache_;
+  double compile_seconds_;
+};
+
+struct CompileOptions {
+  std::filesystem::path cache_dir;  // empty: always compile, never write
+};
+
+std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
+                                                                                  const CompileOptions& options);
+
+// All tenants' compiled policies: an immutable snapshot, swapped whole on reload.
+class PolicySet {
+ public:
+  explicit PolicySet(std::vector<std::shared_ptr<const CompiledPolicy>> policies);
+  const CompiledPolicy* find(std::string_view tenant) const;
+  const std::vector<std::shared_ptr<const CompiledPolicy>>& policies() const { return policies_; }
+
+ private:
+  std::vector<std::shared_ptr<const CompiledPolicy>> policies_;
+  std::map<std::string, const CompiledPolicy*, std::less<>> by_tenant_;
+};
+
+// Loads and compiles every tenant in `dir`.
+std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const std::filesystem::path& dir,
+                                                                              const CompileOptions& options);
+
+// The default cache folder: $CIVICSIFT_CACHE_DIR, else $XDG_CACHE_HOME/civicsift, else ~/.cache/civicsift.
+std::filesystem::path default_cache_dir();
+
+}  // namespace civicsift

@@ -1,0 +1,241 @@
+#include "policy/loader.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace civicsift {
+namespace fs = std::filesystem;
+namespace {
+
+struct LoadFailure {
+  PolicyError error;
+};
+
+[[noreturn]] void fail(const fs::path& file, std::string rule, std::string message) {
+  throw LoadFailure{PolicyError{file, std::move(rule), std::move(message)}};
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(file, "", "cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string at_line(const YAML::Node& n) { return fmt::format("line {}", n.Mark().line + 1); }
+
+std::vector<std::string> string_list(const YAML::Node& n, const fs::path& file, const std::string& rule,
+                                     std::string_view key) {
+  std::vector<std::string> out;
+  if (!n) return out;
+  if (n.IsScalar()) return {n.as<std::string>()};
+  if (!n.IsSequence()) fail(file, rule, fmt::format("{}: \"{}\" must be a list of strings", at_line(n), key));
+  for (const auto& item : n) {
+    if (!item.IsScalar())
+      fail(file, rule, fmt::format("{}: \"{}\" must be a list of strings", at_line(item), key));
+    out.push_back(item.as<std::string>());
+  }
+  return out;
+}
+
+std::string required_string(const YAML::Node& map, std::string_view key, const fs::path& file,
+                            const std::string& rule) {
+  const YAML::Node n = map[std::string(key)];
+  if (!n || !n.IsScalar() || n.as<std::string>().empty())
+    fail(file, rule, fmt::format("{}: \"{}\" is required", at_line(map), key));
+  return n.as<std::string>();
+}
+
+void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> known, const fs::path& file,
+                const std::string& rule) {
+  for (const auto& kv : map) {
+    const auto key = kv.first.as<std::string>();
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      fail(file, rule, fmt::format("{}: unknown key \"{}\"", at_line(kv.first), key));
+  }
+}
+
+Lexicon load_lexicon(const fs::path& dir, const std::string& name, std::string& content_for_hash) {
+  const fs::path file = dir / "lexicons" / (name + ".yaml");
+  if (!fs::exists(file)) fail(file, "", fmt::format("lexicon \"{}\" not found", name));
+  const std::string text = read_file(file);
+  content_for_hash += text;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail(file, "", fmt::format("invalid YAML: {}", e.what()));
+  }
+  if (!root.IsMap()) fail(file, "", "a lexicon must be a mapping with \"lexicon\" and \"terms\"");
+  check_keys(root, {"lexicon", "description", "terms", "allow"}, file, "");
+  Lexicon lex{required_string(root, "lexicon", file, ""), file, string_list(root["terms"], file, "", "terms"),
+              string_list(root["allow"], file, "", "allow")};
+  if (lex.name != name) fail(file, "", fmt::format("declares lexicon \"{}\", expected \"{}\"", lex.name, name));
+  if (lex.terms.empty()) fail(file, "", "has no terms");
+  return lex;
+}
+
+std::string digits_of(std::string_view s) {
+  std::string d;
+  for (char c : s)
+    if (c >= '0' && c <= '9') d.push_back(c);
+  if (d.size() == 11 && d[0] == '1') d.erase(0, 1);  // +1 country code
+  return d;
+}
+
+RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std::string>& lexicon_names) {
+  if (!n.IsMap()) fail(file, "", fmt::format("{}: each rule must be a mapping", at_line(n)));
+  RuleSpec r;
+  r.line = n.Mark().line + 1;
+  r.id = required_string(n, "id", file, "");
+  check_keys(n,
+             {"id", "category", "clause", "action", "score", "direction", "routes", "terms", "lexicon_terms",
+              "regex", "validate", "allow", "examples", "description"},
+             file, r.id);
+  const auto category = required_string(n, "category", file, r.id);
+  if (auto c = parse_category(category)) r.category = *c;
+  else fail(file, r.id, fmt::format("unknown category \"{}\"", category));
+  r.clause = required_string(n, "clause", file, r.id);
+  const auto action = required_string(n, "action", file, r.id);
+  if (auto a = parse_action(action)) r.action = *a;
+  else fail(file, r.id, fmt::format("unknown action \"{}\" (allow, review, remove, escalate)", action));
+  r.score = default_score(r.action);
+  if (n["score"]) {
+    try {
+      r.score = n["score"].as<int>();
+    } catch (const YAML::Exception&) {
+      fail(file, r.id, "\"score\" must be an integer");
+    }
+  }
+  if (n["direction"]) {
+    const auto d = n["direction"].as<std::string>();
+    if (d == "any") r.direction = DirectionScope::any;
+    else if (d == "inbound") r.direction = DirectionScope::inbound;
+    else if (d == "outbound") r.direction = DirectionScope::outbound;
+    else fail(file, r.id, fmt::format("unknown direction \"{}\" (any, inbound, outbound)", d));
+  }
+  r.routes = string_list(n["routes"], file, r.id, "routes");
+  r.terms = string_list(n["terms"], file, r.id, "terms");
+  r.lexicons = string_list(n["lexicon_terms"], file, r.id, "lexicon_terms");
+  for (const auto& lex : r.lexicons)
+    if (!lexicon_names.count(lex))
+      fail(file, r.id, fmt::format("uses lexicon \"{}\" that the policy does not list in \"lexicons\"", lex));
+  r.regexes = string_list(n["regex"], file, r.id, "regex");
+  if (n["validate"]) {
+    const auto v = n["validate"].as<std::string>();
+    if (auto val = parse_validator(v)) r.validator = *val;
+    else fail(file, r.id, fmt::format("unknown validator \"{}\" (luhn, phone, domain)", v));
+    if (r.regexes.empty()) fail(file, r.id, "\"validate\" applies to \"regex\" patterns, and there are none");
+  }
+  r.allow = string_list(n["allow"], file, r.id, "allow");
+  if (r.terms.empty() && r.lexicons.empty() && r.regexes.empty())
+    fail(file, r.id, "has no patterns (terms, lexicon_terms or regex)");
+  if (const auto ex = n["examples"]) {
+    if (!ex.IsMap()) fail(file, r.id, "\"examples\" must have \"match\" and \"no_match\" lists");
+    check_keys(ex, {"match", "no_match"}, file, r.id);
+    r.examples_match = string_list(ex["match"], file, r.id, "examples.match");
+    r.examples_no_match = string_list(ex["no_match"], file, r.id, "examples.no_match");
+  }
+  return r;
+}
+
+PolicySpec load(const fs::path& file) {
+  std::string content = read_file(file);
+  YAML::Node root;
+  try {
+    root = YAML::Load(content);
+  } catch (const YAML::Exception& e) {
+    fail(file, "", fmt::format("invalid YAML: {}", e.what()));
+  }
+  if (!root.IsMap()) fail(file, "", "a policy must be a mapping with \"tenant\" and \"rules\"");
+  check_keys(root, {"tenant", "name", "source", "lexicons", "thresholds", "allow", "rules"}, file, "");
+  PolicySpec p;
+  p.file = file;
+  p.tenant = required_string(root, "tenant", file, "");
+  p.name = root["name"] ? root["name"].as<std::string>() : p.tenant;
+  p.source = root["source"] ? root["source"].as<std::string>() : "";
+
+  std::string hashed = content;
+  std::set<std::string> lexicon_names;
+  for (const auto& name : string_list(root["lexicons"], file, "", "lexicons")) {
+    p.lexicons.push_back(load_lexicon(file.parent_path(), name, hashed));
+    lexicon_names.insert(name);
+  }
+  if (const auto t = root["thresholds"]) {
+    check_keys(t, {"review", "remove", "escalate"}, file, "");
+    try {
+      p.thresholds.review = t["review"] ? t["review"].as<int>() : 0;
+      p.thresholds.remove = t["remove"] ? t["remove"].as<int>() : 0;
+      p.thresholds.escalate = t["escalate"] ? t["escalate"].as<int>() : 0;
+    } catch (const YAML::Exception&) {
+      fail(file, "", "thresholds must be integers");
+    }
+  }
+  if (const auto a = root["allow"]) {
+    check_keys(a, {"phones", "domains"}, file, "");
+    for (const auto& phone : string_list(a["phones"], file, "", "allow.phones")) {
+      auto d = digits_of(phone);
+      if (d.empty()) fail(file, "", fmt::format("allow.phones entry \"{}\" has no digits", phone));
+      p.allow_phones.push_back(std::move(d));
+    }
+    for (auto domain : string_list(a["domains"], file, "", "allow.domains")) {
+      std::transform(domain.begin(), domain.end(), domain.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      p.allow_domains.push_back(std::move(domain));
+    }
+  }
+  const auto rules = root["rules"];
+  if (!rules || !rules.IsSequence() || rules.size() == 0) fail(file, "", "\"rules\" must be a non-empty list");
+  std::set<std::string> ids;
+  for (const auto& n : rules) {
+    auto r = load_rule(n, file, lexicon_names);
+    if (!ids.insert(r.id).second) fail(file, r.id, "duplicate rule id");
+    p.rules.push_back(std::move(r));
+  }
+  if (p.rules.size() > UINT16_MAX) fail(file, "", "too many rules");
+  p.version = fmt::format("{:012x}", XXH3_64bits(hashed.data(), hashed.size()) >> 16);
+  return p;
+}
+
+}  // namespace
+
+std::variant<PolicySpec, PolicyError> load_policy(const fs::path& file) {
+  try {
+    return load(file);
+  } catch (const LoadFailure& f) {
+    return f.error;
+  } catch (const YAML::Exception& e) {
+    return PolicyError{file, "", fmt::format("invalid policy: {}", e.what())};
+  }
+}
+
+std::variant<std::vector<PolicySpec>, PolicyError> load_policy_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return PolicyError{dir, "", "is not a directory"};
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") files.push_back(entry.path());
+  if (ec) return PolicyError{dir, "", ec.message()};
+  std::sort(files.begin(), files.end());
+  if (files.empty()) return PolicyError{dir, "", "contains no policy files (*.yaml)"};
+  std::vector<PolicySpec> out;
+  std::set<std::string> tenants;
+  for (const auto& f : files) {
+    auto r = load_policy(f);
+    if (auto* e = std::get_if<PolicyError>(&r)) return *e;
+    auto& spec = std::get<PolicySpec>(r);
+    if (!tenants.insert(spec.tenant).second)
+      return PolicyError{f, "", fmt::format("tenant \"{}\" is defined twice", spec.tenant)};
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+}  // namespace civicsift

@@ -1,0 +1,42 @@
+// The skeleton: a normalised view of a comment that obfuscation cannot hide from.
+//
+// Lower-cased; accents, full-width forms and look-alike letters folded to ASCII;
+// zero-width characters dropped; leetspeak inside words mapped (sh1t, $hit, a55);
+// letters spaced or dotted one by one joined (f.u.c.k); grawlix masks kept as '*';
+// runs of one letter collapsed to a single byte whose run length is remembered, so
+// "fuuuck" reads "fuck" while "as" still differs from "ass". Words are separated by
+// one space and the skeleton starts and ends with a space, so a whole-word term is
+// the plain literal " term ".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace civicsift::text {
+
+inline constexpr char kMask = '*';
+
+struct Skeleton {
+  std::string bytes;                   // " word word ... "
+  std::vector<uint32_t> source_begin;  // per skeleton byte: first source byte it came from
+  std::vector<uint32_t> source_end;    // per skeleton byte: one past the last source byte
+  std::vector<uint16_t> run_length;    // per skeleton byte: how many source letters it stands for
+
+  void clear() {
+    bytes.clear();
+    source_begin.clear();
+    source_end.clear();
+    run_length.clear();
+  }
+};
+
+// Builds the skeleton of `source` into `out`, reusing its buffers. Invalid UTF-8
+// sequences act as separators, so any byte string is accepted.
+void build_skeleton(std::string_view source, Skeleton& out);
+
+// The skeleton of a policy term without the surrounding spaces, e.g. "f u c k" -> "fuck".
+std::string term_skeleton(std::string_view term, std::vector<uint16_t>* run_lengths = nullptr);
+
+}  // namespace civicsift::text

@@ -1,0 +1,192 @@
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+using namespace civicsift;
+using civicsift::testing::fired;
+using civicsift::testing::TempDir;
+
+namespace {
+const char* kPolicy = R"(
+tenant: town
+lexicons: [swears]
+thresholds: {review: 3, remove: 8}
+allow: {phones: ["519-255-6100", "311"], domains: [town.ca]}
+rules:
+  - id: town.swears
+    category: profanity
+    clause: "Town 2.1"
+    action: remove
+    lexicon_terms: [swears]
+  - id: town.insult
+    category: harassment
+    clause: "Town 2.2"
+    action: remove
+    terms: ["you idiot", ass]
+  - id: town.phone
+    category: pii
+    clause: "Town 2.3"
+    action: remove
+    regex: ['(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b']
+    validate: phone
+  - id: town.card
+    category: pii
+    clause: "Town 2.4"
+    action: remove
+    regex: ['\b\d(?:[ -]?\d){12,18}\b']
+    validate: luhn
+  - id: town.link
+    category: commercial
+    clause: "Town 2.5"
+    action: review
+    regex: ['\b(?:https?://)?(?:[a-z0-9-]+\.)+(?:com|ca|net)\b']
+    validate: domain
+  - id: town.clutter
+    category: spam
+    clause: "Town 2.6"
+    action: review
+    regex: ['^(me\s+too|\+1)[.!]*$']
+  - id: town.council
+    category: political
+    clause: "Town 5.5"
+    action: allow
+    routes: [council]
+    terms: [mayor, council]
+  - id: town.staff_opinion
+    category: political
+    clause: "Town 4.6"
+    action: review
+    direction: outbound
+    terms: ["in my opinion"]
+  - id: town.mild_a
+    category: off_topic
+    clause: "Town 9.1"
+    action: allow
+    score: 2
+    terms: [crypto]
+  - id: town.mild_b
+    category: spam
+    clause: "Town 9.2"
+    action: allow
+    score: 2
+    terms: [giveaway]
+)";
+const char* kLexicon = "lexicon: swears\nterms: [fuck, shit, bitch, \"hell\"]\nallow: [\"hell of a\", \"hells kitchen\"]\n";
+
+class ClassifierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.write("lexicons/swears.yaml", kLexicon);
+    policy_ = civicsift::testing::compile_or_fail(dir_.write("town.yaml", kPolicy));
+    ASSERT_TRUE(policy_);
+  }
+  std::vector<std::string> fire(std::string_view text, Direction d = Direction::inbound) {
+    return fired(*policy_, text, d);
+  }
+  Verdict verdict(std::string_view text, Direction d = Direction::inbound) {
+    Verdict v;
+    fired(*policy_, text, d, &v);
+    return v;
+  }
+  TempDir dir_;
+  std::shared_ptr<const CompiledPolicy> policy_;
+};
+
+const std::vector<std::string> kSwears{"town.swears"};
+const std::vector<std::string> kNone{};
+}  // namespace
+
+TEST_F(ClassifierTest, MaskedVulgarityIsCaught) {
+  for (const char* text : {"fuck", "FUCK off", "f*ck", "f**k", "fu*k", "f.u.c.k", "f u c k", "fuuuuuck", "sh1t",
+                           "$hit", "sh!t", "b1tch", "\xEF\xBD\x86\xEF\xBD\x95\xEF\xBD\x83\xEF\xBD\x8B",
+                           "fu\xE2\x80\x8B" "ck", "f\xC3\xBC" "ck", "\xD1\x95hit"})
+    EXPECT_EQ(fire(text), kSwears) << text;
+}
+
+TEST_F(ClassifierTest, NoScunthorpeProblem) {
+  for (const char* text : {"Scunthorpe", "assess the class", "a cocktail in Sussex", "the therapist", "Dickens",
+                           "shiitake mushrooms", "hello", "shell", "passage", "I'm going to smash it", "as you say"})
+    EXPECT_EQ(fire(text), kNone) << text;
+}
+
+TEST_F(ClassifierTest, AllowPhrasesCancelOnlyTheMatchesTheyCover) {
+  EXPECT_EQ(fire("hell of a job on the roads"), kNone);
+  EXPECT_EQ(fire("hell no"), kSwears);
+  EXPECT_EQ(fire("hell of a job, what the hell"), kSwears);
+}
+
+TEST_F(ClassifierTest, RepeatedLettersMustMatchTheTermOrBeEmphatic) {
+  EXPECT_EQ(fire("you ass"), std::vector<std::string>{"town.insult"});
+  EXPECT_EQ(fire("you asssss"), std::vector<std::string>{"town.insult"});
+  EXPECT_EQ(fire("as if"), kNone);
+  EXPECT_EQ(fire("you idiot"), std::vector<std::string>{"town.insult"});
+  EXPECT_EQ(fire("you idiiiiot!!"), std::vector<std::string>{"town.insult"});
+}
+
+TEST_F(ClassifierTest, SpansAreByteOffsetsIntoTheOriginalText) {
+  const std::string text = "Well, F.U.C.K that \xC3\xA9t\xC3\xA9 sh1t";
+  const Verdict v = verdict(text);
+  ASSERT_EQ(v.matches.size(), 2u);
+  EXPECT_EQ(text.substr(v.matches[0].start, v.matches[0].end - v.matches[0].start), "F.U.C.K");
+  EXPECT_EQ(text.substr(v.matches[1].start, v.matches[1].end - v.matches[1].start), "sh1t");
+}
+
+TEST_F(ClassifierTest, PhoneNumbersInAllSpellingsButNotAllowedOnes) {
+  for (const char* text : {"call 519-555-0147", "call (519) 555-0147", "+1 519 555 0147", "519.555.0147",
+                           "1-519-555-0147"})
+    EXPECT_EQ(fire(text), std::vector<std::string>{"town.phone"}) << text;
+  EXPECT_EQ(fire("the city is at 519-255-6100"), kNone);
+  EXPECT_EQ(fire("dial 311"), kNone);
+  EXPECT_EQ(fire("order 123-456-7890"), kNone);  // area code cannot start with 1
+}
+
+TEST_F(ClassifierTest, CardNumbersNeedLuhn) {
+  EXPECT_EQ(fire("card 4111 1111 1111 1111"), std::vector<std::string>{"town.card"});
+  EXPECT_EQ(fire("card 4111 1111 1111 1112"), kNone);
+}
+
+TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
+  EXPECT_EQ(fire("deals at https://cheap-pills.com/now"), std::vector<std::string>{"town.link"});
+  EXPECT_EQ(fire("see www.town.ca/roads"), kNone);
+  EXPECT_EQ(fire("see roads.town.ca"), kNone);
+}
+
+TEST_F(ClassifierTest, AnchorsMeanTheWholeComment) {
+  EXPECT_EQ(fire("me too!"), std::vector<std::string>{"town.clutter"});
+  EXPECT_EQ(fire("  +1  "), std::vector<std::string>{"town.clutter"});
+  EXPECT_EQ(fire("me too, the ditch on 4th line floods"), kNone);
+  EXPECT_EQ(fire("they said me too"), kNone);
+}
+
+TEST_F(ClassifierTest, DirectionScopedRules) {
+  EXPECT_EQ(fire("in my opinion the plan is late", Direction::outbound),
+            std::vector<std::string>{"town.staff_opinion"});
+  EXPECT_EQ(fire("in my opinion the plan is late", Direction::inbound), kNone);
+}
+
+TEST_F(ClassifierTest, VerdictAggregatesActionCategoriesRoutesAndScore) {
+  const Verdict council = verdict("ask the mayor and council");
+  EXPECT_EQ(council.action, Action::allow);
+  EXPECT_EQ(council.routes, std::vector<std::string_view>{"council"});
+  EXPECT_EQ(council.matches.size(), 2u);  // both terms, one rule
+
+  const Verdict v = verdict("tell the mayor to f*ck off, call 519-555-0147");
+  EXPECT_EQ(v.action, Action::remove);
+  EXPECT_TRUE(v.has(Category::profanity));
+  EXPECT_TRUE(v.has(Category::pii));
+  EXPECT_TRUE(v.has(Category::political));
+  EXPECT_EQ(v.routes, std::vector<std::string_view>{"council"});
+
+  // Two allow rules scoring 2 each cross the review threshold of 3 together.
+  EXPECT_EQ(verdict("crypto").action, Action::allow);
+  EXPECT_EQ(verdict("crypto giveaway").action, Action::review);
+}
+
+TEST_F(ClassifierTest, HandlesNulEmptyAndHugeText) {
+  EXPECT_EQ(fire(std::string_view("f\0ck", 4)), kNone);
+  EXPECT_EQ(fire(std::string_view("shit\0", 5)), kSwears);
+  EXPECT_EQ(fire(""), kNone);
+  std::string big(2 << 20, 'a');
+  big += " shit";
+  EXPECT_EQ(fire(big), kSwears);
+}

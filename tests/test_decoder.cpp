@@ -1,0 +1,114 @@
+#include <gtest/gtest.h>
+
+#include "decode/decoder.h"
+
+using namespace civicsift;
+
+namespace {
+DecodeErrorCode error_of(std::string_view input, DecoderOptions options = {}) {
+  Decoder d(options);
+  auto r = d.decode_copy(input);
+  if (!std::holds_alternative<DecodeError>(r)) {
+    ADD_FAILURE() << "decoded without error: " << input;
+    return DecodeErrorCode::unknown_tenant;
+  }
+  return std::get<DecodeError>(r).code;
+}
+
+Comment decode_ok(Decoder& d, std::string_view input) {
+  auto r = d.decode_copy(input);
+  if (auto* e = std::get_if<DecodeError>(&r)) {
+    ADD_FAILURE() << "error " << to_string(e->code) << ": " << e->message;
+    return {};
+  }
+  return std::get<Comment>(r);
+}
+}  // namespace
+
+TEST(Decoder, ReadsEveryContractField) {
+  Decoder d;
+  const Comment c = decode_ok(
+      d, R"({"id":"c1","tenant":"windsor","text":"Pothole on Ouellette","author":"u7","thread":"t2",)"
+         R"("channel":"facebook","direction":"outbound","ts":"2026-10-05T14:03:00Z","extra":{"a":[1,2,{"b":null}]}})");
+  EXPECT_EQ(c.id, "c1");
+  EXPECT_EQ(c.tenant, "windsor");
+  EXPECT_EQ(c.text, "Pothole on Ouellette");
+  EXPECT_EQ(c.author, "u7");
+  EXPECT_EQ(c.thread, "t2");
+  EXPECT_EQ(c.channel, "facebook");
+  EXPECT_EQ(c.ts, "2026-10-05T14:03:00Z");
+  EXPECT_EQ(c.direction, Direction::outbound);
+}
+
+TEST(Decoder, DefaultsDirectionAndTenant) {
+  DecoderOptions o;
+  o.default_tenant = "pickering";
+  Decoder d(o);
+  const Comment c = decode_ok(d, R"({"id":"c1","text":"hi"})");
+  EXPECT_EQ(c.tenant, "pickering");
+  EXPECT_EQ(c.direction, Direction::inbound);
+}
+
+TEST(Decoder, UnescapesTextIncludingNul) {
+  Decoder d;
+  const Comment c = decode_ok(d, R"({"id":"c1","tenant":"t","text":"a\u0000b \"q\" \u00e9"})");
+  EXPECT_EQ(c.text, std::string_view("a\0b \"q\" \xC3\xA9", 10));
+}
+
+TEST(Decoder, ToleratesCrlfAndByteOrderMark) {
+  Decoder d;
+  EXPECT_EQ(decode_ok(d, "{\"id\":\"a\",\"tenant\":\"t\",\"text\":\"x\"}\r").id, "a");
+  EXPECT_EQ(decode_ok(d, "\xEF\xBB\xBF{\"id\":\"b\",\"tenant\":\"t\",\"text\":\"x\"}").id, "b");
+}
+
+TEST(Decoder, RejectsEveryBadInputWithItsOwnCode) {
+  EXPECT_EQ(error_of(""), DecodeErrorCode::empty_line);
+  EXPECT_EQ(error_of("  \r"), DecodeErrorCode::empty_line);
+  EXPECT_EQ(error_of("not json at all"), DecodeErrorCode::not_json);
+  EXPECT_EQ(error_of("{\"id\":"), DecodeErrorCode::not_json);
+  EXPECT_EQ(error_of("[1,2,3]"), DecodeErrorCode::not_object);
+  EXPECT_EQ(error_of("\"just a string\""), DecodeErrorCode::not_object);
+  EXPECT_EQ(error_of(R"({"tenant":"t","text":"x"})"), DecodeErrorCode::missing_id);
+  EXPECT_EQ(error_of(R"({"id":"","tenant":"t","text":"x"})"), DecodeErrorCode::empty_id);
+  EXPECT_EQ(error_of(R"({"id":42,"tenant":"t","text":"x"})"), DecodeErrorCode::id_not_string);
+  EXPECT_EQ(error_of(R"({"id":"a","text":"x"})"), DecodeErrorCode::missing_tenant);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":7,"text":"x"})"), DecodeErrorCode::tenant_not_string);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t"})"), DecodeErrorCode::missing_text);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":17})"), DecodeErrorCode::text_not_string);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":null})"), DecodeErrorCode::text_not_string);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","direction":"sideways"})"), DecodeErrorCode::invalid_field);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","author":5})"), DecodeErrorCode::invalid_field);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x"} trailing)"), DecodeErrorCode::trailing_garbage);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x"}{})"), DecodeErrorCode::trailing_garbage);
+  EXPECT_EQ(error_of("{\"id\":\"a\",\"tenant\":\"t\",\"text\":\"\xC3\x28\"}"), DecodeErrorCode::invalid_utf8);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"\ud800"})"), DecodeErrorCode::not_json);
+}
+
+TEST(Decoder, CatchesMalformedJsonInIgnoredFields) {
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","junk":[1,,2]})"), DecodeErrorCode::not_json);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","junk":tru})"), DecodeErrorCode::not_json);
+}
+
+TEST(Decoder, BoundsNestingDepth) {
+  std::string deep = R"({"id":"a","tenant":"t","text":"x","n":)";
+  deep += std::string(200, '[') + std::string(200, ']') + "}";
+  EXPECT_EQ(error_of(deep), DecodeErrorCode::too_deep);
+  std::string shallow = R"({"id":"a","tenant":"t","text":"x","n":)";
+  shallow += std::string(10, '[') + std::string(10, ']') + "}";
+  Decoder d;
+  EXPECT_EQ(decode_ok(d, shallow).id, "a");
+}
+
+TEST(Decoder, RejectsOverlongInputWithoutParsing) {
+  DecoderOptions o;
+  o.max_bytes = 64;
+  std::string big = R"({"id":"a","tenant":"t","text":")" + std::string(100, 'x') + "\"}";
+  EXPECT_EQ(error_of(big, o), DecodeErrorCode::line_too_long);
+}
+
+TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
+  Decoder d;
+  auto r = d.decode_copy(R"({"id":"c9","tenant":"t","text":17})");
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(r));
+  EXPECT_EQ(std::get<DecodeError>(r).id, "c9");
+}

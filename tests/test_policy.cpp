@@ -1,0 +1,139 @@
+#include <gtest/gtest.h>
+
+#include "policy/loader.h"
+#include "test_util.h"
+
+using namespace civicsift;
+using civicsift::testing::TempDir;
+
+namespace {
+const char* kMinimal = R"(
+tenant: town
+name: Town of Test
+lexicons: [swears]
+thresholds: {review: 3, remove: 8}
+allow: {phones: ["+1 (519) 255-6100", "311"], domains: [town.ca]}
+rules:
+  - id: town.swears
+    category: profanity
+    clause: "Town 1.1"
+    action: remove
+    lexicon_terms: [swears]
+    examples: {match: ["darn it"], no_match: ["darning socks"]}
+  - id: town.url
+    category: commercial
+    clause: "Town 1.2"
+    action: review
+    score: 4
+    regex: ['\bhttps?://[^\s]+']
+    validate: domain
+)";
+const char* kLexicon = "lexicon: swears\nterms: [darn, heck]\nallow: [\"heck of a\"]\n";
+
+std::string error_of(const TempDir& dir, const std::string& policy) {
+  const auto file = dir.write("town.yaml", policy);
+  auto r = load_policy(file);
+  if (auto* e = std::get_if<PolicyError>(&r)) return e->to_string();
+  auto c = compile_policy(std::get<PolicySpec>(std::move(r)), {});
+  if (auto* e = std::get_if<PolicyError>(&c)) return e->to_string();
+  return "";
+}
+}  // namespace
+
+TEST(PolicyLoader, LoadsRulesLexiconsThresholdsAndAllowLists) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  auto r = load_policy(dir.write("town.yaml", kMinimal));
+  ASSERT_TRUE(std::holds_alternative<PolicySpec>(r)) << std::get<PolicyError>(r).to_string();
+  const auto& spec = std::get<PolicySpec>(r);
+  EXPECT_EQ(spec.tenant, "town");
+  ASSERT_EQ(spec.rules.size(), 2u);
+  EXPECT_EQ(spec.rules[0].score, default_score(Action::remove));
+  EXPECT_EQ(spec.rules[1].score, 4);
+  EXPECT_EQ(spec.rules[1].validator, Validator::domain);
+  EXPECT_EQ(spec.thresholds.remove, 8);
+  EXPECT_EQ(spec.allow_phones, (std::vector<std::string>{"5192556100", "311"}));
+  EXPECT_EQ(spec.lexicons.at(0).terms.size(), 2u);
+  EXPECT_EQ(spec.version.size(), 12u);
+}
+
+TEST(PolicyLoader, VersionFollowsPolicyAndLexiconContent) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const auto file = dir.write("town.yaml", kMinimal);
+  const auto v1 = std::get<PolicySpec>(load_policy(file)).version;
+  dir.write("lexicons/swears.yaml", std::string(kLexicon) + "# changed\n");
+  const auto v2 = std::get<PolicySpec>(load_policy(file)).version;
+  EXPECT_NE(v1, v2);
+}
+
+TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const std::string base = kMinimal;
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = base;
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  EXPECT_NE(error_of(dir, with("category: profanity", "category: rudeness")).find("rule town.swears: unknown category \"rudeness\""), std::string::npos);
+  EXPECT_NE(error_of(dir, with("action: review", "action: delete")).find("rule town.url: unknown action"), std::string::npos);
+  EXPECT_NE(error_of(dir, with("clause: \"Town 1.1\"", "")).find("\"clause\" is required"), std::string::npos);
+  EXPECT_NE(error_of(dir, with("id: town.url", "id: town.swears")).find("duplicate rule id"), std::string::npos);
+  EXPECT_NE(error_of(dir, with("lexicons: [swears]", "lexicons: [swears, missing]")).find("lexicon \"missing\" not found"), std::string::npos);
+  EXPECT_NE(error_of(dir, with("validate: domain", "validate: magic")).find("unknown validator"), std::string::npos);
+  EXPECT_NE(error_of(dir, with("score: 4", "scroe: 4")).find("unknown key \"scroe\""), std::string::npos);
+  EXPECT_NE(error_of(dir, "tenant: [oops").find("invalid YAML"), std::string::npos);
+}
+
+TEST(PolicyCompiler, RejectedPatternNamesFileRuleAndPattern) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  std::string bad = kMinimal;
+  const std::string url_regex = "\\bhttps?://[^\\s]+";
+  bad.replace(bad.find(url_regex), url_regex.size(), "a(b");
+  const auto err = error_of(dir, bad);
+  EXPECT_NE(err.find("town.yaml: rule town.url: pattern 'a(b'"), std::string::npos) << err;
+}
+
+TEST(PolicyCompiler, CachesDatabasesByContent) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const auto file = dir.write("town.yaml", kMinimal);
+  const CompileOptions options{cache.path() / "db"};
+  auto first = civicsift::testing::compile_or_fail(file, options);
+  auto second = civicsift::testing::compile_or_fail(file, options);
+  ASSERT_TRUE(first && second);
+  EXPECT_FALSE(first->from_cache());
+  EXPECT_TRUE(second->from_cache());
+  EXPECT_EQ(civicsift::testing::fired(*second, "darn it"), std::vector<std::string>{"town.swears"});
+  EXPECT_EQ(first->label(), "town@" + first->spec().version);
+}
+
+TEST(PolicyCompiler, CorruptCacheFileIsRecompiled) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const auto file = dir.write("town.yaml", kMinimal);
+  const CompileOptions options{cache.path()};
+  ASSERT_TRUE(civicsift::testing::compile_or_fail(file, options));
+  for (const auto& e : std::filesystem::directory_iterator(cache.path()))
+    if (e.path().extension() == ".hsdb") std::ofstream(e.path()) << "garbage";
+  auto again = civicsift::testing::compile_or_fail(file, options);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->from_cache());
+}
+
+TEST(PolicySet, LoadsADirectoryAndFindsTenants) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  dir.write("town.yaml", kMinimal);
+  std::string other = kMinimal;
+  other.replace(other.find("tenant: town"), 12, "tenant: city");
+  dir.write("city.yaml", other);
+  auto r = load_policy_set(dir.path(), {});
+  ASSERT_TRUE(std::holds_alternative<std::shared_ptr<const PolicySet>>(r));
+  const auto& set = *std::get<std::shared_ptr<const PolicySet>>(r);
+  EXPECT_EQ(set.policies().size(), 2u);
+  EXPECT_NE(set.find("city"), nullptr);
+  EXPECT_EQ(set.find("gotham"), nullptr);
+}

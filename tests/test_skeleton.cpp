@@ -1,0 +1,74 @@
+#include <gtest/gtest.h>
+
+#include "text/skeleton.h"
+
+using civicsift::text::build_skeleton;
+using civicsift::text::Skeleton;
+using civicsift::text::term_skeleton;
+
+namespace {
+std::string skel(std::string_view s) {
+  Skeleton sk;
+  build_skeleton(s, sk);
+  return sk.bytes;
+}
+}  // namespace
+
+TEST(Skeleton, LowerCasesAndFramesWordsWithSpaces) {
+  EXPECT_EQ(skel("Hello, World!"), " helo world ");
+  EXPECT_EQ(skel(""), "  ");
+  EXPECT_EQ(skel("   ...  "), "  ");
+}
+
+TEST(Skeleton, CollapsesRepeatsAndRemembersRunLengths) {
+  Skeleton sk;
+  build_skeleton("fuuuuck", sk);
+  EXPECT_EQ(sk.bytes, " fuck ");
+  EXPECT_EQ(sk.run_length[2], 4);  // f, uuuu, c, k
+  std::vector<uint16_t> runs;
+  EXPECT_EQ(term_skeleton("ass", &runs), "as");
+  EXPECT_EQ(runs, (std::vector<uint16_t>{1, 2}));
+}
+
+TEST(Skeleton, MapsLeetInsideWordsButKeepsNumbers) {
+  EXPECT_EQ(skel("sh1t b1tch a55 $hit"), " shit bitch as shit ");
+  EXPECT_EQ(skel("call 519 555 0147"), " cal 519 5 0147 ");
+  EXPECT_EQ(skel("sh!t"), " shit ");
+  EXPECT_EQ(skel("wow!"), " wow ");  // trailing punctuation is not leet
+}
+
+TEST(Skeleton, KeepsGrawlixMasksInsideWords) {
+  EXPECT_EQ(skel("f*ck f**k sh#t"), " f*ck f*k sh*t ");
+  EXPECT_EQ(skel("#hashtag *note*"), " hashtag note ");
+}
+
+TEST(Skeleton, JoinsLettersSpelledOneByOne) {
+  EXPECT_EQ(skel("f.u.c.k"), " fuck ");
+  EXPECT_EQ(skel("f u c k you"), " fuck you ");
+  EXPECT_EQ(skel("f-u-c-k"), " fuck ");
+  EXPECT_EQ(skel("a b"), " a b ");      // two letters are not a spelled word
+  EXPECT_EQ(skel("i f u c k"), " i fuck ");
+}
+
+TEST(Skeleton, FoldsUnicodeEvasions) {
+  EXPECT_EQ(skel("\xEF\xBD\x86\xEF\xBD\x95\xEF\xBD\x83\xEF\xBD\x8B"), " fuck ");  // full-width
+  EXPECT_EQ(skel("fu\xE2\x80\x8B" "ck"), " fuck ");                               // zero-width space
+  EXPECT_EQ(skel("f\xC3\xBC" "ck"), " fuck ");                                     // u with diaeresis
+  EXPECT_EQ(skel("u\xCC\x88"), " u ");                                             // combining mark
+  EXPECT_EQ(skel("\xD1\x81\xD0\xBE\xD1\x81k"), " cock ");                          // Cyrillic look-alikes
+  EXPECT_EQ(skel("c\xC3\xA2lisse"), " calise ");                                   // French accents
+  EXPECT_EQ(skel("\xF0\x9F\x98\x80 ok"), " ok ");                                  // emoji separates
+}
+
+TEST(Skeleton, MapsEverySkeletonByteBackToSource) {
+  Skeleton sk;
+  const std::string src = "What the F.U.C.K!";
+  build_skeleton(src, sk);
+  ASSERT_EQ(sk.bytes, " what the fuck ");
+  const size_t f = sk.bytes.find("fuck");
+  EXPECT_EQ(src.substr(sk.source_begin[f], sk.source_end[f + 3] - sk.source_begin[f]), "F.U.C.K");
+}
+
+TEST(Skeleton, SurvivesInvalidUtf8AndControlBytes) {
+  EXPECT_EQ(skel(std::string("ab\xC3(cd\xFF\x00" "ef", 10)), " ab cd ef ");
+}

@@ -1,0 +1,90 @@
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include "classify/verdict_writer.h"
+#include "test_util.h"
+
+using namespace civicsift;
+using civicsift::testing::TempDir;
+
+namespace {
+std::string roundtrip(std::string_view s) {
+  std::string json;
+  append_json_string(json, s);
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::parser parser;
+  auto doc = parser.iterate(padded);
+  std::string_view back;
+  EXPECT_EQ(doc.get_string().get(back), simdjson::SUCCESS) << json;
+  return std::string(back);
+}
+}  // namespace
+
+TEST(JsonString, EscapesAndRoundTripsThroughSimdjson) {
+  for (std::string s : {std::string("plain"), std::string("quote \" backslash \\ slash /"),
+                        std::string("tab\tnl\ncr\r"), std::string("nul\0inside", 10), std::string("\x01\x1f\x7f"),
+                        std::string("caf\xC3\xA9 \xF0\x9F\x98\x80"), std::string("")})
+    EXPECT_EQ(roundtrip(s), s);
+}
+
+TEST(JsonString, EscapesLineSeparatorsAndReplacesInvalidUtf8) {
+  std::string json;
+  append_json_string(json, "a\xE2\x80\xA8" "b\xE2\x80\xA9");
+  EXPECT_EQ(json, "\"a\\u2028b\\u2029\"");
+  EXPECT_EQ(roundtrip("x\xC3(y\xFF"), "x\xEF\xBF\xBD(y\xEF\xBF\xBD");
+  EXPECT_EQ(roundtrip("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // encoded surrogate
+}
+
+TEST(VerdictWriter, WritesTheContractFields) {
+  TempDir dir;
+  dir.write("lexicons/l.yaml", "lexicon: l\nterms: [shit]\n");
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
+tenant: town
+lexicons: [l]
+rules:
+  - id: town.swears
+    category: profanity
+    clause: "Town \"2.1\""
+    action: remove
+    routes: [queue-a]
+    lexicon_terms: [l]
+)"));
+  ASSERT_TRUE(policy);
+  Comment c;
+  c.id = "id \"1\"\xE2\x80\xA8";
+  c.tenant = "town";
+  c.text = "oh shit";
+  ScanContext ctx;
+  Verdict v;
+  classify(*policy, c, ctx, v);
+  std::string out;
+  write_verdict(out, c, v);
+
+  simdjson::padded_string padded(out);
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc = parser.iterate(padded);
+  EXPECT_EQ(std::string_view(doc["id"].get_string()), c.id);
+  EXPECT_EQ(std::string_view(doc["tenant"].get_string()), "town");
+  EXPECT_EQ(std::string_view(doc["action"].get_string()), "remove");
+  auto cats = doc["categories"].get_array();
+  EXPECT_EQ(std::string_view(cats.at(0).get_string()), "profanity");
+  auto m = doc["matches"].get_array().at(0).get_object();
+  EXPECT_EQ(std::string_view(m["rule"].get_string()), "town.swears");
+  EXPECT_EQ(std::string_view(m["category"].get_string()), "profanity");
+  EXPECT_EQ(std::string_view(m["clause"].get_string()), "Town \"2.1\"");
+  EXPECT_EQ(int64_t(m["start"].get_int64()), 3);
+  EXPECT_EQ(int64_t(m["end"].get_int64()), 7);
+  EXPECT_EQ(std::string_view(doc["routes"].get_array().at(0).get_string()), "queue-a");
+  EXPECT_EQ(std::string_view(doc["policy"].get_string()), policy->label());
+  EXPECT_EQ(out.find("shit"), std::string::npos) << "matched text must not be echoed";
+}
+
+TEST(VerdictWriter, ErrorRecordCarriesLineIdCodeAndMessage) {
+  std::string out;
+  write_error(out, DecodeError{DecodeErrorCode::text_not_string, "field \"text\" must be a string", "c7"}, 12);
+  EXPECT_EQ(out,
+            R"({"line":12,"id":"c7","error":{"code":"text_not_string","message":"field \"text\" must be a string"}})");
+  out.clear();
+  write_error(out, DecodeError{DecodeErrorCode::not_json, "bad", ""}, std::nullopt);
+  EXPECT_EQ(out, R"({"error":{"code":"not_json","message":"bad"}})");
+}
