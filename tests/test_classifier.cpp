@@ -45,7 +45,7 @@ rules:
     category: spam
     clause: "Town 2.6"
     action: review
-    regex: ['^(me\s+too|\+1)[.!]*$']
+    regex: ['^\s*(me\s+too|\+1)[.!]*$']
   - id: town.council
     category: political
     clause: "Town 5.5"

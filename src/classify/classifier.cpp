@@ -80,10 +80,9 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
                                 ctx.scratch_, on_match, &ctx.hits_);
   if (rc != HS_SUCCESS) throw std::runtime_error("hs_scan failed");
 
-  // Where the comment's content starts and ends, for anchored ('^', '$') regexes.
-  uint32_t content_begin = 0, content_end = raw_end;
-  while (content_begin < content_end && is_space(text[content_begin])) ++content_begin;
-  while (content_end > content_begin && is_space(text[content_end - 1])) --content_end;
+  // Where the comment's content ends, for regexes anchored with '$'.
+  uint32_t content_end = raw_end;
+  while (content_end > 0 && is_space(text[content_end - 1])) --content_end;
 
   const auto& sk = ctx.skeleton_;
   const PolicySpec& spec = policy.spec();
@@ -93,8 +92,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     const PatternMeta& meta = policy.pattern(hit.pattern);
     if (meta.view == View::raw) {
       if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
-      if (meta.anchor_start && hit.from != content_begin) continue;
-      if (meta.anchor_end && hit.to != content_end) continue;
+      if (meta.anchor_end && hit.to < content_end) continue;
       const uint16_t rule = meta.rules.front();
       if (!validator_accepts(spec.rules[rule], spec, text.substr(hit.from, hit.to - hit.from))) continue;
       ctx.candidates_.push_back({rule, hit.from, hit.to});

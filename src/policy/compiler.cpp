@@ -129,10 +129,8 @@ void add_regex(PatternTable& t, std::string regex, uint16_t rule) {
   m.view = View::raw;
   m.kind = PatternKind::regex;
   m.rules = {rule};
-  if (!regex.empty() && regex.front() == '^') {
-    m.anchor_start = true;
-    regex.erase(0, 1);
-  }
+  // '^' stays in the expression: the raw text starts the scanned buffer, so Hyperscan
+  // anchors it natively (and cheaply). '$' cannot, the skeleton follows the text.
   if (regex.size() >= 2 && regex.back() == '$' && regex[regex.size() - 2] != '\\') {
     m.anchor_end = true;
     regex.pop_back();

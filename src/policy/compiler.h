@@ -25,7 +25,6 @@ struct PatternMeta {
   uint32_t length = 0;                // skeleton literals: bytes, framing spaces included
   std::vector<uint16_t> run_profile;  // skeleton literals: least run length per byte
   std::vector<uint16_t> rules;        // rules this pattern fires (term, regex) or protects (allow)
-  bool anchor_start = false;          // regex began with '^': match must start the comment
   bool anchor_end = false;            // regex ended with '$': match must end the comment
 };
 

@@ -128,187 +128,223 @@ void fold_non_ascii(int32_t cp, Unit& u) {
   }
 }
 
-void decode_units(std::string_view source, std::vector<Unit>& units) {
-  units.clear();
-  const auto* p = reinterpret_cast<const unsigned char*>(source.data());
-  const size_t n = source.size();
-  size_t i = 0;
-  while (i < n) {
-    Unit u{};
-    u.begin = static_cast<uint32_t>(i);
-    if (p[i] < 128) {
-      const AsciiClass ac = kAscii[p[i]];
-      u.kind = ac.kind;
-      u.text[0] = ac.letter;
-      u.text[1] = static_cast<char>(p[i]);
-      u.size = 1;
-      ++i;
-    } else {
-      utf8proc_int32_t cp = -1;
-      const auto len = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(n - i), &cp);
-      if (len <= 0) {
-        u.kind = Kind::separator;
-        ++i;
-      } else {
-        fold_non_ascii(cp, u);
-        i += static_cast<size_t>(len);
-      }
-    }
-    u.end = static_cast<uint32_t>(i);
-    // Whitespace-free streams of separators need only one unit.
-    if (u.kind == Kind::separator && !units.empty() && units.back().kind == Kind::separator) {
-      units.back().end = u.end;
-      continue;
-    }
-    units.push_back(u);
-  }
-}
-
-// A word after leet and mask mapping, before repeats are collapsed.
-struct Word {
-  uint32_t first_char;  // index into the char buffer
-  uint32_t char_count;
-  char separator_before;  // ' ' for whitespace-like separators, else the ASCII punctuation
-  bool has_letter;
-};
-
-struct Char {
-  char c;
+// One character of the word being read.
+struct WordChar {
+  char c;        // letter, leet reading, or mask
+  char digit;    // for digits: the digit itself
+  Kind kind;
   uint32_t begin, end;
 };
 
-struct Scratch {
-  std::vector<Unit> units;
-  std::vector<Char> chars;
-  std::vector<Word> words;
+// A one-letter word waiting to see whether it is part of a spelled-out word.
+struct Single {
+  char c;
+  char separator_before;
+  uint32_t begin, end;
 };
 
-char separator_char(std::string_view source, const Unit& u) {
-  const auto c = static_cast<unsigned char>(source[u.begin]);
-  if (u.end - u.begin == 1 && c < 128 && c > ' ' && c != '\x7f') return static_cast<char>(c);
-  return ' ';
-}
+// Builds the skeleton in one pass over the source. Output arrays are sized for the
+// worst case up front and written through raw pointers: this is the hot path.
+class Builder {
+ public:
+  Builder(std::string_view source, Skeleton& out, std::vector<WordChar>& word, std::vector<Single>& singles)
+      : src_(source), out_(out), word_(word), singles_(singles) {
+    // Most text yields about a byte per source byte; folded letters may yield more,
+    // and then the arrays grow (see emit).
+    resize_output(source.size() + source.size() / 8 + 16);
+    if (word.size() < 64) word.resize(64);
+    singles.clear();
+  }
 
-void split_words(std::string_view source, Scratch& s) {
-  s.chars.clear();
-  s.words.clear();
-  char pending_separator = ' ';
-  size_t i = 0;
-  const size_t n = s.units.size();
-  while (i < n) {
-    if (s.units[i].kind == Kind::separator) {
-      pending_separator = separator_char(source, s.units[i]);
-      ++i;
-      continue;
-    }
-    if (s.units[i].kind == Kind::ignore) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    bool has_letter = false;
-    while (j < n && s.units[j].kind != Kind::separator) {
-      has_letter |= s.units[j].kind == Kind::letter;
-      ++j;
-    }
-    // Symbols at the edges of a word are punctuation ("wow!", "#topic"), except the
-    // leading letter-like ones that mask a first letter ("$hit", "@ss").
-    size_t first = i, last = j;  // [first, last)
-    while (last > first && (s.units[last - 1].kind == Kind::symbol ||
-                            s.units[last - 1].kind == Kind::ignore))
-      --last;
-    while (first < last && (s.units[first].kind == Kind::ignore ||
-                            (s.units[first].kind == Kind::symbol &&
-                             (s.units[first].text[0] == kMask || !has_letter))))
-      ++first;
-    Word w{static_cast<uint32_t>(s.chars.size()), 0, pending_separator, has_letter};
-    for (size_t k = first; k < last; ++k) {
-      const Unit& u = s.units[k];
+  void run() {
+    emit(' ', 0, 0);
+    const auto* p = reinterpret_cast<const unsigned char*>(src_.data());
+    const size_t n = src_.size();
+    size_t i = 0;
+    while (i < n) {
+      const unsigned char c = p[i];
+      if (c < 128 && word_size_ == 0 && kAscii[c].kind == Kind::letter) {
+        // Fast path: a word of plain ASCII letters, by far the most common kind.
+        size_t j = i + 1;
+        while (j < n && p[j] < 128 && kAscii[p[j]].kind == Kind::letter) ++j;
+        if (j == n || (p[j] < 128 && kAscii[p[j]].kind == Kind::separator)) {
+          plain_word(p, i, j);
+          i = j;
+          continue;
+        }
+      }
+      if (c < 128) {
+        const AsciiClass ac = kAscii[c];
+        if (ac.kind == Kind::separator) {
+          end_word();
+          separator_ = (c > ' ' && c != 0x7f) ? static_cast<char>(c) : ' ';
+        } else {
+          add(ac.letter, static_cast<char>(c), ac.kind, static_cast<uint32_t>(i), static_cast<uint32_t>(i + 1));
+        }
+        ++i;
+        continue;
+      }
+      utf8proc_int32_t cp = -1;
+      const auto len = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(n - i), &cp);
+      const auto b = static_cast<uint32_t>(i);
+      i += len > 0 ? static_cast<size_t>(len) : 1;
+      const auto e = static_cast<uint32_t>(i);
+      Unit u{};
+      if (len <= 0) u.kind = Kind::separator;
+      else fold_non_ascii(cp, u);
       switch (u.kind) {
+        case Kind::separator:
+          end_word();
+          separator_ = ' ';
+          break;
+        case Kind::ignore:
+          break;
         case Kind::letter:
-          for (uint8_t b = 0; b < u.size; ++b) s.chars.push_back({u.text[b], u.begin, u.end});
-          break;
-        case Kind::digit:
-          // In a word with letters a digit is leet ("b1tch"); alone it stays a number.
-          s.chars.push_back({has_letter && u.text[0] != '2' ? u.text[0] : u.text[1], u.begin, u.end});
-          break;
-        case Kind::symbol:
-          if (has_letter) s.chars.push_back({u.text[0], u.begin, u.end});
+          for (uint8_t k = 0; k < u.size; ++k) add(u.text[k], u.text[k], Kind::letter, b, e);
           break;
         default:
-          break;
+          add(u.text[0], u.text[1], u.kind, b, e);
       }
     }
-    w.char_count = static_cast<uint32_t>(s.chars.size()) - w.first_char;
-    if (w.char_count > 0) s.words.push_back(w);
-    pending_separator = ' ';
-    i = j;
+    end_word();
+    flush_singles();
+    if (size_ == 1) emit(' ', static_cast<uint32_t>(n), static_cast<uint32_t>(n));  // empty: "  "
+    out_.bytes.resize(size_);
+    out_.source_begin.resize(size_);
+    out_.source_end.resize(size_);
+    out_.run_length.resize(size_);
   }
-}
 
-bool is_single_letter(const Word& w, const std::vector<Char>& chars) {
-  if (w.char_count != 1 || !w.has_letter) return false;
-  const char c = chars[w.first_char].c;
-  return (c >= 'a' && c <= 'z') || c == kMask;
-}
-
-void emit_char(Skeleton& out, char c, uint32_t begin, uint32_t end) {
-  // Repeats collapse: "fuuuck" -> "fuck" with the run length kept for term checks.
-  if (c != ' ' && !out.bytes.empty() && out.bytes.back() == c &&
-      static_cast<unsigned char>(c) < 128) {
-    out.source_end.back() = end;
-    if (out.run_length.back() < UINT16_MAX) ++out.run_length.back();
-    return;
+ private:
+  void resize_output(size_t cap) {
+    out_.bytes.resize(cap);
+    out_.source_begin.resize(cap);
+    out_.source_end.resize(cap);
+    out_.run_length.resize(cap);
+    cap_ = cap;
+    bytes_ = out_.bytes.data();
+    begin_ = out_.source_begin.data();
+    end_ = out_.source_end.data();
+    runs_ = out_.run_length.data();
   }
-  out.bytes.push_back(c);
-  out.source_begin.push_back(begin);
-  out.source_end.push_back(end);
-  out.run_length.push_back(1);
-}
 
-void emit_space(Skeleton& out, uint32_t at) { emit_char(out, ' ', at, at); }
+  void add(char c, char digit, Kind kind, uint32_t b, uint32_t e) {
+    if (word_size_ == word_.size()) word_.resize(word_.size() * 2);
+    word_[word_size_++] = {c, digit, kind, b, e};
+    has_letter_ |= kind == Kind::letter;
+  }
 
-// Letters spelled out one by one ("f u c k", "f.u.c.k", "f-u-c-k") form one word.
-void emit_words(const Scratch& s, Skeleton& out, uint32_t source_size) {
-  emit_space(out, 0);
-  const auto& words = s.words;
-  size_t i = 0;
-  while (i < words.size()) {
-    size_t run_end = i;
-    if (is_single_letter(words[i], s.chars)) {
-      run_end = i + 1;
-      while (run_end < words.size() && is_single_letter(words[run_end], s.chars) &&
-             (run_end == i + 1 ||
-              words[run_end].separator_before == words[i + 1].separator_before))
+  void plain_word(const unsigned char* p, size_t from, size_t to) {
+    if (to - from == 1) {
+      singles_.push_back({kAscii[p[from]].letter, separator_, static_cast<uint32_t>(from),
+                          static_cast<uint32_t>(to)});
+    } else {
+      if (!singles_.empty()) flush_singles();
+      if (size_ + (to - from) + 1 > cap_) resize_output(2 * (size_ + (to - from) + 1));
+      for (size_t k = from; k < to; ++k) {
+        const char c = kAscii[p[k]].letter;
+        if (bytes_[size_ - 1] == c) {  // a repeat: collapse (the frame space precedes any word)
+          end_[size_ - 1] = static_cast<uint32_t>(k + 1);
+          if (runs_[size_ - 1] < UINT16_MAX) ++runs_[size_ - 1];
+          continue;
+        }
+        bytes_[size_] = c;
+        begin_[size_] = static_cast<uint32_t>(k);
+        end_[size_] = static_cast<uint32_t>(k + 1);
+        runs_[size_] = 1;
+        ++size_;
+      }
+      emit(' ', static_cast<uint32_t>(to), static_cast<uint32_t>(to));
+    }
+    separator_ = ' ';
+  }
+
+  void emit(char c, uint32_t b, uint32_t e) {
+    // Repeats collapse: "fuuuck" -> "fuck" with the run length kept for term checks.
+    if (c != ' ' && size_ > 0 && bytes_[size_ - 1] == c && static_cast<unsigned char>(c) < 128) {
+      end_[size_ - 1] = e;
+      if (runs_[size_ - 1] < UINT16_MAX) ++runs_[size_ - 1];
+      return;
+    }
+    if (size_ == cap_) resize_output(cap_ * 2);
+    bytes_[size_] = c;
+    begin_[size_] = b;
+    end_[size_] = e;
+    runs_[size_] = 1;
+    ++size_;
+  }
+
+  void end_word() {
+    if (word_size_ == 0) return;
+    // Symbols at the edges of a word are punctuation ("wow!", "#topic"), except the
+    // leading letter-like ones that mask a first letter ("$hit", "@ss").
+    size_t first = 0, last = word_size_;
+    while (last > first && word_[last - 1].kind == Kind::symbol) --last;
+    while (first < last && word_[first].kind == Kind::symbol && (word_[first].c == kMask || !has_letter_)) ++first;
+    // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number.
+    size_t m = 0;
+    for (size_t k = first; k < last; ++k) {
+      WordChar w = word_[k];
+      if (w.kind == Kind::digit) w.c = has_letter_ && w.c != '2' ? w.c : w.digit;
+      else if (w.kind == Kind::symbol && !has_letter_) continue;
+      word_[m++] = w;
+    }
+    if (m == 1 && has_letter_ && ((word_[0].c >= 'a' && word_[0].c <= 'z') || word_[0].c == kMask)) {
+      singles_.push_back({word_[0].c, separator_, word_[0].begin, word_[0].end});
+    } else if (m > 0) {
+      if (!singles_.empty()) flush_singles();
+      for (size_t k = 0; k < m; ++k) emit(word_[k].c, word_[k].begin, word_[k].end);
+      emit(' ', word_[m - 1].end, word_[m - 1].end);
+    }
+    word_size_ = 0;
+    has_letter_ = false;
+    separator_ = ' ';
+  }
+
+  // Letters spelled out one by one ("f u c k", "f.u.c.k", "f-u-c-k") form one word.
+  void flush_singles() {
+    const auto& s = singles_;
+    size_t i = 0;
+    while (i < s.size()) {
+      size_t run_end = i + 1;
+      while (run_end < s.size() && (run_end == i + 1 || s[run_end].separator_before == s[i + 1].separator_before))
         ++run_end;
-      const bool spaced = words[i + 1 < words.size() ? i + 1 : i].separator_before == ' ';
-      const char first = s.chars[words[i].first_char].c;
-      // In "i f u c k" or "a b c", a leading "a"/"i" is more likely a word of its own.
-      if (spaced && run_end - i >= 4 && (first == 'a' || first == 'i')) {
-        const Char& c = s.chars[words[i].first_char];
-        emit_char(out, c.c, c.begin, c.end);
-        emit_space(out, c.end);
+      const bool spaced = i + 1 < s.size() && s[i + 1].separator_before == ' ';
+      // In "i f u c k" a leading "a" or "i" is more likely a word of its own.
+      if (spaced && run_end - i >= 4 && (s[i].c == 'a' || s[i].c == 'i')) {
+        emit_word(i, i + 1);
         ++i;
       }
-      if (run_end - i < 3) run_end = i;  // too short to be a spelled-out word
-    }
-    if (run_end > i) {
-      for (size_t k = i; k < run_end; ++k) {
-        const Char& c = s.chars[words[k].first_char];
-        emit_char(out, c.c, c.begin, c.end);
-      }
-      emit_space(out, s.chars[words[run_end - 1].first_char].end);
+      if (run_end - i < 3) run_end = i + 1;  // too short to be a spelled-out word
+      emit_word(i, run_end);
       i = run_end;
-      continue;
     }
-    const Word& w = words[i];
-    for (uint32_t k = w.first_char; k < w.first_char + w.char_count; ++k)
-      emit_char(out, s.chars[k].c, s.chars[k].begin, s.chars[k].end);
-    emit_space(out, s.chars[w.first_char + w.char_count - 1].end);
-    ++i;
+    singles_.clear();
   }
-  if (out.bytes.size() == 1) emit_space(out, source_size);  // an empty comment is "  "
-}
+
+  void emit_word(size_t from, size_t to) {
+    for (size_t k = from; k < to; ++k) emit(singles_[k].c, singles_[k].begin, singles_[k].end);
+    emit(' ', singles_[to - 1].end, singles_[to - 1].end);
+  }
+
+  std::string_view src_;
+  Skeleton& out_;
+  std::vector<WordChar>& word_;
+  std::vector<Single>& singles_;
+  char* bytes_;
+  uint32_t* begin_;
+  uint32_t* end_;
+  uint16_t* runs_;
+  size_t size_ = 0, cap_ = 0;
+  size_t word_size_ = 0;
+  bool has_letter_ = false;
+  char separator_ = ' ';
+};
+
+struct Scratch {
+  std::vector<WordChar> word;
+  std::vector<Single> singles;
+};
 
 Scratch& thread_scratch() {
   thread_local Scratch scratch;
@@ -318,11 +354,8 @@ Scratch& thread_scratch() {
 }  // namespace
 
 void build_skeleton(std::string_view source, Skeleton& out) {
-  out.clear();
   Scratch& s = thread_scratch();
-  decode_units(source, s.units);
-  split_words(source, s);
-  emit_words(s, out, static_cast<uint32_t>(source.size()));
+  Builder(source, out, s.word, s.singles).run();
 }
 
 std::string term_skeleton(std::string_view term, std::vector<uint16_t>* run_lengths) {
