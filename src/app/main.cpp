@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
 
 #include "app/commands.h"
 #include "app/version.h"
@@ -33,13 +32,6 @@ void resolve(PolicyOptions& o, bool no_cache, const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef CIVICSIFT_NEEDS_AVX2
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("bmi2")) {
-    std::fputs("civicsift: this build needs an x86-64-v3 CPU (AVX2, BMI2); rebuild with -DCIVICSIFT_MARCH=\n",
-               stderr);
-    return 2;
-  }
-#endif
   // Logs go to stderr, never stdout (that is for verdicts), and never hold comment text.
   auto logger = spdlog::stderr_color_mt("civicsift");
   spdlog::set_default_logger(logger);
