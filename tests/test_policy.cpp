@@ -137,3 +137,53 @@ TEST(PolicySet, LoadsADirectoryAndFindsTenants) {
   EXPECT_NE(set.find("city"), nullptr);
   EXPECT_EQ(set.find("gotham"), nullptr);
 }
+
+#include "policy/phrase_template.h"
+
+namespace {
+std::vector<std::string> expand(std::string_view t) {
+  auto r = expand_template(t);
+  if (auto* e = std::get_if<std::string>(&r)) {
+    ADD_FAILURE() << *e;
+    return {};
+  }
+  return std::get<std::vector<std::string>>(r);
+}
+}  // namespace
+
+TEST(TermTemplate, ExpandsAlternationsOptionalGroupsAndLetters) {
+  EXPECT_EQ(expand("plain words"), (std::vector<std::string>{"plain words"}));
+  EXPECT_EQ(expand("(i|we) (will|'ll) go"),
+            (std::vector<std::string>{"i will go", "i 'll go", "we will go", "we 'll go"}));
+  EXPECT_EQ(expand("you are (a )?idiot"), (std::vector<std::string>{"you are a idiot", "you are idiot"}));
+  EXPECT_EQ(expand("councill?ors?"),
+            (std::vector<std::string>{"councillors", "councillor", "councilors", "councilor"}));
+  EXPECT_EQ(expand("((a|b)c|d)"), (std::vector<std::string>{"ac", "bc", "d"}));
+}
+
+TEST(TermTemplate, RejectsMalformedAndExplosiveTemplates) {
+  EXPECT_TRUE(std::holds_alternative<std::string>(expand_template("(a|b")));
+  EXPECT_TRUE(std::holds_alternative<std::string>(expand_template("a)b")));
+  EXPECT_TRUE(std::holds_alternative<std::string>(
+      expand_template("(a|b|c|d|e|f|g|h|i|j) (a|b|c|d|e|f|g|h|i|j) (a|b|c|d|e|f|g|h|i|j) (a|b|c|d|e|f|g|h|i|j) (a|b|c)")));
+}
+
+TEST(TermTemplate, TemplatesMatchLikePlainTerms) {
+  TempDir dir;
+  dir.write("lexicons/l.yaml", "lexicon: l\nterms: [x]\n");
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"yaml(
+tenant: town
+rules:
+  - id: town.threat
+    category: threat
+    clause: "Town 3"
+    action: escalate
+    terms: ["(i|we) ('ll|will|am going to) (kill|hurt) (you|him)"]
+)yaml"));
+  ASSERT_TRUE(policy);
+  using civicsift::testing::fired;
+  for (const char* text : {"I'll kill you", "we will HURT him!!", "i am going to k1ll you", "I\xE2\x80\x99ll kill you"})
+    EXPECT_EQ(fired(*policy, text), std::vector<std::string>{"town.threat"}) << text;
+  EXPECT_TRUE(fired(*policy, "I will kill the motion").empty());
+  EXPECT_TRUE(fired(*policy, "skill you have").empty());
+}

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "policy/loader.h"
+#include "policy/phrase_template.h"
 #include "text/skeleton.h"
 
 namespace civicsift {
@@ -91,7 +92,7 @@ bool is_ascii_word(std::string_view s) {
 
 // " term " and its grawlix-masked spellings: one interior block of letters replaced by
 // the mask ("f*ck", "fu*k", "f*k"), first and last letters kept, at least two letters kept.
-void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
+void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(term, &runs);
   if (skel.empty()) throw PolicyError{file, r.id, fmt::format("term \"{}\" has no letters or digits", term)};
@@ -116,11 +117,24 @@ void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs:
   }
 }
 
+void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
+  auto expanded = expand_template(term);
+  if (auto* e = std::get_if<std::string>(&expanded))
+    throw PolicyError{file, r.id, fmt::format("term \"{}\": {}", term, *e)};
+  for (const auto& spelling : std::get<std::vector<std::string>>(expanded)) add_spelling(t, spelling, rule, file, r);
+}
+
 void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const fs::path& file,
                const RuleSpec& r) {
-  const std::string skel = text::term_skeleton(phrase);
-  if (skel.empty()) throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\" has no letters or digits", phrase)};
-  t.add_literal(PatternKind::allow, " " + skel + " ", {}, rule, phrase);
+  auto expanded = expand_template(phrase);
+  if (auto* e = std::get_if<std::string>(&expanded))
+    throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\": {}", phrase, *e)};
+  for (const auto& spelling : std::get<std::vector<std::string>>(expanded)) {
+    const std::string skel = text::term_skeleton(spelling);
+    if (skel.empty())
+      throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\" has no letters or digits", phrase)};
+    t.add_literal(PatternKind::allow, " " + skel + " ", {}, rule, phrase);
+  }
 }
 
 void add_regex(PatternTable& t, std::string regex, uint16_t rule) {

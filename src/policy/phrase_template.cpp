@@ -1,0 +1,84 @@
+#include "policy/phrase_template.h"
+
+#include <fmt/format.h>
+
+namespace civicsift {
+namespace {
+
+struct TooMany {};
+struct Malformed {
+  std::string message;
+};
+
+class Expander {
+ public:
+  explicit Expander(std::string_view s) : s_(s) {}
+
+  std::vector<std::string> run() {
+    auto out = alternatives();
+    if (pos_ != s_.size()) throw Malformed{fmt::format("unexpected ')' at {}", pos_)};
+    return out;
+  }
+
+ private:
+  // alternatives := sequence ('|' sequence)*
+  std::vector<std::string> alternatives() {
+    std::vector<std::string> out = sequence();
+    while (pos_ < s_.size() && s_[pos_] == '|') {
+      ++pos_;
+      auto more = sequence();
+      out.insert(out.end(), more.begin(), more.end());
+      check(out.size());
+    }
+    return out;
+  }
+
+  // sequence := (group '?'? | char '?'?)*
+  std::vector<std::string> sequence() {
+    std::vector<std::string> acc{""};
+    while (pos_ < s_.size() && s_[pos_] != '|' && s_[pos_] != ')') {
+      std::vector<std::string> item;
+      if (s_[pos_] == '(') {
+        ++pos_;
+        item = alternatives();
+        if (pos_ >= s_.size() || s_[pos_] != ')') throw Malformed{"unbalanced '('"};
+        ++pos_;
+      } else {
+        item = {std::string(1, s_[pos_++])};
+      }
+      if (pos_ < s_.size() && s_[pos_] == '?') {
+        ++pos_;
+        item.emplace_back();
+      }
+      std::vector<std::string> next;
+      check(acc.size() * item.size());
+      next.reserve(acc.size() * item.size());
+      for (const auto& a : acc)
+        for (const auto& b : item) next.push_back(a + b);
+      acc = std::move(next);
+    }
+    return acc;
+  }
+
+  static void check(size_t n) {
+    if (n > kMaxTemplateExpansions) throw TooMany{};
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::variant<std::vector<std::string>, std::string> expand_template(std::string_view term) {
+  if (term.find_first_of("()|?") == std::string_view::npos) return std::vector<std::string>{std::string(term)};
+  try {
+    return Expander(term).run();
+  } catch (const TooMany&) {
+    return fmt::format("expands to more than {} phrases", kMaxTemplateExpansions);
+  } catch (const Malformed& m) {
+    return m.message;
+  }
+}
+
+}  // namespace civicsift
