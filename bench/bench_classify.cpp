@@ -99,7 +99,7 @@ void BM_Skeleton(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     text::build_skeleton(c.comments[i].text, sk);
-    benchmark::DoNotOptimize(sk.bytes.data());
+    benchmark::DoNotOptimize(sk.view().data());
     i = (i + 1) % kCorpusSize;
   }
   report(state, c);

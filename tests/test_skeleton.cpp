@@ -10,7 +10,7 @@ namespace {
 std::string skel(std::string_view s) {
   Skeleton sk;
   build_skeleton(s, sk);
-  return sk.bytes;
+  return std::string(sk.view());
 }
 }  // namespace
 
@@ -23,7 +23,7 @@ TEST(Skeleton, LowerCasesAndFramesWordsWithSpaces) {
 TEST(Skeleton, CollapsesRepeatsAndRemembersRunLengths) {
   Skeleton sk;
   build_skeleton("fuuuuck", sk);
-  EXPECT_EQ(sk.bytes, " fuck ");
+  EXPECT_EQ(sk.view(), " fuck ");
   EXPECT_EQ(sk.run_length[2], 4);  // f, uuuu, c, k
   std::vector<uint16_t> runs;
   EXPECT_EQ(term_skeleton("ass", &runs), "as");
@@ -64,11 +64,34 @@ TEST(Skeleton, MapsEverySkeletonByteBackToSource) {
   Skeleton sk;
   const std::string src = "What the F.U.C.K!";
   build_skeleton(src, sk);
-  ASSERT_EQ(sk.bytes, " what the fuck ");
-  const size_t f = sk.bytes.find("fuck");
+  ASSERT_EQ(sk.view(), " what the fuck ");
+  const size_t f = sk.view().find("fuck");
   EXPECT_EQ(src.substr(sk.source_begin[f], sk.source_end[f + 3] - sk.source_begin[f]), "F.U.C.K");
 }
 
 TEST(Skeleton, SurvivesInvalidUtf8AndControlBytes) {
   EXPECT_EQ(skel(std::string("ab\xC3(cd\xFF\x00" "ef", 10)), " ab cd ef ");
+}
+
+TEST(Skeleton, BuildsAfterAPrefixAndReusesBuffers) {
+  Skeleton sk;
+  sk.bytes = "raw\n";
+  sk.offset = 4;
+  build_skeleton("Hello there", sk);
+  EXPECT_EQ(sk.bytes.substr(0, 4), "raw\n");
+  EXPECT_EQ(sk.view(), " helo there ");
+  sk.offset = 0;
+  build_skeleton("a", sk);  // shorter input after a longer one
+  EXPECT_EQ(sk.view(), " a ");
+  const std::string big(3 << 20, 'x');
+  build_skeleton(big, sk);
+  EXPECT_EQ(sk.size, 3u);
+  build_skeleton("ok", sk);  // memory is given back after a huge comment
+  EXPECT_LT(sk.run_length.size(), 1u << 20);
+}
+
+TEST(Skeleton, SpelledLettersBeforeAPlainWord) {
+  EXPECT_EQ(skel("f u c k off"), " fuck of ");
+  EXPECT_EQ(skel("x y hello"), " x y helo ");
+  EXPECT_EQ(skel("I said hello"), " i said helo ");
 }

@@ -30,7 +30,19 @@ struct ExplainOptions {
   std::string text;
 };
 
+struct EvalOptions {
+  PolicyOptions policy;
+  std::string tenant;
+  std::string file;
+  std::string text_column = "text";
+  std::string label_column = "label";
+  std::string positive_label = "1";
+  Action min_action = Action::review;
+  bool json = false;
+};
+
 int run_scan(const ScanOptions& options);
+int run_eval(const EvalOptions& options);
 int run_explain(const ExplainOptions& options);
 int run_check(const PolicyOptions& options);
 

@@ -68,6 +68,24 @@ int main(int argc, char** argv) {
   add_policy_options(*check_cmd, check, check_no_cache);
   check_cmd->add_option("dir", check.patterns, "Policy folder (same as --patterns)");
 
+  EvalOptions eval;
+  bool eval_no_cache = false;
+  std::string eval_format, eval_min_action = "review";
+  auto* eval_cmd = app.add_subcommand("eval", "Measure precision, recall and F1 on a labelled TSV corpus");
+  add_policy_options(*eval_cmd, eval.policy, eval_no_cache);
+  eval_cmd->add_option("--tenant", eval.tenant, "Tenant whose policy is measured")->required();
+  eval_cmd->add_option("--format", eval_format, "Column preset: olid (tweet/subtask_a/OFF) or sms (SMS/Label/spam)")
+      ->check(CLI::IsMember({"olid", "sms"}));
+  eval_cmd->add_option("--text-column", eval.text_column, "Header name of the text column")->capture_default_str();
+  eval_cmd->add_option("--label-column", eval.label_column, "Header name of the label column")->capture_default_str();
+  eval_cmd->add_option("--positive", eval.positive_label, "Label value of rows that should be flagged")
+      ->capture_default_str();
+  eval_cmd->add_option("--min-action", eval_min_action, "Least action that counts as flagged")
+      ->check(CLI::IsMember({"review", "remove", "escalate"}))
+      ->capture_default_str();
+  eval_cmd->add_flag("--json", eval.json, "One JSON line of overall figures (for comparison tables)");
+  eval_cmd->add_option("file", eval.file, "Labelled corpus (TSV with a header row)")->required();
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -78,6 +96,13 @@ int main(int argc, char** argv) {
   if (*explain_cmd) {
     resolve(explain.policy, explain_no_cache, argv[0]);
     return run_explain(explain);
+  }
+  if (*eval_cmd) {
+    resolve(eval.policy, eval_no_cache, argv[0]);
+    if (eval_format == "olid") eval.text_column = "tweet", eval.label_column = "subtask_a", eval.positive_label = "OFF";
+    if (eval_format == "sms") eval.text_column = "SMS", eval.label_column = "Label", eval.positive_label = "spam";
+    eval.min_action = *parse_action(eval_min_action);
+    return run_eval(eval);
   }
   resolve(check, check_no_cache, argv[0]);
   return run_check(check);

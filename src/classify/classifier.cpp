@@ -1,6 +1,7 @@
 #include "classify/classifier.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "classify/validators.h"
@@ -68,15 +69,18 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
 
   const std::string_view text = comment.text;
   ctx.ensure_scratch(policy.database());
-  text::build_skeleton(text, ctx.skeleton_);
-  ctx.buffer_.assign(text);
-  ctx.buffer_.push_back('\n');
-  ctx.buffer_.append(ctx.skeleton_.bytes);
+  // One buffer: the raw text, a newline, the skeleton (built in place after them).
+  auto& sk = ctx.skeleton_;
+  sk.offset = text.size() + 1;
+  if (sk.bytes.size() < sk.offset) sk.bytes.resize(sk.offset);
+  std::memcpy(sk.bytes.data(), text.data(), text.size());
+  sk.bytes[text.size()] = '\n';
+  text::build_skeleton(text, sk);
   const auto raw_end = static_cast<uint32_t>(text.size());
-  const uint32_t skeleton_begin = raw_end + 1;
+  const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 
   ctx.hits_.clear();
-  const hs_error_t rc = hs_scan(policy.database(), ctx.buffer_.data(), static_cast<unsigned>(ctx.buffer_.size()), 0,
+  const hs_error_t rc = hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
                                 ctx.scratch_, on_match, &ctx.hits_);
   if (rc != HS_SUCCESS) throw std::runtime_error("hs_scan failed");
 
@@ -84,7 +88,6 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   uint32_t content_end = raw_end;
   while (content_end > 0 && is_space(text[content_end - 1])) --content_end;
 
-  const auto& sk = ctx.skeleton_;
   const PolicySpec& spec = policy.spec();
   ctx.candidates_.clear();
   ctx.allows_.clear();

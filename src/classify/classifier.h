@@ -55,8 +55,7 @@ class ScanContext {
 
   hs_scratch_t* scratch_ = nullptr;
   std::vector<const hs_database_t*> prepared_;
-  text::Skeleton skeleton_;
-  std::string buffer_;
+  text::Skeleton skeleton_;  // also the scan buffer: text, newline, skeleton
   std::vector<Hit> hits_;
   std::vector<Match> candidates_;
   struct AllowSpan {

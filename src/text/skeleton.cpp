@@ -150,8 +150,11 @@ class Builder {
   Builder(std::string_view source, Skeleton& out, std::vector<WordChar>& word, std::vector<Single>& singles)
       : src_(source), out_(out), word_(word), singles_(singles) {
     // Most text yields about a byte per source byte; folded letters may yield more,
-    // and then the arrays grow (see emit).
-    resize_output(source.size() + source.size() / 8 + 16);
+    // and then the arrays grow (see emit). Capacity is kept across calls, but a
+    // thread that once saw a huge comment gives the memory back.
+    const size_t want = source.size() + source.size() / 8 + 16;
+    const size_t have = out.run_length.size();
+    resize_output(have < want || (have > (1u << 20) && have > 4 * want) ? want : have);
     if (word.size() < 64) word.resize(64);
     singles.clear();
   }
@@ -165,10 +168,8 @@ class Builder {
       const unsigned char c = p[i];
       if (c < 128 && word_size_ == 0 && kAscii[c].kind == Kind::letter) {
         // Fast path: a word of plain ASCII letters, by far the most common kind.
-        size_t j = i + 1;
-        while (j < n && p[j] < 128 && kAscii[p[j]].kind == Kind::letter) ++j;
-        if (j == n || (p[j] < 128 && kAscii[p[j]].kind == Kind::separator)) {
-          plain_word(p, i, j);
+        const size_t j = plain_word(p, n, i);
+        if (j != i) {
           i = j;
           continue;
         }
@@ -209,20 +210,17 @@ class Builder {
     end_word();
     flush_singles();
     if (size_ == 1) emit(' ', static_cast<uint32_t>(n), static_cast<uint32_t>(n));  // empty: "  "
-    out_.bytes.resize(size_);
-    out_.source_begin.resize(size_);
-    out_.source_end.resize(size_);
-    out_.run_length.resize(size_);
+    out_.size = size_;
   }
 
  private:
   void resize_output(size_t cap) {
-    out_.bytes.resize(cap);
+    out_.bytes.resize(out_.offset + cap);
     out_.source_begin.resize(cap);
     out_.source_end.resize(cap);
     out_.run_length.resize(cap);
     cap_ = cap;
-    bytes_ = out_.bytes.data();
+    bytes_ = out_.bytes.data() + out_.offset;
     begin_ = out_.source_begin.data();
     end_ = out_.source_end.data();
     runs_ = out_.run_length.data();
@@ -234,29 +232,47 @@ class Builder {
     has_letter_ |= kind == Kind::letter;
   }
 
-  void plain_word(const unsigned char* p, size_t from, size_t to) {
-    if (to - from == 1) {
-      singles_.push_back({kAscii[p[from]].letter, separator_, static_cast<uint32_t>(from),
-                          static_cast<uint32_t>(to)});
-    } else {
-      if (!singles_.empty()) flush_singles();
-      if (size_ + (to - from) + 1 > cap_) resize_output(2 * (size_ + (to - from) + 1));
-      for (size_t k = from; k < to; ++k) {
-        const char c = kAscii[p[k]].letter;
-        if (bytes_[size_ - 1] == c) {  // a repeat: collapse (the frame space precedes any word)
-          end_[size_ - 1] = static_cast<uint32_t>(k + 1);
-          if (runs_[size_ - 1] < UINT16_MAX) ++runs_[size_ - 1];
-          continue;
-        }
-        bytes_[size_] = c;
-        begin_[size_] = static_cast<uint32_t>(k);
-        end_[size_] = static_cast<uint32_t>(k + 1);
-        runs_[size_] = 1;
-        ++size_;
+  // Emits the word of ASCII letters starting at `from` and returns where it ends;
+  // returns `from` (emitting nothing) when the word turns out to hold other characters.
+  size_t plain_word(const unsigned char* p, size_t n, size_t from) {
+    const size_t mark = size_;
+    size_t k = from;
+    for (; k < n; ++k) {
+      const AsciiClass ac = kAscii[p[k] & 0x7f];
+      if (p[k] >= 128 || ac.kind != Kind::letter) break;
+      if (size_ + 2 > cap_) resize_output(2 * cap_);
+      if (bytes_[size_ - 1] == ac.letter) {  // a repeat: collapse (a frame space precedes any word)
+        end_[size_ - 1] = static_cast<uint32_t>(k + 1);
+        if (runs_[size_ - 1] < UINT16_MAX) ++runs_[size_ - 1];
+        continue;
       }
-      emit(' ', static_cast<uint32_t>(to), static_cast<uint32_t>(to));
+      bytes_[size_] = ac.letter;
+      begin_[size_] = static_cast<uint32_t>(k);
+      end_[size_] = static_cast<uint32_t>(k + 1);
+      runs_[size_] = 1;
+      ++size_;
+    }
+    if (k < n && (p[k] >= 128 || kAscii[p[k]].kind != Kind::separator)) {
+      size_ = mark;  // not a plain word: the general path reads it again
+      return from;
+    }
+    if (k - from == 1) {  // may be one letter of a spelled-out word
+      size_ = mark;
+      singles_.push_back({kAscii[p[from]].letter, separator_, static_cast<uint32_t>(from), static_cast<uint32_t>(k)});
+    } else {
+      if (!singles_.empty()) {  // they came first: move this word after them
+        size_ = mark;
+        flush_singles();
+        replay_plain(p, from, k);
+      }
+      emit(' ', static_cast<uint32_t>(k), static_cast<uint32_t>(k));
     }
     separator_ = ' ';
+    return k;
+  }
+
+  void replay_plain(const unsigned char* p, size_t from, size_t to) {
+    for (size_t k = from; k < to; ++k) emit(kAscii[p[k]].letter, static_cast<uint32_t>(k), static_cast<uint32_t>(k + 1));
   }
 
   void emit(char c, uint32_t b, uint32_t e) {
@@ -362,11 +378,10 @@ std::string term_skeleton(std::string_view term, std::vector<uint16_t>* run_leng
   Skeleton sk;
   build_skeleton(term, sk);
   // Strip the framing spaces.
-  size_t b = 1, e = sk.bytes.size() > 1 ? sk.bytes.size() - 1 : 1;
+  const size_t b = 1, e = sk.size > 1 ? sk.size - 1 : 1;
   if (run_lengths)
-    run_lengths->assign(sk.run_length.begin() + static_cast<long>(b),
-                        sk.run_length.begin() + static_cast<long>(e));
-  return sk.bytes.substr(b, e - b);
+    run_lengths->assign(sk.run_length.begin() + static_cast<long>(b), sk.run_length.begin() + static_cast<long>(e));
+  return std::string(sk.view().substr(b, e - b));
 }
 
 }  // namespace civicsift::text

@@ -19,21 +19,21 @@ namespace civicsift::text {
 inline constexpr char kMask = '*';
 
 struct Skeleton {
-  std::string bytes;                   // " word word ... "
+  // bytes[0, offset) is whatever the caller put first (the classifier puts the raw
+  // text and a newline there, so one buffer holds all it scans); the skeleton
+  // follows: bytes[offset, offset + size). Buffers keep their capacity across calls.
+  std::string bytes;
+  size_t offset = 0;
+  size_t size = 0;
   std::vector<uint32_t> source_begin;  // per skeleton byte: first source byte it came from
   std::vector<uint32_t> source_end;    // per skeleton byte: one past the last source byte
   std::vector<uint16_t> run_length;    // per skeleton byte: how many source letters it stands for
 
-  void clear() {
-    bytes.clear();
-    source_begin.clear();
-    source_end.clear();
-    run_length.clear();
-  }
+  std::string_view view() const { return {bytes.data() + offset, size}; }
 };
 
-// Builds the skeleton of `source` into `out`, reusing its buffers. Invalid UTF-8
-// sequences act as separators, so any byte string is accepted.
+// Builds the skeleton of `source` into `out` after its first `out.offset` bytes,
+// which are kept. Invalid UTF-8 sequences act as separators: any bytes are accepted.
 void build_skeleton(std::string_view source, Skeleton& out);
 
 // The skeleton of a policy term without the surrounding spaces, e.g. "f u c k" -> "fuck".
