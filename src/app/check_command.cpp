@@ -5,6 +5,7 @@
 
 #include "app/commands.h"
 #include "classify/classifier.h"
+#include "classify/state.h"
 
 namespace civicsift {
 
@@ -24,23 +25,33 @@ int run_check(const PolicyOptions& options) {
       ++rules;
       if (r.examples_match.empty()) fail(*policy, r, "has no examples that must match");
       if (r.examples_no_match.empty()) fail(*policy, r, "has no examples that must not match");
-      auto fires = [&](const std::string& text) {
+      // An example is judged as the rule would meet it: outbound rules on outbound
+      // posts, election rules inside the nomination period, and duplicate rules on a
+      // text posted twice by one author in one thread (once for no_match examples).
+      auto fires = [&](const std::string& text, bool twice) {
         Comment c;
         c.id = "example";
         c.tenant = policy->tenant();
         c.text = text;
+        c.author = "example-author";
         c.direction = r.direction == DirectionScope::outbound ? Direction::outbound : Direction::inbound;
-        classify(*policy, c, context, verdict);
+        if (r.during_election) c.ts_ms = policy->spec().election.open_ms;
+        StreamState state;
+        for (int k = 0; k < (r.duplicate_within_ms && twice ? 2 : 1); ++k) {
+          classify(*policy, c, context, verdict);
+          state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), c.ts_ms ? c.ts_ms : 1},
+                      verdict);
+        }
         return std::any_of(verdict.matches.begin(), verdict.matches.end(),
                            [&](const Match& m) { return m.rule == i; });
       };
       for (const auto& ex : r.examples_match) {
         ++examples;
-        if (!fires(ex)) fail(*policy, r, fmt::format("should match but does not: \"{}\"", ex));
+        if (!fires(ex, true)) fail(*policy, r, fmt::format("should match but does not: \"{}\"", ex));
       }
       for (const auto& ex : r.examples_no_match) {
         ++examples;
-        if (fires(ex)) fail(*policy, r, fmt::format("should not match but does: \"{}\"", ex));
+        if (fires(ex, false)) fail(*policy, r, fmt::format("should not match but does: \"{}\"", ex));
       }
     }
   }

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -30,22 +31,81 @@ struct Input {
   int fd;
 };
 
-void process_batch(CommentProcessor& processor, LineBatch& batch, size_t max_bytes) {
+// What the ordered stage needs to apply stateful rules to a line classified by a
+// worker, and to render its verdict again if they change it.
+struct LineFacts {
+  size_t out_begin = 0, out_end = 0;  // the worker's rendering in the batch output
+  bool classified = false;
+  std::string id, tenant, author, thread;
+  uint32_t text_size = 0;
+  int64_t ts_ms = 0;
+  Verdict verdict;
+};
+
+struct ScanBatch : LineBatch {
+  std::vector<LineFacts> facts;  // filled only when a policy keeps state
+};
+
+// Classifies a batch. With `state` (one thread), stateful rules apply in place; with
+// `record_facts` (several threads), they are left to apply_state() in input order.
+void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_bytes, StreamState* state,
+                   bool record_facts) {
   batch.output.clear();
   batch.output.reserve(batch.lines.size() * 160);
+  batch.facts.clear();
   uint64_t line_no = batch.first_line;
   for (const auto& line : batch.lines) {
+    const size_t begin = batch.output.size();
+    bool classified = false;
     if (line.oversize) {
       write_error(batch.output,
                   DecodeError{DecodeErrorCode::line_too_long,
                               fmt::format("line is {} bytes, over the limit of {}", line.oversize, max_bytes), {}},
                   line_no);
     } else {
-      processor.process(std::string_view(batch.data.data() + line.offset, line.length), line_no, batch.output);
+      classified = processor
+                       .process(std::string_view(batch.data.data() + line.offset, line.length), line_no,
+                                batch.output, state)
+                       .ok;
+    }
+    if (record_facts) {
+      LineFacts& f = batch.facts.emplace_back();
+      f.out_begin = begin;
+      f.out_end = batch.output.size();
+      f.classified = classified && processor.verdict().policy->keeps_state();
+      if (f.classified) {
+        const Comment& c = processor.comment();
+        f.id = c.id, f.tenant = c.tenant, f.author = c.author, f.thread = c.thread;
+        f.text_size = static_cast<uint32_t>(c.text.size());
+        f.ts_ms = c.ts_ms;
+        f.verdict = processor.verdict();
+      }
     }
     batch.output.push_back('\n');
     ++line_no;
   }
+}
+
+// The ordered stage of a parallel scan: stateful rules in input order; lines whose
+// verdict they change are rendered again.
+void apply_state(ScanBatch& batch, StreamState& state) {
+  std::string out;
+  out.reserve(batch.output.size());
+  size_t copied = 0;
+  for (auto& f : batch.facts) {
+    if (!f.classified ||
+        !state.apply({f.tenant, f.author, f.thread, f.text_size, f.ts_ms}, f.verdict))
+      continue;
+    out.append(batch.output, copied, f.out_begin - copied);
+    Comment c;
+    c.id = f.id;
+    c.tenant = f.tenant;
+    write_verdict(out, c, f.verdict);
+    copied = f.out_end;
+  }
+  if (copied == 0) return;
+  out.append(batch.output, copied);
+  batch.output.swap(out);
 }
 
 bool write_out(const std::string& s) {
@@ -59,7 +119,7 @@ bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Emit&& emit) {
   for (auto& input : inputs) {
     LineReader reader(input.fd, max_bytes);
     while (true) {
-      auto batch = std::make_unique<LineBatch>();
+      auto batch = std::make_unique<ScanBatch>();
       batch->sequence = sequence;
       batch->first_line = next_line;
       if (!reader.next(*batch, kBatchLines, kBatchBytes)) break;
@@ -78,9 +138,10 @@ bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Emit&& emit) {
 int scan_single_thread(const std::shared_ptr<const PolicySet>& policies, const ScanOptions& options,
                        std::vector<Input>& inputs, DecoderOptions decoder_options) {
   CommentProcessor processor(policies, decoder_options);
+  StreamState state;
   bool output_ok = true;
-  const bool read_ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<LineBatch> batch) {
-    process_batch(processor, *batch, options.max_bytes);
+  const bool read_ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<ScanBatch> batch) {
+    process_batch(processor, *batch, options.max_bytes, &state, false);
     output_ok = write_out(batch->output);
     return output_ok;
   });
@@ -91,8 +152,11 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
                   std::vector<Input>& inputs, DecoderOptions decoder_options, unsigned threads) {
   std::mutex mu;
   std::condition_variable changed;
-  std::deque<std::unique_ptr<LineBatch>> todo;
-  std::map<uint64_t, std::unique_ptr<LineBatch>> done;
+  std::deque<std::unique_ptr<ScanBatch>> todo;
+  std::map<uint64_t, std::unique_ptr<ScanBatch>> done;
+  const bool stateful = std::any_of(policies->policies().begin(), policies->policies().end(),
+                                    [](const auto& p) { return p->keeps_state(); });
+  StreamState state;
   const size_t max_in_flight = 2 * threads + 2;  // bounds memory to a few MiB per thread
   size_t in_flight = 0;
   bool reading_finished = false, read_ok = true, stop = false;
@@ -112,7 +176,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
         auto batch = std::move(todo.front());
         todo.pop_front();
         lock.unlock();
-        process_batch(processor, *batch, options.max_bytes);
+        process_batch(processor, *batch, options.max_bytes, nullptr, stateful);
         lock.lock();
         done.emplace(batch->sequence, std::move(batch));
         changed.notify_all();
@@ -120,7 +184,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
     });
   }
   std::thread reader([&] {
-    const bool ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<LineBatch> batch) {
+    const bool ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<ScanBatch> batch) {
       std::unique_lock lock(mu);
       changed.wait(lock, [&] { return stop || in_flight < max_in_flight; });
       if (stop) return false;
@@ -138,7 +202,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
 
   bool output_ok = true;
   for (uint64_t next = 0;; ++next) {
-    std::unique_ptr<LineBatch> batch;
+    std::unique_ptr<ScanBatch> batch;
     {
       std::unique_lock lock(mu);
       changed.wait(lock, [&] { return done.count(next) || (reading_finished && next >= batches_total); });
@@ -148,6 +212,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
       --in_flight;
       changed.notify_all();
     }
+    if (stateful) apply_state(*batch, state);
     if (!write_out(batch->output)) {
       output_ok = false;
       std::lock_guard lock(mu);

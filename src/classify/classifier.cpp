@@ -5,6 +5,9 @@
 #include <stdexcept>
 
 #include "classify/validators.h"
+#include "common/time.h"
+
+#include <xxhash.h>
 
 namespace civicsift {
 namespace {
@@ -30,9 +33,10 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
   return true;
 }
 
-bool applies(const RuleSpec& rule, Direction d) {
-  return rule.direction == DirectionScope::any ||
-         (rule.direction == DirectionScope::inbound) == (d == Direction::inbound);
+bool applies(const RuleSpec& rule, const PolicySpec& spec, const Comment& c) {
+  if (rule.direction != DirectionScope::any && (rule.direction == DirectionScope::inbound) != (c.direction == Direction::inbound))
+    return false;
+  return !rule.during_election || spec.election.contains(c.ts_ms ? c.ts_ms : now_ms());
 }
 
 // Each letter of a term must appear as often as in the term, or be stretched for
@@ -61,11 +65,9 @@ void ScanContext::ensure_scratch(const hs_database_t* db) {
 
 void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext& ctx, Verdict& out) {
   out.policy = &policy;
-  out.action = Action::allow;
-  out.categories = 0;
-  out.score = 0;
   out.matches.clear();
   out.routes.clear();
+  out.text_hash = 0;
 
   const std::string_view text = comment.text;
   ctx.ensure_scratch(policy.database());
@@ -131,13 +133,22 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   for (size_t i = 0; i < c.size(); ++i) {
     const Match& m = c[i];
     if (!out.matches.empty() && out.matches.back().rule == m.rule && m.start < out.matches.back().end) continue;
-    if (!applies(spec.rules[m.rule], comment.direction) || allowed(m)) continue;
+    if (!applies(spec.rules[m.rule], spec, comment) || allowed(m)) continue;
     out.matches.push_back(m);
   }
   std::sort(out.matches.begin(), out.matches.end(), [](const Match& a, const Match& b) {
     return a.start != b.start ? a.start < b.start : a.rule < b.rule;
   });
 
+  if (policy.keeps_state()) out.text_hash = XXH3_64bits(sk.view().data(), sk.size);
+  aggregate(policy, out);
+}
+
+void aggregate(const CompiledPolicy& policy, Verdict& out) {
+  const PolicySpec& spec = policy.spec();
+  out.action = Action::allow;
+  out.categories = 0;
+  out.score = 0;
   for (size_t i = 0; i < out.matches.size(); ++i) {
     const uint16_t rule = out.matches[i].rule;
     const RuleSpec& r = spec.rules[rule];

@@ -31,7 +31,8 @@ struct Verdict {
   uint32_t categories = 0;  // bit (1 << Category)
   int score = 0;
   std::vector<Match> matches;            // by start offset
-  std::vector<std::string_view> routes;  // views into the policy's rules, distinct
+  std::vector<std::string_view> routes;  // views into the policy, distinct
+  uint64_t text_hash = 0;                // of the skeleton, when the policy keeps state
 
   bool has(Category c) const { return categories & (1u << static_cast<unsigned>(c)); }
 };
@@ -67,5 +68,9 @@ class ScanContext {
 
 // Classifies `comment` under `policy`, overwriting `out`.
 void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext& context, Verdict& out);
+
+// Recomputes action, categories, routes and score from `v.matches` (after a match
+// was added, e.g. by StreamState). Routes added outside the rules are kept.
+void aggregate(const CompiledPolicy& policy, Verdict& v);
 
 }  // namespace civicsift

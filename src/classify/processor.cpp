@@ -9,7 +9,8 @@ namespace civicsift {
 CommentProcessor::CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options)
     : policies_(std::move(policies)), decoder_(options) {}
 
-ProcessResult CommentProcessor::process(std::string_view input, std::optional<uint64_t> line, std::string& out) {
+ProcessResult CommentProcessor::process(std::string_view input, std::optional<uint64_t> line, std::string& out,
+                                        StreamState* state) {
   auto decoded = decoder_.decode(input);
   if (auto* err = std::get_if<DecodeError>(&decoded)) {
     write_error(out, *err, line);
@@ -23,6 +24,10 @@ ProcessResult CommentProcessor::process(std::string_view input, std::optional<ui
     return {false, err.code};
   }
   classify(*policy, comment_, scan_, verdict_);
+  if (state)
+    state->apply({comment_.tenant, comment_.author, comment_.thread, static_cast<uint32_t>(comment_.text.size()),
+                  comment_.ts_ms},
+                 verdict_);
   write_verdict(out, comment_, verdict_);
   return {true, {}};
 }

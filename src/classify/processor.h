@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "classify/classifier.h"
+#include "classify/state.h"
 #include "decode/decoder.h"
 #include "policy/compiler.h"
 
@@ -28,7 +29,9 @@ class CommentProcessor {
 
   // Appends one verdict or error record (no newline) to `out`. `input` must be
   // readable for SIMDJSON_PADDING bytes past its end (see Decoder::decode).
-  ProcessResult process(std::string_view input, std::optional<uint64_t> line, std::string& out);
+  // With `state`, the stream's stateful rules apply too (call in stream order).
+  ProcessResult process(std::string_view input, std::optional<uint64_t> line, std::string& out,
+                        StreamState* state = nullptr);
 
   // Valid after a successful process(): what was decided, for metrics and routing.
   const Comment& comment() const { return comment_; }

@@ -2,6 +2,7 @@
 // decoder that produced them and stay valid until its next decode call.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 namespace civicsift {
@@ -16,6 +17,7 @@ struct Comment {
   std::string_view thread;   // empty when absent
   std::string_view channel;  // empty when absent
   std::string_view ts;       // RFC 3339, empty when absent
+  int64_t ts_ms = 0;         // ts as Unix milliseconds; 0 when absent
   Direction direction = Direction::inbound;
 };
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include "common/time.h"
+
 namespace civicsift {
 
 namespace od = simdjson::ondemand;
@@ -237,6 +239,11 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     c.tenant = options_.default_tenant;
   }
   if (!has_text) return error(DecodeErrorCode::missing_text, "field \"text\" is required", c.id);
+  if (!c.ts.empty()) {
+    const auto ms = parse_timestamp_ms(c.ts);
+    if (!ms) return error(DecodeErrorCode::invalid_field, "field \"ts\" must be an RFC 3339 date-time", c.id);
+    c.ts_ms = *ms;
+  }
   if (direction == "outbound") {
     c.direction = Direction::outbound;
   } else if (!direction.empty() && direction != "inbound") {

@@ -22,7 +22,10 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, std::unique_ptr<hs_database_t, H
       db_(std::move(db)),
       patterns_(std::move(patterns)),
       from_cache_(from_cache),
-      compile_seconds_(compile_seconds) {}
+      compile_seconds_(compile_seconds) {
+  for (size_t i = 0; i < spec_.rules.size(); ++i)
+    if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
+}
 
 size_t CompiledPolicy::database_bytes() const {
   size_t size = 0;

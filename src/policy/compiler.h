@@ -46,6 +46,9 @@ class CompiledPolicy {
   const RuleSpec& rule(uint16_t index) const { return spec_.rules[index]; }
   size_t database_bytes() const;
   bool from_cache() const { return from_cache_; }
+  // Rules that need the history of the stream (duplicates, repeat offenders).
+  const std::vector<uint16_t>& duplicate_rules() const { return duplicate_rules_; }
+  bool keeps_state() const { return !duplicate_rules_.empty() || spec_.repeat_offenders.removals > 0; }
   double compile_seconds() const { return compile_seconds_; }
 
  private:
@@ -53,6 +56,7 @@ class CompiledPolicy {
   std::string label_;
   std::unique_ptr<hs_database_t, HsDatabaseDeleter> db_;
   std::vector<PatternMeta> patterns_;
+  std::vector<uint16_t> duplicate_rules_;
   bool from_cache_;
   double compile_seconds_;
 };

@@ -1,5 +1,7 @@
 #include "policy/loader.h"
 
+#include "common/time.h"
+
 #include <fmt/format.h>
 #include <xxhash.h>
 #include <yaml-cpp/yaml.h>
@@ -97,7 +99,7 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
   r.id = required_string(n, "id", file, "");
   check_keys(n,
              {"id", "category", "clause", "action", "score", "direction", "routes", "terms", "lexicon_terms",
-              "regex", "validate", "allow", "examples", "description"},
+              "regex", "validate", "allow", "examples", "description", "duplicate_within", "during"},
              file, r.id);
   const auto category = required_string(n, "category", file, r.id);
   if (auto c = parse_category(category)) r.category = *c;
@@ -135,8 +137,19 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
     if (r.regexes.empty()) fail(file, r.id, "\"validate\" applies to \"regex\" patterns, and there are none");
   }
   r.allow = string_list(n["allow"], file, r.id, "allow");
-  if (r.terms.empty() && r.lexicons.empty() && r.regexes.empty())
-    fail(file, r.id, "has no patterns (terms, lexicon_terms or regex)");
+  if (n["duplicate_within"]) {
+    const auto d = parse_duration_ms(n["duplicate_within"].as<std::string>());
+    if (!d || *d <= 0) fail(file, r.id, "\"duplicate_within\" must be a duration such as 30m, 24h or 7d");
+    r.duplicate_within_ms = *d;
+  }
+  if (n["during"]) {
+    if (n["during"].as<std::string>() != "election") fail(file, r.id, "\"during\" can only be \"election\"");
+    r.during_election = true;
+  }
+  if (!r.has_patterns() && r.duplicate_within_ms == 0)
+    fail(file, r.id, "has no patterns (terms, lexicon_terms, regex) and is not a duplicate_within rule");
+  if (r.has_patterns() && r.duplicate_within_ms != 0)
+    fail(file, r.id, "a duplicate_within rule takes no patterns");
   if (const auto ex = n["examples"]) {
     if (!ex.IsMap()) fail(file, r.id, "\"examples\" must have \"match\" and \"no_match\" lists");
     check_keys(ex, {"match", "no_match"}, file, r.id);
@@ -155,7 +168,9 @@ PolicySpec load(const fs::path& file) {
     fail(file, "", fmt::format("invalid YAML: {}", e.what()));
   }
   if (!root.IsMap()) fail(file, "", "a policy must be a mapping with \"tenant\" and \"rules\"");
-  check_keys(root, {"tenant", "name", "source", "lexicons", "thresholds", "allow", "rules"}, file, "");
+  check_keys(root,
+             {"tenant", "name", "source", "lexicons", "thresholds", "allow", "rules", "repeat_offenders", "election"},
+             file, "");
   PolicySpec p;
   p.file = file;
   p.tenant = required_string(root, "tenant", file, "");
@@ -191,6 +206,28 @@ PolicySpec load(const fs::path& file) {
       p.allow_domains.push_back(std::move(domain));
     }
   }
+  if (const auto r = root["repeat_offenders"]) {
+    check_keys(r, {"removals", "within", "route", "clause"}, file, "");
+    try {
+      p.repeat_offenders.removals = r["removals"] ? r["removals"].as<int>() : 0;
+    } catch (const YAML::Exception&) {
+      fail(file, "", "repeat_offenders.removals must be an integer");
+    }
+    const auto within = parse_duration_ms(r["within"] ? r["within"].as<std::string>() : "");
+    if (p.repeat_offenders.removals < 1 || !within)
+      fail(file, "", "repeat_offenders needs \"removals\" (at least 1) and \"within\" (e.g. 30d)");
+    p.repeat_offenders.within_ms = *within;
+    if (r["route"]) p.repeat_offenders.route = r["route"].as<std::string>();
+    p.repeat_offenders.clause = r["clause"] ? r["clause"].as<std::string>() : "";
+  }
+  if (const auto e = root["election"]) {
+    check_keys(e, {"nominations_open", "nominations_close"}, file, "");
+    const auto open = parse_timestamp_ms(e["nominations_open"] ? e["nominations_open"].as<std::string>() : "");
+    const auto close = parse_timestamp_ms(e["nominations_close"] ? e["nominations_close"].as<std::string>() : "");
+    if (!open || !close || *close < *open)
+      fail(file, "", "election needs \"nominations_open\" and \"nominations_close\" dates (YYYY-MM-DD), in order");
+    p.election = {*open, *close + 86'400'000 - 1};
+  }
   const auto rules = root["rules"];
   if (!rules || !rules.IsSequence() || rules.size() == 0) fail(file, "", "\"rules\" must be a non-empty list");
   std::set<std::string> ids;
@@ -200,6 +237,9 @@ PolicySpec load(const fs::path& file) {
     p.rules.push_back(std::move(r));
   }
   if (p.rules.size() > UINT16_MAX) fail(file, "", "too many rules");
+  for (const auto& r : p.rules)
+    if (r.during_election && p.election.open_ms == 0)
+      fail(file, r.id, "applies \"during: election\" but the policy has no \"election\" dates");
   p.version = fmt::format("{:012x}", XXH3_64bits(hashed.data(), hashed.size()) >> 16);
   return p;
 }

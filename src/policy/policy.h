@@ -47,7 +47,28 @@ struct RuleSpec {
   std::vector<std::string> allow;     // phrases that cancel a match they cover
   std::vector<std::string> examples_match;
   std::vector<std::string> examples_no_match;
+  // Fires when the same author posts the same (normalised) text in the same thread
+  // again within this many milliseconds; 0: not a duplicate rule.
+  int64_t duplicate_within_ms = 0;
+  bool during_election = false;  // applies only within the tenant's nomination period
   int line = 0;  // in the policy file, for error messages
+
+  bool has_patterns() const { return !terms.empty() || !lexicons.empty() || !regexes.empty(); }
+};
+
+// N removals of one author within a window add a route (the block/ban clauses).
+struct RepeatOffenders {
+  int removals = 0;  // 0: off
+  int64_t within_ms = 0;
+  std::string route = "ban_review";
+  std::string clause;
+};
+
+// The municipal election nomination period, [open, close], as Unix milliseconds (UTC).
+struct ElectionPeriod {
+  int64_t open_ms = 0;
+  int64_t close_ms = 0;  // end of the closing day
+  bool contains(int64_t ts_ms) const { return open_ms != 0 && ts_ms >= open_ms && ts_ms <= close_ms; }
 };
 
 struct Lexicon {
@@ -73,6 +94,8 @@ struct PolicySpec {
   std::vector<std::string> allow_phones;   // digits only, e.g. "5192556100", "311"
   std::vector<std::string> allow_domains;  // lower case
   std::vector<RuleSpec> rules;
+  RepeatOffenders repeat_offenders;
+  ElectionPeriod election;
   std::string version;  // hash of the policy file and its lexicons' contents
 };
 

@@ -1,0 +1,78 @@
+#include "classify/state.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <string>
+
+#include "common/time.h"
+
+namespace civicsift {
+namespace {
+
+uint64_t key_of(std::initializer_list<std::string_view> parts, uint64_t extra) {
+  thread_local std::string buf;
+  buf.clear();
+  for (auto p : parts) {
+    buf.append(p);
+    buf.push_back('\0');  // "ab"+"c" differs from "a"+"bc"
+  }
+  buf.append(reinterpret_cast<const char*>(&extra), sizeof extra);
+  return XXH3_64bits(buf.data(), buf.size());
+}
+
+}  // namespace
+
+bool StreamState::apply(const Post& post, Verdict& verdict) {
+  const CompiledPolicy& policy = *verdict.policy;
+  if (!policy.keeps_state() || post.author.empty()) return false;
+  const int64_t ts = post.ts_ms ? post.ts_ms : now_ms();
+  const PolicySpec& spec = policy.spec();
+  bool changed = false;
+
+  if (!policy.duplicate_rules().empty()) {
+    const uint64_t key = key_of({post.tenant, post.author, post.thread}, verdict.text_hash);
+    auto [it, inserted] = last_post_.try_emplace(key, ts);
+    if (!inserted) {
+      const int64_t since = ts - it->second;
+      for (uint16_t rule : policy.duplicate_rules()) {
+        longest_window_ms_ = std::max(longest_window_ms_, spec.rules[rule].duplicate_within_ms);
+        if (since >= 0 && since <= spec.rules[rule].duplicate_within_ms) {
+          verdict.matches.push_back({rule, 0, post.text_size});
+          changed = true;
+        }
+      }
+      it->second = std::max(it->second, ts);
+    }
+    if (changed) aggregate(policy, verdict);
+  }
+
+  const RepeatOffenders& repeat = spec.repeat_offenders;
+  if (repeat.removals > 0 && verdict.action >= Action::remove) {
+    longest_window_ms_ = std::max(longest_window_ms_, repeat.within_ms);
+    auto& times = removals_[key_of({post.tenant, post.author}, 0)];
+    times.push_back(ts);
+    while (!times.empty() && ts - times.front() > repeat.within_ms) times.pop_front();
+    while (times.size() > static_cast<size_t>(repeat.removals)) times.pop_front();
+    if (times.size() >= static_cast<size_t>(repeat.removals) &&
+        std::find(verdict.routes.begin(), verdict.routes.end(), repeat.route) == verdict.routes.end()) {
+      verdict.routes.push_back(repeat.route);
+      changed = true;
+    }
+  }
+  if (entries() > max_entries_) bound(ts);
+  return changed;
+}
+
+void StreamState::bound(int64_t now) {
+  // First forget what no window can reach any more; if that is not enough, forget
+  // everything (a burst of distinct authors larger than the budget).
+  std::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > longest_window_ms_; });
+  std::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > longest_window_ms_; });
+  if (entries() > max_entries_) {
+    last_post_.clear();
+    removals_.clear();
+  }
+}
+
+}  // namespace civicsift

@@ -1,0 +1,43 @@
+// classify: the rules that need a stream's history. Duplicate posts (the same author,
+// thread and normalised text within a rule's window) and repeat offenders (N removals
+// of one author within a window add a route such as ban_review).
+//
+// One StreamState per ordered stream: a scan, or a Kafka partition. Results depend on
+// order, so it is applied in stream order. Memory is bounded by `max_entries`.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string_view>
+#include <unordered_map>
+
+#include "classify/classifier.h"
+
+namespace civicsift {
+
+class StreamState {
+ public:
+  explicit StreamState(size_t max_entries = 200'000) : max_entries_(max_entries) {}
+
+  struct Post {
+    std::string_view tenant, author, thread;
+    uint32_t text_size = 0;
+    int64_t ts_ms = 0;  // 0: now
+  };
+
+  // Records the post and adds what the stateful rules conclude to its verdict.
+  // Returns true when the verdict changed. Posts without an author keep no state.
+  bool apply(const Post& post, Verdict& verdict);
+
+  size_t entries() const { return last_post_.size() + removals_.size(); }
+
+ private:
+  void bound(int64_t now);
+
+  size_t max_entries_;
+  int64_t longest_window_ms_ = 0;
+  std::unordered_map<uint64_t, int64_t> last_post_;             // author+thread+text -> last seen
+  std::unordered_map<uint64_t, std::deque<int64_t>> removals_;  // author -> removal times
+};
+
+}  // namespace civicsift

@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include "classify/state.h"
+#include "common/time.h"
+#include "test_util.h"
+
+using namespace civicsift;
+using civicsift::testing::TempDir;
+
+TEST(Time, ParsesRfc3339AndDurations) {
+  EXPECT_EQ(parse_timestamp_ms("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parse_timestamp_ms("2026-10-05T14:03:00Z"), 1791208980000);
+  EXPECT_EQ(parse_timestamp_ms("2026-10-05T10:03:00-04:00"), 1791208980000);
+  EXPECT_EQ(parse_timestamp_ms("2026-10-05T14:03:00.250Z"), 1791208980250);
+  EXPECT_EQ(parse_timestamp_ms("2026-10-05"), 1791158400000);
+  for (const char* bad : {"", "yesterday", "2026-13-01", "2026-10-05T25:00:00Z", "2026-10-05T14:03:00", "2026-10-05T14:03Z"})
+    EXPECT_FALSE(parse_timestamp_ms(bad).has_value()) << bad;
+  EXPECT_EQ(parse_duration_ms("24h"), 86'400'000);
+  EXPECT_EQ(parse_duration_ms("7d"), 7 * 86'400'000LL);
+  EXPECT_FALSE(parse_duration_ms("7 days").has_value());
+}
+
+namespace {
+class StreamStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.write("lexicons/l.yaml", "lexicon: l\nterms: [shit]\n");
+    policy_ = civicsift::testing::compile_or_fail(dir_.write("t.yaml", R"yaml(
+tenant: town
+lexicons: [l]
+repeat_offenders: {removals: 2, within: 7d, route: ban_review}
+rules:
+  - id: town.swears
+    category: profanity
+    clause: "Town 1"
+    action: remove
+    lexicon_terms: [l]
+  - id: town.single-posts
+    category: spam
+    clause: "Town 6"
+    action: remove
+    duplicate_within: 1h
+)yaml"));
+    ASSERT_TRUE(policy_);
+  }
+  Verdict post(StreamState& state, std::string_view author, std::string_view thread, std::string_view text,
+               int64_t ts) {
+    Comment c;
+    c.id = "x";
+    c.tenant = "town";
+    c.author = author;
+    c.thread = thread;
+    c.text = text;
+    c.ts_ms = ts;
+    Verdict v;
+    classify(*policy_, c, ctx_, v);
+    state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(text.size()), ts}, v);
+    return v;
+  }
+  TempDir dir_;
+  std::shared_ptr<const CompiledPolicy> policy_;
+  ScanContext ctx_;
+  static constexpr int64_t kHour = 3'600'000;
+};
+}  // namespace
+
+TEST_F(StreamStateTest, DuplicatesOfOneAuthorInOneThreadWithinTheWindow) {
+  StreamState s;
+  EXPECT_EQ(post(s, "a", "t", "Fix the road", kHour).action, Action::allow);
+  const Verdict dup = post(s, "a", "t", "fix the ROAD!!", 2 * kHour);  // same skeleton
+  EXPECT_EQ(dup.action, Action::remove);
+  ASSERT_EQ(dup.matches.size(), 1u);
+  EXPECT_EQ(dup.matches[0].end, 14u);                                    // the whole text
+  EXPECT_EQ(post(s, "b", "t", "Fix the road", 2 * kHour).action, Action::allow);  // another author
+  EXPECT_EQ(post(s, "a", "u", "Fix the road", 2 * kHour).action, Action::allow);  // another thread
+  EXPECT_EQ(post(s, "a", "t", "Fix the road", 4 * kHour).action, Action::allow);  // outside the window
+  EXPECT_EQ(post(s, "", "t", "Fix the road", 4 * kHour).action, Action::allow);   // no author: no state
+  EXPECT_EQ(post(s, "", "t", "Fix the road", 4 * kHour).action, Action::allow);
+}
+
+TEST_F(StreamStateTest, RepeatOffendersGetTheBanReviewRoute) {
+  StreamState s;
+  const int64_t day = 24 * kHour;
+  EXPECT_TRUE(post(s, "a", "t", "shit", day).routes.empty());
+  EXPECT_EQ(post(s, "a", "t", "holy shit", 2 * day).routes, std::vector<std::string_view>{"ban_review"});
+  EXPECT_TRUE(post(s, "b", "t", "shit", 2 * day).routes.empty());
+  EXPECT_TRUE(post(s, "c", "t", "shit", day).routes.empty());
+  EXPECT_TRUE(post(s, "c", "t", "shit again", 20 * day).routes.empty());  // outside the window
+}
+
+TEST_F(StreamStateTest, MemoryStaysBounded) {
+  StreamState s(1000);
+  for (int i = 0; i < 10000; ++i) post(s, "author" + std::to_string(i), "t", "hello", kHour + i);
+  EXPECT_LE(s.entries(), 1000u);
+}
