@@ -60,5 +60,9 @@ check "check passes on the test policy" "$bin" check "$data/policy"
 check "explain names rule, clause and span" grep -q "town.swears -> remove  (Town 2.1)" "$work/explain.out"
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"
 
+"$bin" clauses "$data/policy" > "$work/clauses.md"
+check "clauses table lists a duplicate rule" grep -qF "| Town 6 | town.single-posts | spam | remove | duplicate posts |" "$work/clauses.md"
+check "clauses table lists repeat offenders" grep -qF "route ban_review" "$work/clauses.md"
+
 echo "$passes passed, $failures failed"
 test "$failures" -eq 0

@@ -43,6 +43,7 @@ struct EvalOptions {
 
 int run_scan(const ScanOptions& options);
 int run_eval(const EvalOptions& options);
+int run_clauses(const PolicyOptions& options);
 int run_explain(const ExplainOptions& options);
 int run_check(const PolicyOptions& options);
 

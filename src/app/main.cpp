@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   eval_cmd->add_flag("--json", eval.json, "One JSON line of overall figures (for comparison tables)");
   eval_cmd->add_option("file", eval.file, "Labelled corpus (TSV with a header row)")->required();
 
+  PolicyOptions clauses;
+  auto* clauses_cmd = app.add_subcommand("clauses", "Print each policy's clause -> rules -> category -> action table (Markdown)");
+  clauses_cmd->add_option("dir", clauses.patterns, "Policy folder (default: as for --patterns)");
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -103,6 +107,10 @@ int main(int argc, char** argv) {
     if (eval_format == "sms") eval.text_column = "SMS", eval.label_column = "Label", eval.positive_label = "spam";
     eval.min_action = *parse_action(eval_min_action);
     return run_eval(eval);
+  }
+  if (*clauses_cmd) {
+    if (clauses.patterns.empty()) clauses.patterns = default_patterns_dir(argv[0]);
+    return run_clauses(clauses);
   }
   resolve(check, check_no_cache, argv[0]);
   return run_check(check);
