@@ -235,23 +235,33 @@ class Builder {
   // Emits the word of ASCII letters starting at `from` and returns where it ends;
   // returns `from` (emitting nothing) when the word turns out to hold other characters.
   size_t plain_word(const unsigned char* p, size_t n, size_t from) {
+    // An ASCII letter yields at most one byte: room for the rest of the input suffices.
+    if (size_ + (n - from) + 2 > cap_) resize_output(size_ + (n - from) + 2);
+    // Locals, not members: stores through char* could alias the members and force
+    // the compiler to reload them for every character.
+    char* __restrict bytes = bytes_;
+    uint32_t* __restrict begin = begin_;
+    uint32_t* __restrict end = end_;
+    uint16_t* __restrict runs = runs_;
     const size_t mark = size_;
+    size_t size = size_;
     size_t k = from;
     for (; k < n; ++k) {
-      const AsciiClass ac = kAscii[p[k] & 0x7f];
-      if (p[k] >= 128 || ac.kind != Kind::letter) break;
-      if (size_ + 2 > cap_) resize_output(2 * cap_);
-      if (bytes_[size_ - 1] == ac.letter) {  // a repeat: collapse (a frame space precedes any word)
-        end_[size_ - 1] = static_cast<uint32_t>(k + 1);
-        if (runs_[size_ - 1] < UINT16_MAX) ++runs_[size_ - 1];
+      const unsigned char byte = p[k];
+      if (byte >= 128 || kAscii[byte].kind != Kind::letter) break;
+      const char letter = kAscii[byte].letter;
+      if (bytes[size - 1] == letter) {  // a repeat: collapse (a frame space precedes any word)
+        end[size - 1] = static_cast<uint32_t>(k + 1);
+        if (runs[size - 1] < UINT16_MAX) ++runs[size - 1];
         continue;
       }
-      bytes_[size_] = ac.letter;
-      begin_[size_] = static_cast<uint32_t>(k);
-      end_[size_] = static_cast<uint32_t>(k + 1);
-      runs_[size_] = 1;
-      ++size_;
+      bytes[size] = letter;
+      begin[size] = static_cast<uint32_t>(k);
+      end[size] = static_cast<uint32_t>(k + 1);
+      runs[size] = 1;
+      ++size;
     }
+    size_ = size;
     if (k < n && (p[k] >= 128 || kAscii[p[k]].kind != Kind::separator)) {
       size_ = mark;  // not a plain word: the general path reads it again
       return from;
