@@ -41,7 +41,15 @@ struct EvalOptions {
   bool json = false;
 };
 
+struct GenerateOptions {
+  double rate = 0;       // comments per second; 0: unpaced
+  uint64_t count = 0;    // 0: until interrupted
+  uint64_t seed = 42;
+  double violation_share = 0.12;
+};
+
 int run_scan(const ScanOptions& options);
+int run_generate(const GenerateOptions& options);
 int run_eval(const EvalOptions& options);
 int run_clauses(const PolicyOptions& options);
 int run_explain(const ExplainOptions& options);

@@ -90,6 +90,15 @@ int main(int argc, char** argv) {
   auto* clauses_cmd = app.add_subcommand("clauses", "Print each policy's clause -> rules -> category -> action table (Markdown)");
   clauses_cmd->add_option("dir", clauses.patterns, "Policy folder (default: as for --patterns)");
 
+  GenerateOptions generate;
+  auto* generate_cmd = app.add_subcommand("generate", "Write a realistic multi-tenant comment stream as JSON lines");
+  generate_cmd->add_option("--rate", generate.rate, "Comments per second (0: as fast as possible)")->capture_default_str();
+  generate_cmd->add_option("--count", generate.count, "How many (0: until interrupted)")->capture_default_str();
+  generate_cmd->add_option("--seed", generate.seed, "Random seed (same seed, same stream)")->capture_default_str();
+  generate_cmd->add_option("--violations", generate.violation_share, "Share of comments that break a rule")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -108,6 +117,7 @@ int main(int argc, char** argv) {
     eval.min_action = *parse_action(eval_min_action);
     return run_eval(eval);
   }
+  if (*generate_cmd) return run_generate(generate);
   if (*clauses_cmd) {
     if (clauses.patterns.empty()) clauses.patterns = default_patterns_dir(argv[0]);
     return run_clauses(clauses);
