@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> texts;
   for (size_t i = 0; i < count; ++i) texts.push_back(generator.next_text());
 
+  size_t patterns = 0;
   auto time_policy = [&](PolicySpec s) -> double {
     auto compiled = compile_policy(std::move(s), CompileOptions{default_cache_dir()});
     if (auto* e = std::get_if<PolicyError>(&compiled)) {
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
       std::exit(2);
     }
     const auto& policy = *std::get<std::shared_ptr<const CompiledPolicy>>(compiled);
+    patterns = policy.pattern_count();
     ScanContext ctx;
     Verdict v;
     Comment c;
@@ -51,11 +53,13 @@ int main(int argc, char** argv) {
   };
 
   const double whole = time_policy(spec);
-  std::vector<std::pair<double, std::string>> costs;
+  const size_t whole_patterns = patterns;
+  std::vector<std::tuple<double, std::string, size_t>> costs;
   for (const auto& rule : spec.rules) {
     PolicySpec one = spec;
     one.rules = {rule};
-    costs.emplace_back(time_policy(std::move(one)), rule.id);
+    const double ns = time_policy(std::move(one));
+    costs.emplace_back(ns, rule.id, patterns);
   }
   PolicySpec none = spec;
   none.rules = {spec.rules.front()};
@@ -64,8 +68,8 @@ int main(int argc, char** argv) {
   none.rules.front().terms = {"zzzzqqqq"};
   const double floor = time_policy(std::move(none));
   std::sort(costs.rbegin(), costs.rend());
-  fmt::print("{}: {:.0f} ns per comment with all rules; {:.0f} ns floor (skeleton + empty scan)\n", spec.tenant,
-             whole, floor);
-  for (const auto& [ns, id] : costs) fmt::print("{:8.0f} ns  {}\n", ns - floor, id);
+  fmt::print("{}: {:.0f} ns per comment with all rules ({} patterns); {:.0f} ns floor (skeleton + empty scan)\n",
+             spec.tenant, whole, whole_patterns, floor);
+  for (const auto& [ns, id, n] : costs) fmt::print("{:8.0f} ns {:7} patterns  {}\n", ns - floor, n, id);
   return 0;
 }

@@ -161,6 +161,13 @@ TEST(TermTemplate, ExpandsAlternationsOptionalGroupsAndLetters) {
   EXPECT_EQ(expand("((a|b)c|d)"), (std::vector<std::string>{"ac", "bc", "d"}));
 }
 
+TEST(TermTemplate, SyntaxErrorsAreNamed) {
+  EXPECT_FALSE(template_syntax_error("(a|b) c?").has_value());
+  EXPECT_TRUE(template_syntax_error("(a|b").has_value());
+  EXPECT_TRUE(template_syntax_error("a)b").has_value());
+  EXPECT_TRUE(template_syntax_error("(?a)").has_value());
+}
+
 TEST(TermTemplate, RejectsMalformedAndExplosiveTemplates) {
   EXPECT_TRUE(std::holds_alternative<std::string>(expand_template("(a|b")));
   EXPECT_TRUE(std::holds_alternative<std::string>(expand_template("a)b")));
@@ -182,8 +189,14 @@ rules:
 )yaml"));
   ASSERT_TRUE(policy);
   using civicsift::testing::fired;
-  for (const char* text : {"I'll kill you", "we will HURT him!!", "i am going to k1ll you", "I\xE2\x80\x99ll kill you"})
+  for (const char* text : {"I'll kill you", "we will HURT him!!", "i am going to k1ll you", "I\xE2\x80\x99ll kill you",
+                           "so I will kill you, ok"})
     EXPECT_EQ(fired(*policy, text), std::vector<std::string>{"town.threat"}) << text;
+  Verdict v;
+  const std::string text = "so I will kill you, ok";
+  fired(*policy, text, Direction::inbound, &v);
+  ASSERT_EQ(v.matches.size(), 1u);
+  EXPECT_EQ(text.substr(v.matches[0].start, v.matches[0].end - v.matches[0].start), "I will kill you");
   EXPECT_TRUE(fired(*policy, "I will kill the motion").empty());
   EXPECT_TRUE(fired(*policy, "skill you have").empty());
 }

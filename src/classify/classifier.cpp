@@ -103,16 +103,17 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       ctx.candidates_.push_back({rule, hit.from, hit.to});
       continue;
     }
-    if (hit.to < skeleton_begin + meta.length) continue;  // a skeleton literal inside the raw part
-    const uint32_t s = hit.to - meta.length - skeleton_begin;
+    const uint32_t length = meta.length ? meta.length : hit.to - hit.from;
+    if (hit.to < skeleton_begin + length || (meta.length == 0 && hit.from < skeleton_begin)) continue;
+    const uint32_t s = hit.to - length - skeleton_begin;
     // The literal is " body ": map the body back to source bytes.
     const uint32_t start = sk.source_begin[s + 1];
-    const uint32_t end = sk.source_end[s + meta.length - 2];
+    const uint32_t end = sk.source_end[s + length - 2];
     if (meta.kind == PatternKind::allow) {
       ctx.allows_.push_back({hit.pattern, start, end});
       continue;
     }
-    if (!runs_match(meta.run_profile, sk.run_length.data() + s)) continue;
+    if (meta.length && !runs_match(meta.run_profile, sk.run_length.data() + s)) continue;
     for (uint16_t rule : meta.rules) ctx.candidates_.push_back({rule, start, end});
   }
 

@@ -120,11 +120,69 @@ void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const
   }
 }
 
+// A template as one regex on the skeleton: each text run is turned into its skeleton
+// (keeping word breaks at its edges), the template's (|)? syntax is kept as is.
+std::string template_regex(std::string_view term) {
+  std::string out = " ";
+  size_t i = 0;
+  auto is_syntax = [](char c) { return c == '(' || c == ')' || c == '|' || c == '?'; };
+  auto is_break = [](char c) { return !std::isalnum(static_cast<unsigned char>(c)) && c != '$' && c != '@' && c != '*'; };
+  while (i < term.size()) {
+    if (is_syntax(term[i])) {
+      out.push_back(term[i++]);
+      continue;
+    }
+    size_t j = i;
+    while (j < term.size() && !is_syntax(term[j])) ++j;
+    const std::string_view run = term.substr(i, j - i);
+    // "x?" makes only the last letter optional: keep that letter out of the run.
+    std::string_view body = run;
+    char optional_letter = 0;
+    if (j < term.size() && term[j] == '?' && !run.empty() && !is_break(run.back())) {
+      optional_letter = run.back();
+      body.remove_suffix(1);
+    }
+    const bool lead = !body.empty() && is_break(body.front());
+    const bool trail = !body.empty() && is_break(body.back());
+    // A break at the edge of a run ("'ll", "you're ") becomes an optional space: the
+    // template's own spaces already separate words, and two would never match.
+    const std::string sk = text::term_skeleton(body);
+    if (sk.empty()) {  // only breaks: one word break
+      if (lead) out += "\\x20";
+      i = j;
+      continue;
+    }
+    if (lead) out += "\\x20?";
+    for (unsigned char c : sk) {
+      if (std::isalnum(c)) out.push_back(static_cast<char>(c));
+      else out += fmt::format("\\x{:02x}", c);
+    }
+    if (trail) out += "\\x20?";
+    if (optional_letter) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(optional_letter))));
+    i = j;
+  }
+  out.push_back(' ');
+  return out;
+}
+
+// A plain term becomes literals (with masked spellings); a template becomes one regex
+// on the skeleton, which costs far less than its expansion into thousands of literals.
 void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
-  auto expanded = expand_template(term);
-  if (auto* e = std::get_if<std::string>(&expanded))
-    throw PolicyError{file, r.id, fmt::format("term \"{}\": {}", term, *e)};
-  for (const auto& spelling : std::get<std::vector<std::string>>(expanded)) add_spelling(t, spelling, rule, file, r);
+  if (!is_template(term)) {
+    add_spelling(t, term, rule, file, r);
+    return;
+  }
+  if (auto error = template_syntax_error(term))
+    throw PolicyError{file, r.id, fmt::format("term \"{}\": {}", term, *error)};
+  PatternMeta m;
+  m.view = View::skeleton;
+  m.kind = PatternKind::term;
+  m.length = 0;  // variable: the start comes from Hyperscan
+  m.rules = {rule};
+  t.expressions.push_back(template_regex(term));
+  t.flags.push_back(HS_FLAG_SOM_LEFTMOST);
+  t.meta.push_back(std::move(m));
+  t.origin.emplace_back(rule, term);
 }
 
 void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const fs::path& file,

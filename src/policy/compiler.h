@@ -22,7 +22,7 @@ enum class PatternKind : uint8_t { term, allow, regex };
 struct PatternMeta {
   View view = View::raw;
   PatternKind kind = PatternKind::regex;
-  uint32_t length = 0;                // skeleton literals: bytes, framing spaces included
+  uint32_t length = 0;                // skeleton literals: bytes, framing spaces included; 0: variable (SOM)
   std::vector<uint16_t> run_profile;  // skeleton literals: least run length per byte
   std::vector<uint16_t> rules;        // rules this pattern fires (term, regex) or protects (allow)
   bool anchor_end = false;            // regex ended with '$': match must end the comment

@@ -70,8 +70,25 @@ class Expander {
 
 }  // namespace
 
+bool is_template(std::string_view term) { return term.find_first_of("()|?") != std::string_view::npos; }
+
+std::optional<std::string> template_syntax_error(std::string_view term) {
+  int depth = 0;
+  char previous = '(';
+  for (size_t i = 0; i < term.size(); ++i) {
+    const char c = term[i];
+    if (c == '(') ++depth;
+    if (c == ')' && --depth < 0) return fmt::format("unexpected ')' at {}", i);
+    if (c == '?' && (previous == '(' || previous == '|' || previous == '?'))
+      return fmt::format("'?' at {} has nothing to make optional", i);
+    previous = c;
+  }
+  if (depth != 0) return std::string("unbalanced '('");
+  return std::nullopt;
+}
+
 std::variant<std::vector<std::string>, std::string> expand_template(std::string_view term) {
-  if (term.find_first_of("()|?") == std::string_view::npos) return std::vector<std::string>{std::string(term)};
+  if (!is_template(term)) return std::vector<std::string>{std::string(term)};
   try {
     return Expander(term).run();
   } catch (const TooMany&) {
