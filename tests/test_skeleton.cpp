@@ -48,6 +48,8 @@ TEST(Skeleton, JoinsLettersSpelledOneByOne) {
   EXPECT_EQ(skel("f-u-c-k"), " fuck ");
   EXPECT_EQ(skel("a b"), " a b ");      // two letters are not a spelled word
   EXPECT_EQ(skel("i f u c k"), " i fuck ");
+  EXPECT_EQ(skel("u r a loser"), " u r a loser ");  // text speak, not a spelled word
+  EXPECT_EQ(skel("s h i t"), " shit ");
 }
 
 TEST(Skeleton, FoldsUnicodeEvasions) {

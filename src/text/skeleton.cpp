@@ -341,11 +341,18 @@ class Builder {
         emit_word(i, i + 1);
         ++i;
       }
-      if (run_end - i < 3) run_end = i + 1;  // too short to be a spelled-out word
+      if (run_end - i < 3 || is_text_speak(i, run_end)) run_end = i + 1;  // not a spelled-out word
       emit_word(i, run_end);
       i = run_end;
     }
     singles_.clear();
+  }
+
+  // "u r a loser", "r u ok": one-letter words of text speak, not a word spelled out.
+  bool is_text_speak(size_t from, size_t to) const {
+    for (size_t k = from; k < to; ++k)
+      if (std::string_view("abciknoruy").find(singles_[k].c) == std::string_view::npos) return false;
+    return true;
   }
 
   void emit_word(size_t from, size_t to) {
