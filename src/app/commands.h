@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "policy/compiler.h"
+#include "transport/service.h"
+
+#include <map>
 
 namespace civicsift {
 
@@ -48,7 +51,20 @@ struct GenerateOptions {
   double violation_share = 0.12;
 };
 
+struct RunOptions {
+  std::filesystem::path config_file;
+  ServiceConfig defaults;
+  std::map<std::string, std::string> overrides;  // flags given: brokers, group, threads, patterns
+};
+
+struct DevBrokerOptions {
+  int port = 9092;
+  int partitions = 4;
+};
+
 int run_scan(const ScanOptions& options);
+int run_service(const RunOptions& options);
+int run_dev_broker(const DevBrokerOptions& options);
 int run_generate(const GenerateOptions& options);
 int run_eval(const EvalOptions& options);
 int run_clauses(const PolicyOptions& options);

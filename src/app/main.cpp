@@ -99,6 +99,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
 
+  RunOptions run;
+  std::string run_brokers, run_group, run_patterns;
+  unsigned run_threads = 0;
+  auto* run_cmd = app.add_subcommand("run", "Consume comments from Kafka and publish verdicts (the service)");
+  run_cmd->add_option("--config", run.config_file, "YAML configuration (see deploy/civicsift.yaml)");
+  run_cmd->add_option("--brokers", run_brokers, "bootstrap.servers (overrides the file)");
+  run_cmd->add_option("--group", run_group, "Consumer group id (default civicsift)");
+  run_cmd->add_option("--threads", run_threads, "Worker threads (default: one per core)");
+  run_cmd->add_option("--patterns", run_patterns, "Policy folder");
+
+  DevBrokerOptions dev;
+  auto* dev_cmd = app.add_subcommand("dev-broker", "A local Kafka-protocol broker for development (librdkafka mock cluster)");
+  dev_cmd->add_option("--port", dev.port, "Port on 127.0.0.1 (0: random)")->capture_default_str();
+  dev_cmd->add_option("--partitions", dev.partitions, "Partitions per topic")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -118,6 +133,16 @@ int main(int argc, char** argv) {
     return run_eval(eval);
   }
   if (*generate_cmd) return run_generate(generate);
+  if (*dev_cmd) return run_dev_broker(dev);
+  if (*run_cmd) {
+    run.defaults.patterns = default_patterns_dir(argv[0]);
+    run.defaults.cache_dir = default_cache_dir();
+    if (!run_brokers.empty()) run.overrides["brokers"] = run_brokers;
+    if (!run_group.empty()) run.overrides["group"] = run_group;
+    if (run_threads) run.overrides["threads"] = std::to_string(run_threads);
+    if (!run_patterns.empty()) run.overrides["patterns"] = run_patterns;
+    return run_service(run);
+  }
   if (*clauses_cmd) {
     if (clauses.patterns.empty()) clauses.patterns = default_patterns_dir(argv[0]);
     return run_clauses(clauses);

@@ -11,17 +11,25 @@ CommentProcessor::CommentProcessor(std::shared_ptr<const PolicySet> policies, De
 
 ProcessResult CommentProcessor::process(std::string_view input, std::optional<uint64_t> line, std::string& out,
                                         StreamState* state) {
-  auto decoded = decoder_.decode(input);
+  return finish(decoder_.decode(input), line, out, state);
+}
+
+ProcessResult CommentProcessor::process_copy(std::string_view input, std::string& out, StreamState* state) {
+  return finish(decoder_.decode_copy(input), std::nullopt, out, state);
+}
+
+ProcessResult CommentProcessor::finish(std::variant<Comment, DecodeError> decoded, std::optional<uint64_t> line,
+                                       std::string& out, StreamState* state) {
   if (auto* err = std::get_if<DecodeError>(&decoded)) {
     write_error(out, *err, line);
-    return {false, err->code};
+    return {false, err->code, std::move(err->message)};
   }
   comment_ = std::get<Comment>(decoded);
   const CompiledPolicy* policy = policies_->find(comment_.tenant);
   if (!policy) {
     const DecodeError err{DecodeErrorCode::unknown_tenant, "tenant has no policy loaded", std::string(comment_.id)};
     write_error(out, err, line);
-    return {false, err.code};
+    return {false, err.code, err.message};
   }
   classify(*policy, comment_, scan_, verdict_);
   if (state)
@@ -29,7 +37,7 @@ ProcessResult CommentProcessor::process(std::string_view input, std::optional<ui
                   comment_.ts_ms},
                  verdict_);
   write_verdict(out, comment_, verdict_);
-  return {true, {}};
+  return {true, {}, {}};
 }
 
 }  // namespace civicsift

@@ -17,6 +17,7 @@ namespace civicsift {
 struct ProcessResult {
   bool ok = false;  // false: an error record was written
   DecodeErrorCode error{};
+  std::string message;  // why, when !ok
 };
 
 // One per thread. Holds the policy snapshot it was given until `set_policies`.
@@ -33,11 +34,17 @@ class CommentProcessor {
   ProcessResult process(std::string_view input, std::optional<uint64_t> line, std::string& out,
                         StreamState* state = nullptr);
 
+  // The same for input without parser padding (a Kafka message): copied once first.
+  ProcessResult process_copy(std::string_view input, std::string& out, StreamState* state = nullptr);
+
   // Valid after a successful process(): what was decided, for metrics and routing.
   const Comment& comment() const { return comment_; }
   const Verdict& verdict() const { return verdict_; }
 
  private:
+  ProcessResult finish(std::variant<Comment, DecodeError> decoded, std::optional<uint64_t> line, std::string& out,
+                       StreamState* state);
+
   std::shared_ptr<const PolicySet> policies_;
   Decoder decoder_;
   ScanContext scan_;

@@ -1,0 +1,448 @@
+#include "transport/service.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "classify/processor.h"
+#include "classify/verdict_writer.h"
+
+namespace civicsift {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string expand_topic(const std::string& pattern, std::string_view tenant, std::string_view action) {
+  std::string out;
+  out.reserve(pattern.size() + 16);
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern.compare(i, 8, "{tenant}") == 0) {
+      out += tenant;
+      i += 7;
+    } else if (pattern.compare(i, 8, "{action}") == 0) {
+      out += action;
+      i += 7;
+    } else {
+      out.push_back(pattern[i]);
+    }
+  }
+  return out;
+}
+
+std::variant<ServiceConfig, std::string> load_service_config(const fs::path& file, ServiceConfig c) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    return fmt::format("{}: {}", file.string(), e.what());
+  }
+  if (!root.IsMap()) return fmt::format("{}: the configuration must be a mapping", file.string());
+  for (const auto& kv : root) {
+    const auto key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    try {
+      if (key == "brokers") c.brokers = v.as<std::string>();
+      else if (key == "group") c.group = v.as<std::string>();
+      else if (key == "input_topic") c.input_topic = v.as<std::string>();
+      else if (key == "verdict_topic") c.verdict_topic = v.as<std::string>();
+      else if (key == "dlq_topic") c.dlq_topic = v.as<std::string>();
+      else if (key == "copy_topic") c.copy_topic = v.as<std::string>();
+      else if (key == "threads") c.threads = v.as<unsigned>();
+      else if (key == "max_bytes") c.max_bytes = v.as<size_t>();
+      else if (key == "max_queued") c.max_queued = v.as<size_t>();
+      else if (key == "shutdown_timeout_ms") c.shutdown_timeout_ms = v.as<int>();
+      else if (key == "patterns") c.patterns = v.as<std::string>();
+      else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
+      else if (key == "kafka") {
+        if (!v.IsMap()) return fmt::format("{}: \"kafka\" must be a mapping of librdkafka properties", file.string());
+        for (const auto& p : v) c.kafka[p.first.as<std::string>()] = p.second.as<std::string>();
+      } else {
+        return fmt::format("{}: unknown key \"{}\"", file.string(), key);
+      }
+    } catch (const YAML::Exception&) {
+      return fmt::format("{}: key \"{}\" has a value of the wrong type", file.string(), key);
+    }
+  }
+  return c;
+}
+
+namespace {
+
+// Offsets of one partition in flight, in offset order. An offset is done when its
+// message was processed and every record produced for it was acknowledged; the
+// committed position only moves over a done prefix.
+struct PartitionTracker {
+  std::mutex mu;
+  std::string topic;
+  int32_t partition = 0;
+  std::deque<std::pair<int64_t, int>> pending;  // offset, outstanding holds
+};
+
+// The msg_opaque of every produced record.
+struct Delivery {
+  std::shared_ptr<PartitionTracker> tracker;
+  int64_t offset;
+};
+
+struct WorkItem {
+  rd_kafka_message_t* message = nullptr;  // null: a control item
+  std::shared_ptr<PartitionTracker> tracker;
+  int32_t drop_partition = -1;            // control: forget this partition's state
+};
+
+class WorkQueue {
+ public:
+  void push(WorkItem item) {
+    {
+      std::lock_guard lock(mu_);
+      items_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+  }
+  bool pop(WorkItem& item, const std::atomic<bool>& closed) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !items_.empty() || closed.load(); });
+    if (items_.empty()) return false;
+    item = std::move(items_.front());
+    items_.pop_front();
+    return true;
+  }
+  void wake() { cv_.notify_all(); }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WorkItem> items_;
+};
+
+rd_kafka_conf_t* make_conf(const ServiceConfig& c, std::string& error) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v, const std::string& shown) {
+    if (!error.empty()) return;
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      error = fmt::format("{}: {}", shown, err);
+  };
+  set("bootstrap.servers", c.brokers, "brokers");
+  for (const auto& [k, v] : c.kafka) set(k, v, "kafka." + k);
+  if (!error.empty()) {
+    rd_kafka_conf_destroy(conf);
+    return nullptr;
+  }
+  return conf;
+}
+
+}  // namespace
+
+struct Service::Impl {
+  Service& self;
+  const ServiceConfig& config;
+  rd_kafka_t* consumer = nullptr;
+  rd_kafka_t* producer = nullptr;
+  unsigned threads = 1;
+  std::vector<std::unique_ptr<WorkQueue>> queues;
+  std::vector<std::thread> workers;
+  std::atomic<bool> workers_closed{false};
+  std::atomic<size_t> queued{0};
+  std::mutex trackers_mu;
+  std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>> trackers;
+  std::mutex retry_mu;
+  std::vector<rd_kafka_message_t*> retries;  // failed deliveries to produce again
+  std::string fatal;
+
+  Impl(Service& s) : self(s), config(s.config_) {}
+
+  unsigned worker_of(int32_t partition) const { return static_cast<unsigned>(partition) % threads; }
+
+  // Releases one hold on `offset`; stores the offset after the done prefix.
+  void release(const std::shared_ptr<PartitionTracker>& t, int64_t offset, int holds = 1) {
+    int64_t next = -1;
+    {
+      std::lock_guard lock(t->mu);
+      auto it = std::lower_bound(t->pending.begin(), t->pending.end(), std::make_pair(offset, INT32_MIN));
+      if (it == t->pending.end() || it->first != offset) return;
+      it->second -= holds;
+      while (!t->pending.empty() && t->pending.front().second <= 0) {
+        next = t->pending.front().first + 1;
+        t->pending.pop_front();
+      }
+    }
+    if (next < 0) return;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, t->topic.c_str(), t->partition)->offset = next;
+    rd_kafka_offsets_store(consumer, list);  // fails harmlessly after a revoke
+    rd_kafka_topic_partition_list_destroy(list);
+    self.counters_.committed_offsets.store(static_cast<uint64_t>(next));
+  }
+
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* impl = static_cast<Impl*>(opaque);
+    auto* d = static_cast<Delivery*>(m->_private);
+    if (m->err) {
+      // Not acknowledged: produce it again (from the poll thread), keep the hold.
+      impl->self.counters_.produce_errors++;
+      spdlog::warn("delivery to {} failed ({}); retrying", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+      rd_kafka_headers_t* headers = nullptr;
+      rd_kafka_message_headers(m, &headers);
+      rd_kafka_producev(impl->producer, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(m->rkt)),
+                        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
+                        RD_KAFKA_V_HEADERS(headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0)),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+      return;
+    }
+    impl->self.counters_.acknowledged++;
+    impl->release(d->tracker, d->offset);
+    delete d;
+  }
+
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                           void* opaque) {
+    auto* impl = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      std::lock_guard lock(impl->trackers_mu);
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto t = std::make_shared<PartitionTracker>();
+        t->topic = parts->elems[i].topic;
+        t->partition = parts->elems[i].partition;
+        impl->trackers[{t->topic, t->partition}] = t;
+      }
+      spdlog::info("assigned {} partition(s)", parts->cnt);
+      rd_kafka_assign(rk, parts);
+      return;
+    }
+    // Revoked: finish what is in flight, commit it, forget the partitions' state.
+    spdlog::info("revoking {} partition(s): draining", parts->cnt);
+    impl->drain(impl->config.shutdown_timeout_ms);
+    rd_kafka_commit(rk, nullptr, 0);
+    {
+      std::lock_guard lock(impl->trackers_mu);
+      for (int i = 0; i < parts->cnt; ++i) {
+        impl->trackers.erase({parts->elems[i].topic, parts->elems[i].partition});
+        impl->queues[impl->worker_of(parts->elems[i].partition)]->push({nullptr, nullptr, parts->elems[i].partition});
+      }
+    }
+    rd_kafka_assign(rk, nullptr);
+  }
+
+  // Waits until every consumed message was processed and acknowledged.
+  bool drain(int timeout_ms) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+      bool idle = queued.load() == 0;
+      if (idle) {
+        std::lock_guard lock(trackers_mu);
+        for (auto& [key, t] : trackers) {
+          std::lock_guard tl(t->mu);
+          if (!t->pending.empty()) {
+            idle = false;
+            break;
+          }
+        }
+      }
+      if (idle) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    spdlog::warn("drain timed out after {} ms; uncommitted messages will be consumed again", timeout_ms);
+    return false;
+  }
+
+  void produce(const std::string& topic, std::string_view value, std::string_view key, rd_kafka_headers_t* headers,
+               const std::shared_ptr<PartitionTracker>& tracker, int64_t offset) {
+    auto* d = new Delivery{tracker, offset};
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+    if (err) {
+      // Not enqueued (e.g. an invalid topic name): the offset stays held, so it is
+      // consumed again after a restart rather than lost.
+      self.counters_.produce_errors++;
+      spdlog::error("cannot produce to {}: {}", topic, rd_kafka_err2str(err));
+      rd_kafka_headers_destroy(headers);
+      delete d;
+      return;
+    }
+    std::lock_guard lock(tracker->mu);
+    auto it = std::lower_bound(tracker->pending.begin(), tracker->pending.end(), std::make_pair(offset, INT32_MIN));
+    if (it != tracker->pending.end() && it->first == offset) ++it->second;
+  }
+
+  void work(unsigned index) {
+    CommentProcessor processor(self.policies_, DecoderOptions{config.max_bytes, 32, {}});
+    std::unordered_map<int32_t, StreamState> states;  // per partition: stateful rules stay correct
+    std::string out;
+    WorkItem item;
+    while (queues[index]->pop(item, workers_closed)) {
+      if (!item.message) {
+        states.erase(item.drop_partition);
+        continue;
+      }
+      rd_kafka_message_t* m = item.message;
+      const std::string_view payload(static_cast<const char*>(m->payload), m->len);
+      out.clear();
+      const ProcessResult r = processor.process_copy(payload, out, &states[m->partition]);
+      if (r.ok) {
+        const Comment& c = processor.comment();
+        const std::string_view action = to_string(processor.verdict().action);
+        rd_kafka_headers_t* h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, "tenant", -1, c.tenant.data(), static_cast<ssize_t>(c.tenant.size()));
+        rd_kafka_header_add(h, "action", -1, action.data(), static_cast<ssize_t>(action.size()));
+        if (!config.copy_topic.empty()) {
+          rd_kafka_headers_t* copy = rd_kafka_headers_copy(h);
+          rd_kafka_header_add(copy, "verdict", -1, out.data(), static_cast<ssize_t>(out.size()));
+          produce(expand_topic(config.copy_topic, c.tenant, action), payload, c.id, copy, item.tracker, m->offset);
+        }
+        produce(expand_topic(config.verdict_topic, c.tenant, action), out, c.id, h, item.tracker, m->offset);
+        self.counters_.verdicts++;
+      } else {
+        // The original bytes, and why, on the dead-letter topic. The message text is
+        // not logged: it may hold personal information.
+        const std::string code(to_string(r.error));
+        const std::string partition = std::to_string(m->partition), offset = std::to_string(m->offset);
+        const char* source = rd_kafka_topic_name(m->rkt);
+        rd_kafka_headers_t* h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "error.code", -1, code.data(), static_cast<ssize_t>(code.size()));
+        rd_kafka_header_add(h, "error.message", -1, r.message.data(), static_cast<ssize_t>(r.message.size()));
+        rd_kafka_header_add(h, "source.topic", -1, source, -1);
+        rd_kafka_header_add(h, "source.partition", -1, partition.data(), static_cast<ssize_t>(partition.size()));
+        rd_kafka_header_add(h, "source.offset", -1, offset.data(), static_cast<ssize_t>(offset.size()));
+        produce(config.dlq_topic, payload, std::string_view(static_cast<const char*>(m->key), m->key_len), h,
+                item.tracker, m->offset);
+        self.counters_.dead_letters++;
+      }
+      const int64_t done_offset = m->offset;
+      rd_kafka_message_destroy(m);
+      queued--;
+      release(item.tracker, done_offset);  // the processing hold
+    }
+  }
+
+  std::string run() {
+    threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::string error;
+    rd_kafka_conf_t* pconf = make_conf(config, error);
+    if (!pconf) return error;
+    char err[512];
+    rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);  // ordered, no duplicates on retry
+    if (!config.kafka.count("linger.ms")) rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
+    rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::on_delivery);
+    rd_kafka_conf_set_opaque(pconf, this);
+    producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
+    if (!producer) return fmt::format("cannot create the producer: {}", err);
+
+    rd_kafka_conf_t* cconf = make_conf(config, error);
+    if (!cconf) return error;
+    auto cset = [&](const char* k, const std::string& v) {
+      if (rd_kafka_conf_set(cconf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK && error.empty())
+        error = fmt::format("{}: {}", k, err);
+    };
+    cset("group.id", config.group);
+    cset("enable.auto.offset.store", "false");  // offsets are stored only once acknowledged
+    if (!config.kafka.count("auto.offset.reset")) cset("auto.offset.reset", "earliest");
+    if (!error.empty()) {
+      rd_kafka_conf_destroy(cconf);
+      return error;
+    }
+    rd_kafka_conf_set_rebalance_cb(cconf, &Impl::on_rebalance);
+    rd_kafka_conf_set_opaque(cconf, this);
+    consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
+    if (!consumer) return fmt::format("cannot create the consumer: {}", err);
+    rd_kafka_poll_set_consumer(consumer);
+
+    rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, config.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
+    const rd_kafka_resp_err_t sub = rd_kafka_subscribe(consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (sub) return fmt::format("cannot subscribe to {}: {}", config.input_topic, rd_kafka_err2str(sub));
+
+    for (unsigned i = 0; i < threads; ++i) queues.push_back(std::make_unique<WorkQueue>());
+    for (unsigned i = 0; i < threads; ++i) workers.emplace_back([this, i] { work(i); });
+    std::atomic<bool> polling{true};
+    std::thread poller([&] {  // serves delivery reports
+      while (polling.load()) rd_kafka_poll(producer, 100);
+    });
+    spdlog::info("consuming {} as group {} with {} worker(s)", config.input_topic, config.group, threads);
+
+    bool paused = false;
+    while (!self.stopping_.load()) {
+      // Backpressure: when workers fall behind, stop fetching (nothing is dropped).
+      if (!paused && queued.load() > config.max_queued) {
+        rd_kafka_topic_partition_list_t* a = nullptr;
+        if (!rd_kafka_assignment(consumer, &a)) {
+          rd_kafka_pause_partitions(consumer, a);
+          rd_kafka_topic_partition_list_destroy(a);
+          paused = true;
+        }
+      } else if (paused && queued.load() < config.max_queued / 2) {
+        rd_kafka_topic_partition_list_t* a = nullptr;
+        if (!rd_kafka_assignment(consumer, &a)) {
+          rd_kafka_resume_partitions(consumer, a);
+          rd_kafka_topic_partition_list_destroy(a);
+          paused = false;
+        }
+      }
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
+      if (!m) continue;
+      if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          spdlog::warn("consumer: {}", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      std::shared_ptr<PartitionTracker> tracker;
+      {
+        std::lock_guard lock(trackers_mu);
+        auto it = trackers.find({rd_kafka_topic_name(m->rkt), m->partition});
+        if (it != trackers.end()) tracker = it->second;
+      }
+      if (!tracker) {  // not (or no longer) ours
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      {
+        std::lock_guard lock(tracker->mu);
+        tracker->pending.emplace_back(m->offset, 1);  // the processing hold
+      }
+      self.counters_.consumed++;
+      queued++;
+      queues[worker_of(m->partition)]->push({m, tracker, -1});
+    }
+
+    // Graceful stop: finish in-flight work, flush, commit, leave the group.
+    spdlog::info("stopping: draining in-flight messages");
+    drain(config.shutdown_timeout_ms);
+    rd_kafka_flush(producer, config.shutdown_timeout_ms);
+    drain(1000);
+    rd_kafka_commit(consumer, nullptr, 0);
+    rd_kafka_consumer_close(consumer);
+    workers_closed.store(true);
+    for (auto& q : queues) q->wake();
+    for (auto& w : workers) w.join();
+    polling.store(false);
+    poller.join();
+    rd_kafka_flush(producer, 1000);
+    rd_kafka_destroy(consumer);
+    rd_kafka_destroy(producer);
+    consumer = producer = nullptr;
+    return fatal;
+  }
+};
+
+Service::Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies)
+    : config_(std::move(config)), policies_(std::move(policies)) {}
+Service::~Service() = default;
+
+std::string Service::run() {
+  Impl impl(*this);
+  return impl.run();
+}
+
+}  // namespace civicsift
