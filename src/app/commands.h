@@ -62,7 +62,15 @@ struct DevBrokerOptions {
   int partitions = 4;
 };
 
+struct DemoOptions {
+  PolicyOptions policy;
+  double rate = 2000;       // comments per second
+  double duration_s = 0;    // 0: until Ctrl-C
+  unsigned threads = 0;
+};
+
 int run_scan(const ScanOptions& options);
+int run_demo(const DemoOptions& options);
 int run_service(const RunOptions& options);
 int run_dev_broker(const DevBrokerOptions& options);
 int run_generate(const GenerateOptions& options);

@@ -114,6 +114,14 @@ int main(int argc, char** argv) {
   dev_cmd->add_option("--port", dev.port, "Port on 127.0.0.1 (0: random)")->capture_default_str();
   dev_cmd->add_option("--partitions", dev.partitions, "Partitions per topic")->capture_default_str();
 
+  DemoOptions demo;
+  bool demo_no_cache = false;
+  auto* demo_cmd = app.add_subcommand("demo", "The whole product locally: broker, comment stream, classifier, live view");
+  add_policy_options(*demo_cmd, demo.policy, demo_no_cache);
+  demo_cmd->add_option("--rate", demo.rate, "Comments per second")->capture_default_str();
+  demo_cmd->add_option("--duration", demo.duration_s, "Seconds to run (0: until Ctrl-C)")->capture_default_str();
+  demo_cmd->add_option("--threads", demo.threads, "Classifier threads (default: one per core)");
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -134,6 +142,10 @@ int main(int argc, char** argv) {
   }
   if (*generate_cmd) return run_generate(generate);
   if (*dev_cmd) return run_dev_broker(dev);
+  if (*demo_cmd) {
+    resolve(demo.policy, demo_no_cache, argv[0]);
+    return run_demo(demo);
+  }
   if (*run_cmd) {
     run.defaults.patterns = default_patterns_dir(argv[0]);
     run.defaults.cache_dir = default_cache_dir();

@@ -292,9 +292,12 @@ struct Service::Impl {
       if (r.ok) {
         const Comment& c = processor.comment();
         const std::string_view action = to_string(processor.verdict().action);
-        rd_kafka_headers_t* h = rd_kafka_headers_new(2);
+        rd_kafka_headers_t* h = rd_kafka_headers_new(3);
         rd_kafka_header_add(h, "tenant", -1, c.tenant.data(), static_cast<ssize_t>(c.tenant.size()));
         rd_kafka_header_add(h, "action", -1, action.data(), static_cast<ssize_t>(action.size()));
+        // When the comment entered Kafka, so consumers can measure end-to-end latency.
+        const std::string source_ts = std::to_string(rd_kafka_message_timestamp(m, nullptr));
+        rd_kafka_header_add(h, "source.timestamp", -1, source_ts.data(), static_cast<ssize_t>(source_ts.size()));
         if (!config.copy_topic.empty()) {
           rd_kafka_headers_t* copy = rd_kafka_headers_copy(h);
           rd_kafka_header_add(copy, "verdict", -1, out.data(), static_cast<ssize_t>(out.size()));

@@ -1,0 +1,220 @@
+// civicsift demo: the whole product on one machine, no external service. An
+// in-process broker, a generator of realistic comments for the five municipalities,
+// the classifier service, and a live view of what it decides.
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "app/commands.h"
+#include "common/time.h"
+#include "gen/generator.h"
+#include "transport/dev_broker.h"
+#include "transport/service.h"
+
+namespace civicsift {
+namespace {
+
+std::atomic<bool> g_demo_stop{false};
+extern "C" void on_demo_signal(int) { g_demo_stop.store(true); }
+
+struct Tally {
+  std::mutex mu;
+  uint64_t verdicts = 0, dead = 0;
+  std::map<std::string, std::map<std::string, uint64_t>> by_tenant_action;
+  std::map<std::string, uint64_t> categories;
+  std::vector<double> latencies_ms;  // the latest window
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
+
+rd_kafka_t* make_client(rd_kafka_type_t type, const std::string& bootstrap, const char* group) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  if (group) {
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
+  } else {
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
+  }
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (!rk) throw std::runtime_error(err);
+  return rk;
+}
+
+// Reads verdicts and dead letters and tallies them for the view.
+void read_outputs(const std::string& bootstrap, Tally& tally, const std::atomic<bool>& stop) {
+  rd_kafka_t* c = make_client(RD_KAFKA_CONSUMER, bootstrap, "civicsift-demo-view");
+  rd_kafka_poll_set_consumer(c);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(2);
+  rd_kafka_topic_partition_list_add(topics, "verdicts", RD_KAFKA_PARTITION_UA);
+  rd_kafka_topic_partition_list_add(topics, "comments.dlq", RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(c, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  while (!stop.load()) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
+    if (!m) continue;
+    if (!m->err) {
+      std::lock_guard lock(tally.mu);
+      if (std::string_view(rd_kafka_topic_name(m->rkt)) == "comments.dlq") {
+        ++tally.dead;
+      } else {
+        ++tally.verdicts;
+        rd_kafka_headers_t* h = nullptr;
+        std::string tenant, action;
+        int64_t source_ts = 0;
+        if (!rd_kafka_message_headers(m, &h)) {
+          const void* v;
+          size_t n;
+          if (!rd_kafka_header_get_last(h, "tenant", &v, &n)) tenant.assign(static_cast<const char*>(v), n);
+          if (!rd_kafka_header_get_last(h, "action", &v, &n)) action.assign(static_cast<const char*>(v), n);
+          if (!rd_kafka_header_get_last(h, "source.timestamp", &v, &n))
+            source_ts = std::stoll(std::string(static_cast<const char*>(v), n));
+        }
+        ++tally.by_tenant_action[tenant][action];
+        const std::string_view value(static_cast<const char*>(m->payload), m->len);
+        const auto b = value.find("\"categories\":[");
+        const auto e = value.find(']', b);
+        for (size_t p = b + 14; b != std::string_view::npos && p < e;) {
+          const auto q = value.find('"', p + 1);
+          tally.categories[std::string(value.substr(p + 1, q - p - 1))]++;
+          p = q + 2;
+        }
+        if (source_ts > 0) {
+          if (tally.latencies_ms.size() > 50000) tally.latencies_ms.clear();
+          tally.latencies_ms.push_back(static_cast<double>(now_ms() - source_ts));
+        }
+      }
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(c);
+  rd_kafka_destroy(c);
+}
+
+void draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool final) {
+  std::lock_guard lock(tally.mu);
+  static constexpr std::array<const char*, 4> kActions = {"allow", "review", "remove", "escalate"};
+  std::string out;
+  if (tty && !final) out += "\x1b[H\x1b[2J";
+  out += fmt::format("civicsift demo  {:6.1f} s   produced {}   verdicts {}   dead letters {}   {:.0f} comments/s\n",
+                     elapsed_s, produced, tally.verdicts, tally.dead,
+                     elapsed_s > 0 ? static_cast<double>(tally.verdicts + tally.dead) / elapsed_s : 0.0);
+  out += fmt::format("end-to-end latency  p50 {:.1f} ms   p99 {:.1f} ms\n\n", percentile(tally.latencies_ms, 0.5),
+                     percentile(tally.latencies_ms, 0.99));
+  out += fmt::format("{:<18}", "tenant");
+  for (auto a : kActions) out += fmt::format("{:>10}", a);
+  out += "\n";
+  for (const auto& [tenant, actions] : tally.by_tenant_action) {
+    out += fmt::format("{:<18}", tenant);
+    for (auto a : kActions) out += fmt::format("{:>10}", actions.count(a) ? actions.at(a) : 0);
+    out += "\n";
+  }
+  std::vector<std::pair<uint64_t, std::string>> top;
+  for (const auto& [c, n] : tally.categories) top.emplace_back(n, c);
+  std::sort(top.rbegin(), top.rend());
+  out += "\ntop categories: ";
+  for (size_t i = 0; i < std::min<size_t>(top.size(), 8); ++i) out += fmt::format("{} {}  ", top[i].second, top[i].first);
+  out += "\n";
+  if (!tty && !final) out += "\n";
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_demo(const DemoOptions& options) {
+  auto policies = load_policies_or_report(options.policy);
+  if (!policies) return 2;
+  DevBroker::Options bo;
+  bo.partitions = 4;
+  auto started = DevBroker::start(bo);
+  if (auto* e = std::get_if<std::string>(&started)) {
+    spdlog::error("demo: {}", *e);
+    return 1;
+  }
+  const auto broker = std::move(std::get<std::unique_ptr<DevBroker>>(started));
+  struct sigaction sa {};
+  sa.sa_handler = on_demo_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  ServiceConfig config;
+  config.brokers = broker->bootstrap();
+  config.threads = options.threads;
+  config.kafka["log_level"] = "3";
+  Service service(config, policies);
+  std::string service_error;
+  std::thread service_thread([&] { service_error = service.run(); });
+
+  Tally tally;
+  std::atomic<bool> stop_reader{false};
+  std::thread reader([&] { read_outputs(broker->bootstrap(), tally, stop_reader); });
+
+  // The generator, paced to --rate, until Ctrl-C or --duration.
+  rd_kafka_t* producer = make_client(RD_KAFKA_PRODUCER, broker->bootstrap(), nullptr);
+  gen::CommentGenerator generator;
+  const bool tty = ::isatty(STDOUT_FILENO);
+  const auto start = std::chrono::steady_clock::now();
+  auto next_draw = start;
+  uint64_t produced = 0;
+  std::string json;
+  while (!g_demo_stop.load()) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.duration_s > 0 && elapsed >= options.duration_s) break;
+    while (static_cast<double>(produced) < elapsed * options.rate) {
+      json.clear();
+      generator.next_json(json);
+      if (produced % 997 == 13) json = "{\"id\":\"broken\",\"tenant\":\"windsor\",\"text\":";  // a malformed message
+      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("comments"), RD_KAFKA_V_VALUE(json.data(), json.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+      ++produced;
+    }
+    rd_kafka_poll(producer, 0);
+    if (std::chrono::steady_clock::now() >= next_draw) {
+      draw(tally, elapsed, produced, tty, false);
+      next_draw += std::chrono::milliseconds(tty ? 500 : 2000);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  rd_kafka_flush(producer, 10000);
+  rd_kafka_destroy(producer);
+  // Let the last verdicts arrive, then stop everything in order.
+  const auto settle = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < settle) {
+    {
+      std::lock_guard lock(tally.mu);
+      if (tally.verdicts + tally.dead >= produced) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  service.stop();
+  service_thread.join();
+  stop_reader.store(true);
+  reader.join();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fputs("\nsummary\n", stdout);
+  draw(tally, elapsed, produced, tty, true);
+  if (!service_error.empty()) {
+    spdlog::error("{}", service_error);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace civicsift
