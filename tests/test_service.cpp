@@ -7,6 +7,9 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 #include <set>
 #include <thread>
 
@@ -23,6 +26,29 @@ namespace {
 std::shared_ptr<const PolicySet> test_policies() {
   auto r = load_policy_set(CIVICSIFT_SOURCE_DIR "/tests/data/policy", {});
   return std::get<std::shared_ptr<const PolicySet>>(r);
+}
+
+// CIVICSIFT_TEST_BROKERS=host:port runs these tests against a real Kafka cluster
+// (with topics comments, verdicts and comments.dlq); fault injection needs the mock.
+const char* real_brokers() {
+  const char* b = std::getenv("CIVICSIFT_TEST_BROKERS");
+  return b && *b ? b : nullptr;
+}
+
+struct Brokers {
+  std::unique_ptr<DevBroker> mock;
+  std::string bootstrap;
+};
+
+Brokers brokers_for_test() {
+  if (const char* real = real_brokers()) return {nullptr, real};
+  DevBroker::Options o;
+  o.partitions = 3;
+  auto r = DevBroker::start(o);
+  if (auto* e = std::get_if<std::string>(&r)) throw std::runtime_error(*e);
+  auto mock = std::move(std::get<std::unique_ptr<DevBroker>>(r));
+  const std::string bootstrap = mock->bootstrap();
+  return {std::move(mock), bootstrap};
 }
 
 std::unique_ptr<DevBroker> start_broker() {
@@ -111,9 +137,10 @@ std::vector<std::string> comments(size_t n, uint64_t seed, std::vector<std::stri
   return out;
 }
 
-ServiceConfig config_for(const DevBroker& broker) {
+ServiceConfig config_for(const std::string& bootstrap) {
   ServiceConfig c;
-  c.brokers = broker.bootstrap();
+  c.brokers = bootstrap;
+  c.group = "civicsift-test-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
   c.threads = 2;
   c.shutdown_timeout_ms = 10000;
   c.kafka["session.timeout.ms"] = "6000";
@@ -135,21 +162,22 @@ void run_until(Service& service, const std::function<bool()>& done, std::chrono:
 }  // namespace
 
 TEST(KafkaService, EveryMessageYieldsExactlyOneRecordAndRestartsResumeAfterTheCommit) {
-  auto broker = start_broker();
+  const Brokers broker = brokers_for_test();
   std::vector<std::string> ids;
   auto input = comments(1500, 1, &ids);
   input.push_back("not json at all");
   input.push_back(R"({"id":"x1","tenant":"gotham","text":"unknown tenant"})");
-  produce_all(broker->bootstrap(), "comments", input);
+  produce_all(broker.bootstrap, "comments", input);
 
+  const ServiceConfig cfg = config_for(broker.bootstrap);
   {
-    Service service(config_for(*broker), test_policies());
+    Service service(cfg, test_policies());
     run_until(service, [&] { return service.counters().acknowledged.load() >= input.size(); });
     EXPECT_EQ(service.counters().consumed.load(), input.size());
     EXPECT_EQ(service.counters().verdicts.load(), 1500u);
     EXPECT_EQ(service.counters().dead_letters.load(), 2u);
   }
-  const auto verdicts = read_topic(broker->bootstrap(), "verdicts", 1500);
+  const auto verdicts = read_topic(broker.bootstrap, "verdicts", 1500);
   ASSERT_EQ(verdicts.size(), 1500u);
   std::set<std::string> seen;
   for (const auto& v : verdicts) {
@@ -159,7 +187,7 @@ TEST(KafkaService, EveryMessageYieldsExactlyOneRecordAndRestartsResumeAfterTheCo
   }
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));  // every id, once
 
-  const auto dead = read_topic(broker->bootstrap(), "comments.dlq", 2);
+  const auto dead = read_topic(broker.bootstrap, "comments.dlq", 2);
   ASSERT_EQ(dead.size(), 2u);
   std::set<std::string> codes;
   for (const auto& d : dead) {
@@ -171,14 +199,15 @@ TEST(KafkaService, EveryMessageYieldsExactlyOneRecordAndRestartsResumeAfterTheCo
 
   // The graceful stop committed: a new run sees only what is produced next.
   auto more = comments(300, 2);
-  produce_all(broker->bootstrap(), "comments", more);
-  Service again(config_for(*broker), test_policies());
+  produce_all(broker.bootstrap, "comments", more);
+  Service again(cfg, test_policies());
   run_until(again, [&] { return again.counters().acknowledged.load() >= more.size(); });
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(again.counters().consumed.load(), more.size());
 }
 
-TEST(KafkaService, ProduceErrorsAndABrokerOutageLoseNothing) {
+TEST(KafkaService, ProduceFetchAndCommitErrorsAndABrokerOutageLoseNothing) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
   auto broker = start_broker();
   std::vector<std::string> ids;
   auto input = comments(1000, 3, &ids);
@@ -188,9 +217,15 @@ TEST(KafkaService, ProduceErrorsAndABrokerOutageLoseNothing) {
   const rd_kafka_resp_err_t errors[] = {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                                         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
                                         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS};
-  constexpr int16_t kProduceApiKey = 0;  // Kafka protocol API key of Produce requests
-  rd_kafka_mock_push_request_errors_array(broker->cluster(), kProduceApiKey, 3, errors);
-  Service service(config_for(*broker), test_policies());
+  // Kafka protocol API keys: Produce 0, Fetch 1, OffsetCommit 8.
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 0, 3, errors);
+  const rd_kafka_resp_err_t fetch_errors[] = {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                              RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART};
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 1, 2, fetch_errors);
+  const rd_kafka_resp_err_t commit_errors[] = {RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                               RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE};
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 8, 2, commit_errors);
+  Service service(config_for(broker->bootstrap()), test_policies());
   std::thread outage([&] {
     std::this_thread::sleep_for(4s);
     rd_kafka_mock_broker_set_down(broker->cluster(), 1);
@@ -209,4 +244,24 @@ TEST(KafkaService, ProduceErrorsAndABrokerOutageLoseNothing) {
 TEST(KafkaService, TopicTemplates) {
   EXPECT_EQ(expand_topic("moderation.{tenant}.{action}", "windsor", "remove"), "moderation.windsor.remove");
   EXPECT_EQ(expand_topic("verdicts", "windsor", "remove"), "verdicts");
+}
+
+TEST(KafkaService, ConfigurationErrorsNameTheKey) {
+  const auto dir = std::filesystem::temp_directory_path() / ("civicsift-config-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto load = [&](const std::string& yaml) {
+    std::ofstream(dir / "c.yaml") << yaml;
+    auto r = load_service_config(dir / "c.yaml", {});
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string();
+  };
+  EXPECT_NE(load("brokers: a:1\ngroupp: x\n").find("unknown key \"groupp\""), std::string::npos);
+  EXPECT_NE(load("threads: many\n").find("key \"threads\""), std::string::npos);
+  EXPECT_EQ(load("brokers: a:1\nkafka:\n  security.protocol: SSL\n"), "");
+  // librdkafka rejects an unknown property when the service starts, naming it.
+  ServiceConfig c;
+  c.brokers = "127.0.0.1:1";
+  c.kafka["no.such.property"] = "1";
+  Service service(c, test_policies());
+  EXPECT_NE(service.run().find("kafka.no.such.property"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
