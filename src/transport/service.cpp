@@ -154,9 +154,8 @@ struct Service::Impl {
   std::atomic<size_t> queued{0};
   std::mutex trackers_mu;
   std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>> trackers;
-  std::mutex retry_mu;
-  std::vector<rd_kafka_message_t*> retries;  // failed deliveries to produce again
-  std::string fatal;
+  std::mutex fatal_mu;
+  std::string fatal;  // why the service stopped on its own
 
   Impl(Service& s) : self(s), config(s.config_) {}
 
@@ -201,6 +200,24 @@ struct Service::Impl {
     impl->self.counters_.acknowledged++;
     impl->release(d->tracker, d->offset);
     delete d;
+  }
+
+  // librdkafka reports most errors as transient and recovers by itself; a fatal one
+  // (e.g. the idempotent producer losing its guarantees) stops the service.
+  static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* impl = static_cast<Impl*>(opaque);
+    if (err != RD_KAFKA_RESP_ERR__FATAL) {
+      spdlog::warn("kafka: {}", reason);
+      return;
+    }
+    char fatal_reason[512];
+    rd_kafka_fatal_error(rk, fatal_reason, sizeof fatal_reason);
+    spdlog::error("kafka fatal error: {}", fatal_reason);
+    {
+      std::lock_guard lock(impl->fatal_mu);
+      if (impl->fatal.empty()) impl->fatal = std::string("kafka fatal error: ") + fatal_reason;
+    }
+    impl->self.stop();
   }
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -337,6 +354,7 @@ struct Service::Impl {
     rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);  // ordered, no duplicates on retry
     if (!config.kafka.count("linger.ms")) rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
     rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::on_delivery);
+    rd_kafka_conf_set_error_cb(pconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(pconf, this);
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
     if (!producer) return fmt::format("cannot create the producer: {}", err);
@@ -355,6 +373,7 @@ struct Service::Impl {
       return error;
     }
     rd_kafka_conf_set_rebalance_cb(cconf, &Impl::on_rebalance);
+    rd_kafka_conf_set_error_cb(cconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(cconf, this);
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
     if (!consumer) return fmt::format("cannot create the consumer: {}", err);
@@ -435,6 +454,7 @@ struct Service::Impl {
     rd_kafka_destroy(consumer);
     rd_kafka_destroy(producer);
     consumer = producer = nullptr;
+    std::lock_guard lock(fatal_mu);
     return fatal;
   }
 };
