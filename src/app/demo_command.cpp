@@ -58,13 +58,15 @@ rd_kafka_t* make_client(rd_kafka_type_t type, const std::string& bootstrap, cons
 }
 
 // Reads verdicts and dead letters and tallies them for the view.
-void read_outputs(const std::string& bootstrap, Tally& tally, const std::atomic<bool>& stop) {
+void read_outputs(const std::string& bootstrap, int partitions, Tally& tally, const std::atomic<bool>& stop) {
   rd_kafka_t* c = make_client(RD_KAFKA_CONSUMER, bootstrap, "civicsift-demo-view");
   rd_kafka_poll_set_consumer(c);
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(2);
-  rd_kafka_topic_partition_list_add(topics, "verdicts", RD_KAFKA_PARTITION_UA);
-  rd_kafka_topic_partition_list_add(topics, "comments.dlq", RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(c, topics);
+  // Assigned directly, not through a group join, so the view reads from the start.
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(2 * partitions);
+  for (const char* topic : {"verdicts", "comments.dlq"})
+    for (int p = 0; p < partitions; ++p)
+      rd_kafka_topic_partition_list_add(topics, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(c, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   while (!stop.load()) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
@@ -103,7 +105,7 @@ void read_outputs(const std::string& bootstrap, Tally& tally, const std::atomic<
     }
     rd_kafka_message_destroy(m);
   }
-  rd_kafka_consumer_close(c);
+  rd_kafka_assign(c, nullptr);
   rd_kafka_destroy(c);
 }
 
@@ -168,7 +170,14 @@ int run_demo(const DemoOptions& options) {
 
   Tally tally;
   std::atomic<bool> stop_reader{false};
-  std::thread reader([&] { read_outputs(broker->bootstrap(), tally, stop_reader); });
+  std::thread reader([&] { read_outputs(broker->bootstrap(), bo.partitions, tally, stop_reader); });
+
+  // The stream starts once the service has joined its group and holds partitions,
+  // so the latency shown is the service's, not the group join's.
+  const auto join_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (service.counters().assigned_partitions.load() == 0 && !g_demo_stop.load() &&
+         std::chrono::steady_clock::now() < join_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   // The generator, paced to --rate, until Ctrl-C or --duration.
   rd_kafka_t* producer = make_client(RD_KAFKA_PRODUCER, broker->bootstrap(), nullptr);

@@ -233,6 +233,7 @@ struct Service::Impl {
       }
       spdlog::info("assigned {} partition(s)", parts->cnt);
       rd_kafka_assign(rk, parts);
+      impl->self.counters_.assigned_partitions.store(parts->cnt);
       return;
     }
     // Revoked: finish what is in flight, commit it, forget the partitions' state.
@@ -247,6 +248,7 @@ struct Service::Impl {
       }
     }
     rd_kafka_assign(rk, nullptr);
+    impl->self.counters_.assigned_partitions.store(0);
   }
 
   // Waits until every consumed message was processed and acknowledged.

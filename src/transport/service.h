@@ -43,6 +43,7 @@ struct ServiceCounters {
   std::atomic<uint64_t> acknowledged{0};
   std::atomic<uint64_t> produce_errors{0};
   std::atomic<uint64_t> committed_offsets{0};
+  std::atomic<int> assigned_partitions{0};  // > 0: the service is consuming
 };
 
 class Service {
