@@ -59,6 +59,13 @@ std::variant<ServiceConfig, std::string> load_service_config(const fs::path& fil
       else if (key == "max_bytes") c.max_bytes = v.as<size_t>();
       else if (key == "max_queued") c.max_queued = v.as<size_t>();
       else if (key == "shutdown_timeout_ms") c.shutdown_timeout_ms = v.as<int>();
+      else if (key == "delivery") {
+        const auto d = v.as<std::string>();
+        if (d != "at_least_once" && d != "exactly_once")
+          return fmt::format("{}: key \"delivery\" must be at_least_once or exactly_once", file.string());
+        c.exactly_once = d == "exactly_once";
+      } else if (key == "transactional_id") c.transactional_id = v.as<std::string>();
+      else if (key == "transaction_interval_ms") c.transaction_interval_ms = v.as<int>();
       else if (key == "patterns") c.patterns = v.as<std::string>();
       else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
       else if (key == "kafka") {
@@ -84,6 +91,7 @@ struct PartitionTracker {
   std::string topic;
   int32_t partition = 0;
   std::deque<std::pair<int64_t, int>> pending;  // offset, outstanding holds
+  int64_t next_offset = -1;  // after the last dispatched message (transactions)
 };
 
 // The msg_opaque of every produced record.
@@ -154,6 +162,8 @@ struct Service::Impl {
   std::atomic<size_t> queued{0};
   std::mutex trackers_mu;
   std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>> trackers;
+  Clock::time_point last_transaction = Clock::now();
+  bool in_transaction = false;  // consumer thread only
   std::mutex fatal_mu;
   std::string fatal;  // why the service stopped on its own
 
@@ -174,7 +184,7 @@ struct Service::Impl {
         t->pending.pop_front();
       }
     }
-    if (next < 0) return;
+    if (next < 0 || config.exactly_once) return;  // transactions send offsets themselves
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, t->topic.c_str(), t->partition)->offset = next;
     rd_kafka_offsets_store(consumer, list);  // fails harmlessly after a revoke
@@ -185,6 +195,12 @@ struct Service::Impl {
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* impl = static_cast<Impl*>(opaque);
     auto* d = static_cast<Delivery*>(m->_private);
+    if (m->err && impl->config.exactly_once) {
+      // Purged by an aborted transaction: the rewind consumes its input again.
+      impl->release(d->tracker, d->offset);
+      delete d;
+      return;
+    }
     if (m->err) {
       // Not acknowledged: produce it again (from the poll thread), keep the hold.
       impl->self.counters_.produce_errors++;
@@ -239,7 +255,8 @@ struct Service::Impl {
     // Revoked: finish what is in flight, commit it, forget the partitions' state.
     spdlog::info("revoking {} partition(s): draining", parts->cnt);
     impl->drain(impl->config.shutdown_timeout_ms);
-    rd_kafka_commit(rk, nullptr, 0);
+    if (impl->config.exactly_once) impl->commit_transaction(!impl->self.stopping_.load());
+    else rd_kafka_commit(rk, nullptr, 0);
     {
       std::lock_guard lock(impl->trackers_mu);
       for (int i = 0; i < parts->cnt; ++i) {
@@ -249,6 +266,66 @@ struct Service::Impl {
     }
     rd_kafka_assign(rk, nullptr);
     impl->self.counters_.assigned_partitions.store(0);
+  }
+
+  // Exactly-once: the records produced since the last commit and the input offsets
+  // they answer commit together. Called on the consumer thread with workers idle.
+  // On an abortable error everything since the last commit is rewound and redone.
+  bool commit_transaction(bool begin_next) {
+    if (!in_transaction) return true;
+    in_transaction = false;
+    rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(4);
+    {
+      std::lock_guard lock(trackers_mu);
+      for (auto& [key, t] : trackers)
+        if (t->next_offset >= 0) rd_kafka_topic_partition_list_add(offsets, t->topic.c_str(), t->partition)->offset = t->next_offset;
+    }
+    rd_kafka_error_t* error = nullptr;
+    if (offsets->cnt > 0) {
+      rd_kafka_consumer_group_metadata_t* meta = rd_kafka_consumer_group_metadata(consumer);
+      error = rd_kafka_send_offsets_to_transaction(producer, offsets, meta, config.shutdown_timeout_ms);
+      rd_kafka_consumer_group_metadata_destroy(meta);
+    }
+    if (!error) error = rd_kafka_commit_transaction(producer, config.shutdown_timeout_ms);
+    bool ok = !error;
+    if (error) {
+      spdlog::warn("transaction failed: {}", rd_kafka_error_string(error));
+      if (rd_kafka_error_is_fatal(error)) {
+        std::lock_guard lock(fatal_mu);
+        fatal = std::string("transaction: ") + rd_kafka_error_string(error);
+        self.stop();
+      } else {
+        rd_kafka_error_t* abort_error = rd_kafka_abort_transaction(producer, config.shutdown_timeout_ms);
+        if (abort_error) rd_kafka_error_destroy(abort_error);
+        rewind(offsets);
+      }
+      rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(offsets);
+    last_transaction = Clock::now();
+    if (begin_next && !self.stopping_.load()) {
+      if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer)) {
+        std::lock_guard lock(fatal_mu);
+        fatal = std::string("begin transaction: ") + rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+        self.stop();
+      } else {
+        in_transaction = true;
+      }
+    }
+    return ok;
+  }
+
+  // After an aborted transaction: consume again from the last committed offsets.
+  void rewind(rd_kafka_topic_partition_list_t* partitions) {
+    if (partitions->cnt == 0) return;
+    rd_kafka_committed(consumer, partitions, config.shutdown_timeout_ms);
+    for (int i = 0; i < partitions->cnt; ++i)
+      if (partitions->elems[i].offset < 0) partitions->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer, partitions, config.shutdown_timeout_ms))
+      rd_kafka_error_destroy(e);
+    std::lock_guard lock(trackers_mu);
+    for (auto& [key, t] : trackers) t->next_offset = -1;
   }
 
   // Waits until every consumed message was processed and acknowledged.
@@ -354,12 +431,26 @@ struct Service::Impl {
     if (!pconf) return error;
     char err[512];
     rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);  // ordered, no duplicates on retry
+    if (config.exactly_once) {
+      const std::string id = config.transactional_id.empty() ? "civicsift-" + config.group : config.transactional_id;
+      rd_kafka_conf_set(pconf, "transactional.id", id.c_str(), err, sizeof err);
+    }
     if (!config.kafka.count("linger.ms")) rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
     rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::on_delivery);
     rd_kafka_conf_set_error_cb(pconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(pconf, this);
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
     if (!producer) return fmt::format("cannot create the producer: {}", err);
+    if (config.exactly_once) {
+      for (rd_kafka_error_t* e : {rd_kafka_init_transactions(producer, config.shutdown_timeout_ms),
+                                  rd_kafka_begin_transaction(producer)}) {
+        if (!e) continue;
+        const std::string message = fmt::format("transactions: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return message;
+      }
+      in_transaction = true;
+    }
 
     rd_kafka_conf_t* cconf = make_conf(config, error);
     if (!cconf) return error;
@@ -370,6 +461,10 @@ struct Service::Impl {
     cset("group.id", config.group);
     cset("enable.auto.offset.store", "false");  // offsets are stored only once acknowledged
     if (!config.kafka.count("auto.offset.reset")) cset("auto.offset.reset", "earliest");
+    if (config.exactly_once) {
+      cset("enable.auto.commit", "false");  // offsets commit inside transactions
+      cset("isolation.level", "read_committed");
+    }
     if (!error.empty()) {
       rd_kafka_conf_destroy(cconf);
       return error;
@@ -413,7 +508,12 @@ struct Service::Impl {
           paused = false;
         }
       }
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
+      if (config.exactly_once &&
+          Clock::now() - last_transaction > std::chrono::milliseconds(config.transaction_interval_ms)) {
+        drain(config.shutdown_timeout_ms);
+        commit_transaction(true);
+      }
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, config.exactly_once ? 20 : 100);
       if (!m) continue;
       if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -434,6 +534,7 @@ struct Service::Impl {
       {
         std::lock_guard lock(tracker->mu);
         tracker->pending.emplace_back(m->offset, 1);  // the processing hold
+        tracker->next_offset = m->offset + 1;
       }
       self.counters_.consumed++;
       queued++;
@@ -445,7 +546,8 @@ struct Service::Impl {
     drain(config.shutdown_timeout_ms);
     rd_kafka_flush(producer, config.shutdown_timeout_ms);
     drain(1000);
-    rd_kafka_commit(consumer, nullptr, 0);
+    if (config.exactly_once) commit_transaction(false);
+    else rd_kafka_commit(consumer, nullptr, 0);
     rd_kafka_consumer_close(consumer);
     workers_closed.store(true);
     for (auto& q : queues) q->wake();

@@ -27,6 +27,9 @@ struct ServiceConfig {
   size_t max_bytes = 1 << 20;
   size_t max_queued = 20000;               // messages waiting for workers before consumption pauses
   int shutdown_timeout_ms = 30000;         // flush and commit budget on SIGTERM
+  bool exactly_once = false;               // delivery: exactly_once (Kafka transactions)
+  std::string transactional_id;            // default: civicsift-<group>
+  int transaction_interval_ms = 100;       // how often a transaction commits
   std::filesystem::path patterns;
   std::filesystem::path cache_dir;
   std::map<std::string, std::string> kafka;  // passed to librdkafka untouched
