@@ -13,6 +13,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <unistd.h>
+
 #include "classify/processor.h"
 #include "classify/verdict_writer.h"
 
@@ -432,7 +434,12 @@ struct Service::Impl {
     char err[512];
     rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);  // ordered, no duplicates on retry
     if (config.exactly_once) {
-      const std::string id = config.transactional_id.empty() ? "civicsift-" + config.group : config.transactional_id;
+      // One id per instance: replicas sharing an id would fence each other (the
+      // group metadata sent with the offsets fences zombies, KIP-447).
+      char host[256] = "host";
+      gethostname(host, sizeof host - 1);
+      const std::string id =
+          config.transactional_id.empty() ? fmt::format("civicsift-{}-{}", config.group, host) : config.transactional_id;
       rd_kafka_conf_set(pconf, "transactional.id", id.c_str(), err, sizeof err);
     }
     if (!config.kafka.count("linger.ms")) rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);

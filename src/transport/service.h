@@ -28,7 +28,7 @@ struct ServiceConfig {
   size_t max_queued = 20000;               // messages waiting for workers before consumption pauses
   int shutdown_timeout_ms = 30000;         // flush and commit budget on SIGTERM
   bool exactly_once = false;               // delivery: exactly_once (Kafka transactions)
-  std::string transactional_id;            // default: civicsift-<group>
+  std::string transactional_id;            // default: civicsift-<group>-<hostname>
   int transaction_interval_ms = 100;       // how often a transaction commits
   std::filesystem::path patterns;
   std::filesystem::path cache_dir;
