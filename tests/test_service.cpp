@@ -295,3 +295,52 @@ TEST(KafkaService, ExactlyOnceWritesEveryVerdictOnceForReadCommittedConsumers) {
   run_until(again, [] { return false; }, 12s);
   EXPECT_EQ(again.counters().consumed.load(), 0u);
 }
+
+TEST(KafkaService, BackpressureWaitsAndDropsNothing) {
+  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster";
+  auto broker = start_broker();
+  std::vector<std::string> ids;
+  auto input = comments(2000, 11, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.threads = 1;
+  cfg.max_queued = 8;  // far below what one fetch brings: consumption keeps waiting for the worker
+  Service service(cfg, test_policies());
+  run_until(service, [&] { return service.counters().acknowledged.load() >= input.size(); }, 90s);
+  EXPECT_EQ(service.counters().acknowledged.load(), input.size());
+  std::set<std::string> seen;
+  for (const auto& v : read_topic(broker->bootstrap(), "verdicts", input.size())) seen.insert(v.key);
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+}
+
+TEST(KafkaService, ARebalanceBetweenTwoInstancesLosesNothing) {
+  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster";
+  auto broker = start_broker();
+  std::vector<std::string> ids;
+  auto input = comments(3000, 13, &ids);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  Service first(cfg, test_policies());
+  std::string first_error;
+  std::thread t1([&] { first_error = first.run(); });
+  // Feed half, let the first instance work, then a second one joins the group.
+  produce_all(broker->bootstrap(), "comments", std::vector<std::string>(input.begin(), input.begin() + 1500));
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (first.counters().acknowledged.load() < 100 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  Service second(cfg, test_policies());
+  std::string second_error;
+  std::thread t2([&] { second_error = second.run(); });
+  produce_all(broker->bootstrap(), "comments", std::vector<std::string>(input.begin() + 1500, input.end()));
+  std::set<std::string> seen;
+  while (seen.size() < ids.size() && std::chrono::steady_clock::now() < deadline + 60s) {
+    for (const auto& v : read_topic(broker->bootstrap(), "verdicts", 2 * input.size(), 5s)) seen.insert(v.key);
+  }
+  first.stop();
+  second.stop();
+  t1.join();
+  t2.join();
+  EXPECT_EQ(first_error, "");
+  EXPECT_EQ(second_error, "");
+  EXPECT_GT(second.counters().consumed.load(), 0u) << "the second instance got partitions";
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));  // at least once: none lost
+}

@@ -497,24 +497,13 @@ struct Service::Impl {
     });
     spdlog::info("consuming {} as group {} with {} worker(s)", config.input_topic, config.group, threads);
 
-    bool paused = false;
     while (!self.stopping_.load()) {
-      // Backpressure: when workers fall behind, stop fetching (nothing is dropped).
-      if (!paused && queued.load() > config.max_queued) {
-        rd_kafka_topic_partition_list_t* a = nullptr;
-        if (!rd_kafka_assignment(consumer, &a)) {
-          rd_kafka_pause_partitions(consumer, a);
-          rd_kafka_topic_partition_list_destroy(a);
-          paused = true;
-        }
-      } else if (paused && queued.load() < config.max_queued / 2) {
-        rd_kafka_topic_partition_list_t* a = nullptr;
-        if (!rd_kafka_assignment(consumer, &a)) {
-          rd_kafka_resume_partitions(consumer, a);
-          rd_kafka_topic_partition_list_destroy(a);
-          paused = false;
-        }
-      }
+      // Backpressure: while workers are behind, take no more messages. Waiting here
+      // (milliseconds, far inside max.poll.interval.ms) keeps memory bounded by
+      // max_queued and skips nothing; pausing partitions would purge buffered
+      // messages and rely on the fetch position to get them back.
+      while (queued.load() >= config.max_queued && !self.stopping_.load())
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
       if (config.exactly_once &&
           Clock::now() - last_transaction > std::chrono::milliseconds(config.transaction_interval_ms)) {
         drain(config.shutdown_timeout_ms);

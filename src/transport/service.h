@@ -25,7 +25,7 @@ struct ServiceConfig {
   std::string copy_topic;                  // optional, e.g. moderation.{tenant}.{action}
   unsigned threads = 0;                    // 0: one per core
   size_t max_bytes = 1 << 20;
-  size_t max_queued = 20000;               // messages waiting for workers before consumption pauses
+  size_t max_queued = 20000;               // messages waiting for workers before consumption waits
   int shutdown_timeout_ms = 30000;         // flush and commit budget on SIGTERM
   bool exactly_once = false;               // delivery: exactly_once (Kafka transactions)
   std::string transactional_id;            // default: civicsift-<group>-<hostname>
