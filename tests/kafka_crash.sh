@@ -21,23 +21,26 @@ for _ in $(seq 50); do grep -q bootstrap "$work/broker.out" 2>/dev/null && break
 bootstrap=$(sed -n 's/^bootstrap.servers=//p' "$work/broker.out")
 [[ -n "$bootstrap" ]] || { echo "FAIL dev-broker printed no bootstrap line"; exit 1; }
 
-n=30000  # about 7 MB over 3 partitions: under the mock's ~5 MB per partition
+n=20000
 "$bin" generate --count "$n" --seed 7 | sed 's/"tenant":"[a-z-]*"/"tenant":"town"/' > "$work/in.jsonl"
-# Small batches and small fetches slow consumption down, so the kill lands mid-stream.
-kcat -P -b "$bootstrap" -t comments -X batch.num.messages=5 -X linger.ms=0 -l "$work/in.jsonl"
-cat > "$work/slow.yaml" <<YAML
-kafka:
-  message.max.bytes: "2048"
-  fetch.max.bytes: "2048"
-  max.partition.fetch.bytes: "1024"
-YAML
 
 distinct_verdicts() { timeout 20 kcat -C -b "$bootstrap" -t verdicts -e -q -f '%k\n' 2>/dev/null | sort -u | wc -l; }
 
-# Start; as soon as the first verdicts are out, kill -9.
-"$bin" --log-level info run --config "$work/slow.yaml" --brokers "$bootstrap" --patterns "$data/policy" \
-  --threads 2 2> "$work/run1.err" &
+# The service runs while comments arrive over about 5 s; at the first verdicts, kill -9.
+# Producing is still under way then, so the kill lands mid-stream.
+"$bin" run --brokers "$bootstrap" --patterns "$data/policy" --threads 2 2> "$work/run1.err" &
 run_pid=$!
+python3 -c '
+import sys, time
+lines = open(sys.argv[1]).readlines()
+start = time.time()
+for i, line in enumerate(lines):
+    sys.stdout.write(line)
+    if i % 200 == 199:
+        sys.stdout.flush()
+        time.sleep(max(0, start + (i + 1) / 4000 - time.time()))
+' "$work/in.jsonl" | kcat -P -b "$bootstrap" -t comments &
+producer_pid=$!
 for _ in $(seq 300); do
   kill -0 "$run_pid" 2>/dev/null || { echo "FAIL civicsift run exited early:"; cat "$work/run1.err"; exit 1; }
   [[ -n $(timeout 2 kcat -C -b "$bootstrap" -t verdicts -c 1 -q 2>/dev/null) ]] && break
@@ -45,6 +48,7 @@ done
 kill -9 "$run_pid"
 wait "$run_pid" 2>/dev/null || true
 run_pid=""
+wait "$producer_pid"
 before=$(distinct_verdicts)
 echo "killed with $before of $n verdicts out"
 
