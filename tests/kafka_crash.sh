@@ -28,7 +28,7 @@ distinct_verdicts() { timeout 20 kcat -C -b "$bootstrap" -t verdicts -e -q -f '%
 
 # The service runs while comments arrive over about 5 s; at the first verdicts, kill -9.
 # Producing is still under way then, so the kill lands mid-stream.
-"$bin" run --brokers "$bootstrap" --patterns "$data/policy" --threads 2 2> "$work/run1.err" &
+"$bin" run --brokers "$bootstrap" --patterns "$data/policy" --threads 2 --metrics-address 127.0.0.1:0 2> "$work/run1.err" &
 run_pid=$!
 python3 -c '
 import sys, time
@@ -53,7 +53,7 @@ before=$(distinct_verdicts)
 echo "killed with $before of $n verdicts out"
 
 # Restart: everything not committed is consumed again.
-"$bin" run --brokers "$bootstrap" --patterns "$data/policy" --threads 2 2> "$work/run2.err" &
+"$bin" run --brokers "$bootstrap" --patterns "$data/policy" --threads 2 --metrics-address 127.0.0.1:0 2> "$work/run2.err" &
 run_pid=$!
 for _ in $(seq 120); do [[ $(distinct_verdicts) -ge $n ]] && break; sleep 0.5; done
 after=$(distinct_verdicts)

@@ -2,6 +2,7 @@
 // message yields exactly one record out, bad input goes to the dead-letter topic,
 // a graceful stop commits, and faults injected into the broker lose nothing.
 // Volumes stay far below the mock's ~5 MB per partition.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -14,7 +15,9 @@
 #include <thread>
 
 #include "gen/generator.h"
+#include "ops/metrics.h"
 #include "policy/compiler.h"
+#include "test_util.h"
 #include "transport/dev_broker.h"
 #include "transport/service.h"
 
@@ -247,24 +250,13 @@ TEST(KafkaService, TopicTemplates) {
   EXPECT_EQ(expand_topic("verdicts", "windsor", "remove"), "verdicts");
 }
 
-TEST(KafkaService, ConfigurationErrorsNameTheKey) {
-  const auto dir = std::filesystem::temp_directory_path() / ("civicsift-config-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto load = [&](const std::string& yaml) {
-    std::ofstream(dir / "c.yaml") << yaml;
-    auto r = load_service_config(dir / "c.yaml", {});
-    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string();
-  };
-  EXPECT_NE(load("brokers: a:1\ngroupp: x\n").find("unknown key \"groupp\""), std::string::npos);
-  EXPECT_NE(load("threads: many\n").find("key \"threads\""), std::string::npos);
-  EXPECT_EQ(load("brokers: a:1\nkafka:\n  security.protocol: SSL\n"), "");
+TEST(KafkaService, AnUnknownLibrdkafkaPropertyIsNamedAtStart) {
   // librdkafka rejects an unknown property when the service starts, naming it.
   ServiceConfig c;
   c.brokers = "127.0.0.1:1";
   c.kafka["no.such.property"] = "1";
   Service service(c, test_policies());
   EXPECT_NE(service.run().find("kafka.no.such.property"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(KafkaService, ExactlyOnceWritesEveryVerdictOnceForReadCommittedConsumers) {
@@ -347,4 +339,161 @@ TEST(KafkaService, ARebalanceBetweenTwoInstancesLosesNothing) {
   EXPECT_EQ(second_error, "");
   EXPECT_GT(second_partitions, 0) << "the second instance got partitions";
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));  // at least once: none lost
+}
+
+TEST(KafkaService, AReloadUnderASteadyStreamLosesNothingAndLaterVerdictsUseTheNewPolicy) {
+  const Brokers broker = brokers_for_test();
+  civicsift::testing::TempDir dir;
+  std::filesystem::copy(CIVICSIFT_SOURCE_DIR "/tests/data/policy", dir.path(),
+                        std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+  auto before = std::get<std::shared_ptr<const PolicySet>>(load_policy_set(dir.path(), {}));
+  std::ofstream(dir.path() / "town.yaml", std::ios::app)
+      << "  - id: town.zorblax\n    category: spam\n    clause: \"Town 7\"\n    action: remove\n    terms: [zorblax]\n";
+  auto after = std::get<std::shared_ptr<const PolicySet>>(load_policy_set(dir.path(), {}));
+  const std::string old_label = before->find("town")->label(), new_label = after->find("town")->label();
+  ASSERT_NE(old_label, new_label);
+
+  ServiceConfig cfg = config_for(broker.bootstrap);
+  Service service(cfg, before);
+  std::string error;
+  std::thread runner([&] { error = service.run(); });
+  while (service.counters().assigned_partitions.load() == 0) std::this_thread::sleep_for(20ms);
+
+  // A steady stream of 2,400 comments over about three seconds; the swap happens midway.
+  constexpr int kCount = 2400;
+  std::atomic<int> produced{0};
+  std::thread producer([&] {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap.c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof err);
+    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    for (int i = 0; i < kCount; ++i) {
+      const std::string v = fmt::format(R"({{"id":"r{}","tenant":"town","text":"buy zorblax now at the park"}})", i);
+      rd_kafka_producev(p, RD_KAFKA_V_TOPIC("comments"), RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+      produced.store(i + 1);
+      rd_kafka_poll(p, 0);
+      if (i % 40 == 0) std::this_thread::sleep_for(50ms);
+    }
+    rd_kafka_flush(p, 30000);
+    rd_kafka_destroy(p);
+  });
+  while (produced.load() < kCount / 2) std::this_thread::sleep_for(5ms);
+  service.set_policies(after);
+  const int produced_after_swap = produced.load();  // these and later ones are judged by the new policy
+  producer.join();
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (service.counters().acknowledged.load() < kCount && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  service.stop();
+  runner.join();
+  EXPECT_EQ(error, "");
+
+  const auto verdicts = read_topic(broker.bootstrap, "verdicts", kCount);
+  ASSERT_EQ(verdicts.size(), static_cast<size_t>(kCount));
+  std::set<std::string> seen;
+  int judged_old = 0, judged_new = 0;
+  for (const auto& v : verdicts) {
+    seen.insert(v.key);
+    const bool is_new = v.value.find("\"policy\":\"" + new_label + "\"") != std::string::npos;
+    const bool is_old = v.value.find("\"policy\":\"" + old_label + "\"") != std::string::npos;
+    ASSERT_TRUE(is_new != is_old) << v.value;
+    // The version named is the one that judged: the new rule fires exactly under it.
+    EXPECT_EQ(v.headers.at("action"), is_new ? "remove" : "allow") << v.value;
+    (is_new ? judged_new : judged_old)++;
+    if (std::stoi(v.key.substr(1)) >= produced_after_swap) {
+      EXPECT_TRUE(is_new) << v.key;
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kCount));
+  EXPECT_GT(judged_old, 0);
+  EXPECT_GT(judged_new, 0);
+}
+
+TEST(KafkaService, TheMetricsObserverSeesEveryMessage) {
+  const Brokers broker = brokers_for_test();
+  std::vector<std::string> ids;
+  auto input = comments(600, 21, &ids);
+  input.push_back("not json");
+  produce_all(broker.bootstrap, "comments", input);
+  ServiceConfig cfg = config_for(broker.bootstrap);
+  cfg.statistics_interval_ms = 200;
+  Metrics metrics("test");
+  Service service(cfg, test_policies(), &metrics);
+  metrics.watch_service(&service);
+  std::string text;
+  run_until(service, [&] {
+    if (service.counters().acknowledged.load() < input.size()) return false;
+    text = metrics.exposition();  // lag arrives with the next statistics, per partition
+    for (int p = 0; p < 3; ++p)
+      if (text.find(fmt::format("civicsift_consumer_lag_messages{{partition=\"{}\",topic=\"comments\"}} 0", p)) ==
+          std::string::npos)
+        return false;
+    return true;
+  });
+  metrics.watch_service(nullptr);
+  auto value_of = [&](const std::string& series) {
+    const auto at = text.find("\n" + series + " ");  // a sample line, not its # HELP
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size() + 2));
+  };
+  double classified = 0;
+  for (const char* action : {"allow", "review", "remove", "escalate"})
+    classified += std::max(0.0, value_of(fmt::format("civicsift_comments_total{{action=\"{}\",tenant=\"town\"}}", action)));
+  EXPECT_EQ(classified, 600);
+  EXPECT_EQ(value_of("civicsift_invalid_input_total{reason=\"not_json\"}"), 1);
+  EXPECT_EQ(value_of("civicsift_dead_letter_total"), 1);
+  EXPECT_EQ(value_of("civicsift_messages_consumed_total"), 601);
+  EXPECT_EQ(value_of("civicsift_scan_duration_seconds_count"), 600);
+  EXPECT_EQ(value_of("civicsift_end_to_end_latency_seconds_count"), 600);
+  EXPECT_EQ(value_of("civicsift_inflight_messages"), 0);
+  // Everything answered: every partition's lag is zero.
+  EXPECT_NE(text.find("civicsift_consumer_lag_messages{partition=\"0\",topic=\"comments\"} 0"), std::string::npos);
+}
+
+TEST(KafkaService, TransactionalErrorsAbortRedoAndStillWriteEveryVerdictOnce) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  auto broker = start_broker();
+  std::vector<std::string> ids;
+  auto input = comments(900, 31, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+  // Kafka protocol API keys: AddPartitionsToTxn 24, AddOffsetsToTxn 25, EndTxn 26,
+  // TxnOffsetCommit 28. Retriable errors are retried by librdkafka; an abortable one
+  // (authorization failed) makes the service abort and redo the transaction.
+  const rd_kafka_resp_err_t add_partitions[] = {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                                RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED};
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 24, 2, add_partitions);
+  const rd_kafka_resp_err_t add_offsets[] = {RD_KAFKA_RESP_ERR_NOT_COORDINATOR};
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 25, 1, add_offsets);
+  const rd_kafka_resp_err_t end_txn[] = {RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS};
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 26, 1, end_txn);
+  const rd_kafka_resp_err_t txn_offsets[] = {RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT};
+  rd_kafka_mock_push_request_errors_array(broker->cluster(), 28, 1, txn_offsets);
+
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.exactly_once = true;
+  cfg.transactional_id = "civicsift-test-faults";
+  Service service(cfg, test_policies());
+  // Done when everything was answered and nothing was redone for a while (an abort
+  // releases its messages before they are consumed again).
+  uint64_t last_consumed = 0;
+  auto quiet_since = std::chrono::steady_clock::now();
+  run_until(
+      service,
+      [&] {
+        const uint64_t consumed = service.counters().consumed.load();
+        if (consumed != last_consumed || service.inflight() > 0) {
+          last_consumed = consumed;
+          quiet_since = std::chrono::steady_clock::now();
+        }
+        return service.counters().finished.load() >= input.size() &&
+               std::chrono::steady_clock::now() - quiet_since > 1500ms;
+      },
+      90s);
+  EXPECT_GE(service.counters().aborted_transactions.load(), 1u);
+  const auto verdicts = read_topic(broker->bootstrap(), "verdicts", ids.size() + 1, 15s);
+  EXPECT_EQ(verdicts.size(), ids.size());  // none twice: the aborted attempt is invisible
+  std::set<std::string> seen;
+  for (const auto& v : verdicts) seen.insert(v.key);
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }

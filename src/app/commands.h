@@ -6,10 +6,12 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
+#include "app/run_config.h"
+#include "ops/logging.h"
 #include "policy/compiler.h"
 #include "transport/service.h"
-
-#include <map>
 
 namespace civicsift {
 
@@ -53,8 +55,13 @@ struct GenerateOptions {
 
 struct RunOptions {
   std::filesystem::path config_file;
-  ServiceConfig defaults;
-  std::map<std::string, std::string> overrides;  // flags given: brokers, group, threads, patterns
+  RunConfig defaults;
+  // Flags given on the command line: brokers, group, threads, patterns,
+  // metrics_address, metrics_port, watch_patterns. They override the file.
+  std::map<std::string, std::string> overrides;
+  LogOptions log;            // from the command line
+  bool log_level_given = false;
+  bool log_format_given = false;
 };
 
 struct DevBrokerOptions {
@@ -64,6 +71,7 @@ struct DevBrokerOptions {
 
 struct DemoOptions {
   PolicyOptions policy;
+  std::string metrics_address = "127.0.0.1:9464";  // empty: no endpoint
   double rate = 2000;       // comments per second
   double duration_s = 0;    // 0: until Ctrl-C
   unsigned threads = 0;

@@ -15,7 +15,10 @@
 
 #include "app/commands.h"
 #include "common/time.h"
+#include "app/version.h"
 #include "gen/generator.h"
+#include "ops/http_server.h"
+#include "ops/metrics.h"
 #include "transport/dev_broker.h"
 #include "transport/service.h"
 
@@ -109,7 +112,7 @@ void read_outputs(const std::string& bootstrap, int partitions, Tally& tally, co
   rd_kafka_destroy(c);
 }
 
-void draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool final) {
+void draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool final, const std::string& metrics_url) {
   std::lock_guard lock(tally.mu);
   static constexpr std::array<const char*, 4> kActions = {"allow", "review", "remove", "escalate"};
   std::string out;
@@ -117,8 +120,8 @@ void draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool fina
   out += fmt::format("civicsift demo  {:6.1f} s   produced {}   verdicts {}   dead letters {}   {:.0f} comments/s\n",
                      elapsed_s, produced, tally.verdicts, tally.dead,
                      elapsed_s > 0 ? static_cast<double>(tally.verdicts + tally.dead) / elapsed_s : 0.0);
-  out += fmt::format("end-to-end latency  p50 {:.1f} ms   p99 {:.1f} ms\n\n", percentile(tally.latencies_ms, 0.5),
-                     percentile(tally.latencies_ms, 0.99));
+  out += fmt::format("end-to-end latency  p50 {:.1f} ms   p99 {:.1f} ms{}\n\n", percentile(tally.latencies_ms, 0.5),
+                     percentile(tally.latencies_ms, 0.99), metrics_url.empty() ? "" : "   metrics " + metrics_url);
   out += fmt::format("{:<18}", "tenant");
   for (auto a : kActions) out += fmt::format("{:>10}", a);
   out += "\n";
@@ -164,7 +167,17 @@ int run_demo(const DemoOptions& options) {
   // The mock cluster holds a fetch for its full wait time even when data arrives
   // (a real broker answers at once), so short waits keep the demo's latency honest.
   config.kafka["fetch.wait.max.ms"] = "10";
-  Service service(config, policies);
+  auto metrics = std::make_shared<Metrics>(kVersion);
+  metrics->set_policies(*policies);
+  Service service(config, policies, metrics.get());
+  metrics->watch_service(&service);
+  std::unique_ptr<HttpServer> http;
+  if (!options.metrics_address.empty()) {
+    auto served = HttpServer::start(options.metrics_address, metrics,
+                                    [&service] { return service.counters().assigned_partitions.load() > 0; });
+    if (auto* e = std::get_if<std::string>(&served)) spdlog::warn("demo: {}; continuing without it", *e);
+    else http = std::move(std::get<std::unique_ptr<HttpServer>>(served));
+  }
   std::string service_error;
   std::thread service_thread([&] { service_error = service.run(); });
 
@@ -183,6 +196,10 @@ int run_demo(const DemoOptions& options) {
   rd_kafka_t* producer = make_client(RD_KAFKA_PRODUCER, broker->bootstrap(), nullptr);
   gen::CommentGenerator generator;
   const bool tty = ::isatty(STDOUT_FILENO);
+  const std::string metrics_url =
+      http ? fmt::format("http://{}:{}/metrics",
+                         options.metrics_address.substr(0, options.metrics_address.rfind(':')), http->port())
+           : "";
   const auto start = std::chrono::steady_clock::now();
   auto next_draw = start;
   uint64_t produced = 0;
@@ -200,7 +217,7 @@ int run_demo(const DemoOptions& options) {
     }
     rd_kafka_poll(producer, 0);
     if (std::chrono::steady_clock::now() >= next_draw) {
-      draw(tally, elapsed, produced, tty, false);
+      draw(tally, elapsed, produced, tty, false, metrics_url);
       next_draw += std::chrono::milliseconds(tty ? 500 : 2000);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -218,11 +235,13 @@ int run_demo(const DemoOptions& options) {
   }
   service.stop();
   service_thread.join();
+  http.reset();
+  metrics->watch_service(nullptr);
   stop_reader.store(true);
   reader.join();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fputs("\nsummary\n", stdout);
-  draw(tally, elapsed, produced, tty, true);
+  draw(tally, elapsed, produced, tty, true, metrics_url);
   if (!service_error.empty()) {
     spdlog::error("{}", service_error);
     return 1;

@@ -35,15 +35,18 @@ int main(int argc, char** argv) {
   // Logs go to stderr, never stdout (that is for verdicts), and never hold comment text.
   auto logger = spdlog::stderr_color_mt("civicsift");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   CLI::App app{"civicsift: classifies municipal social media comments against policy"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level and --log-format also after the subcommand
   app.set_version_flag("--version",
                        fmt::format("civicsift {} (Hyperscan {}, simdjson {}, librdkafka {})", kVersion,
                                    hs_version(), simdjson_version(), rd_kafka_version_str()));
-  std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  std::string log_level, log_format;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (default: info for run, warn otherwise)")
+      ->check([](const std::string& s) { return is_log_level(s) ? std::string() : "unknown log level " + s; });
+  app.add_option("--log-format", log_format, "text or json (JSON lines, for log pipelines)")
+      ->check(CLI::IsMember({"text", "json"}));
 
   ScanOptions scan;
   bool scan_no_cache = false;
@@ -108,6 +111,14 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--group", run_group, "Consumer group id (default civicsift)");
   run_cmd->add_option("--threads", run_threads, "Worker threads (default: one per core)");
   run_cmd->add_option("--patterns", run_patterns, "Policy folder");
+  std::string run_metrics_address;
+  int run_metrics_port = -1;
+  bool run_watch = false;
+  run_cmd->add_option("--metrics-address", run_metrics_address,
+                      "host:port of /metrics, /healthz and /readyz (default 0.0.0.0:9464)");
+  run_cmd->add_option("--metrics-port", run_metrics_port, "Port of the metrics endpoint (keeps the configured host)")
+      ->check(CLI::Range(0, 65535));
+  run_cmd->add_flag("--watch", run_watch, "Reload policies when the patterns folder changes (SIGHUP always reloads)");
 
   DevBrokerOptions dev;
   auto* dev_cmd = app.add_subcommand("dev-broker", "A local Kafka-protocol broker for development (librdkafka mock cluster)");
@@ -121,9 +132,13 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--rate", demo.rate, "Comments per second")->capture_default_str();
   demo_cmd->add_option("--duration", demo.duration_s, "Seconds to run (0: until Ctrl-C)")->capture_default_str();
   demo_cmd->add_option("--threads", demo.threads, "Classifier threads (default: one per core)");
+  demo_cmd->add_option("--metrics-address", demo.metrics_address, "host:port of /metrics (empty: none)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  LogOptions log{log_format == "json" ? LogFormat::json : LogFormat::text,
+                 !log_level.empty() ? log_level : *run_cmd ? "info" : "warn"};
+  configure_logging(log);
 
   if (*scan_cmd) {
     resolve(scan.policy, scan_no_cache, argv[0]);
@@ -147,12 +162,18 @@ int main(int argc, char** argv) {
     return run_demo(demo);
   }
   if (*run_cmd) {
-    run.defaults.patterns = default_patterns_dir(argv[0]);
-    run.defaults.cache_dir = default_cache_dir();
+    run.defaults.service.patterns = default_patterns_dir(argv[0]);
+    run.defaults.service.cache_dir = default_cache_dir();
     if (!run_brokers.empty()) run.overrides["brokers"] = run_brokers;
     if (!run_group.empty()) run.overrides["group"] = run_group;
     if (run_threads) run.overrides["threads"] = std::to_string(run_threads);
     if (!run_patterns.empty()) run.overrides["patterns"] = run_patterns;
+    if (!run_metrics_address.empty()) run.overrides["metrics_address"] = run_metrics_address;
+    if (run_metrics_port >= 0) run.overrides["metrics_port"] = std::to_string(run_metrics_port);
+    if (run_watch) run.overrides["watch_patterns"] = "true";
+    run.log = log;
+    run.log_level_given = !log_level.empty();
+    run.log_format_given = !log_format.empty();
     return run_service(run);
   }
   if (*clauses_cmd) {

@@ -1,4 +1,5 @@
-// civicsift run: the Kafka service; civicsift dev-broker: a local broker.
+// civicsift run: the Kafka service with its metrics endpoint and policy reloads;
+// civicsift dev-broker: a local broker.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +8,10 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "app/version.h"
+#include "ops/http_server.h"
+#include "ops/metrics.h"
+#include "ops/reloader.h"
 #include "transport/dev_broker.h"
 #include "transport/service.h"
 
@@ -14,48 +19,102 @@ namespace civicsift {
 namespace {
 
 std::atomic<bool> g_stop{false};
-Service* g_service = nullptr;
+std::atomic<Service*> g_service{nullptr};
+std::atomic<PolicyReloader*> g_reloader{nullptr};
 
-extern "C" void on_signal(int) {
+extern "C" void on_stop_signal(int) {
   g_stop.store(true);
-  if (g_service) g_service->stop();
+  if (Service* s = g_service.load()) s->stop();
+}
+
+extern "C" void on_reload_signal(int) {
+  if (PolicyReloader* r = g_reloader.load()) r->request();
 }
 
 void install_signal_handlers() {
   struct sigaction sa {};
-  sa.sa_handler = on_signal;
+  sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_reload_signal;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
+}
+
+// The file first, then the flags given on the command line.
+std::variant<RunConfig, std::string> resolve_config(const RunOptions& options) {
+  RunConfig config = options.defaults;
+  if (!options.config_file.empty()) {
+    auto loaded = load_run_config(options.config_file, config);
+    if (auto* e = std::get_if<std::string>(&loaded)) return *e;
+    config = std::get<RunConfig>(std::move(loaded));
+  }
+  for (const auto& [key, value] : options.overrides) {
+    if (key == "brokers") config.service.brokers = value;
+    else if (key == "group") config.service.group = value;
+    else if (key == "threads") config.service.threads = static_cast<unsigned>(std::stoul(value));
+    else if (key == "patterns") config.service.patterns = value;
+    else if (key == "metrics_address") config.metrics_address = value;
+    else if (key == "watch_patterns") config.watch_patterns = value == "true";
+    else if (key == "metrics_port") {
+      // --metrics-port keeps the configured host: 127.0.0.1 stays local.
+      const auto colon = config.metrics_address.rfind(':');
+      const std::string host = colon == std::string::npos ? "0.0.0.0" : config.metrics_address.substr(0, colon);
+      config.metrics_address = host + ":" + value;
+    }
+  }
+  LogOptions log = options.log;
+  if (!options.log_format_given && config.log_format) log.format = *config.log_format;
+  if (!options.log_level_given && !config.log_level.empty()) log.level = config.log_level;
+  configure_logging(log);
+  return config;
 }
 
 }  // namespace
 
 int run_service(const RunOptions& options) {
-  ServiceConfig config = options.defaults;
-  if (!options.config_file.empty()) {
-    auto loaded = load_service_config(options.config_file, config);
-    if (auto* e = std::get_if<std::string>(&loaded)) {
-      spdlog::error("configuration: {}", *e);
-      return 2;
-    }
-    config = std::get<ServiceConfig>(loaded);
+  auto resolved = resolve_config(options);
+  if (auto* e = std::get_if<std::string>(&resolved)) {
+    spdlog::error("configuration: {}", *e);
+    return 2;
   }
-  // Flags given on the command line override the file.
-  for (const auto& [key, value] : options.overrides) {
-    if (key == "brokers") config.brokers = value;
-    else if (key == "group") config.group = value;
-    else if (key == "threads") config.threads = static_cast<unsigned>(std::stoul(value));
-    else if (key == "patterns") config.patterns = value;
-  }
-  PolicyOptions policy{config.patterns, config.cache_dir};
+  const RunConfig config = std::get<RunConfig>(std::move(resolved));
+  PolicyOptions policy{config.service.patterns, config.service.cache_dir};
   auto policies = load_policies_or_report(policy);
   if (!policies) return 2;
-  Service service(config, policies);
-  g_service = &service;
+
+  auto metrics = std::make_shared<Metrics>(kVersion);
+  metrics->set_policies(*policies);
+  Service service(config.service, policies, metrics.get());
+  metrics->watch_service(&service);
+
+  std::unique_ptr<HttpServer> http;
+  if (!config.metrics_address.empty()) {
+    auto started = HttpServer::start(config.metrics_address, metrics, [&service] {
+      return service.counters().assigned_partitions.load() > 0;  // policies are loaded before the service starts
+    });
+    if (auto* e = std::get_if<std::string>(&started)) {
+      spdlog::error("{}", *e);
+      return 2;
+    }
+    http = std::move(std::get<std::unique_ptr<HttpServer>>(started));
+    spdlog::info("metrics on {} (/metrics, /healthz, /readyz)", config.metrics_address);
+  }
+
+  PolicyReloader reloader(
+      config.service.patterns, CompileOptions{config.service.cache_dir}, policies,
+      [&service](std::shared_ptr<const PolicySet> next) { service.set_policies(std::move(next)); }, metrics.get(),
+      config.watch_patterns ? config.watch_interval_ms : 0);
+  g_service.store(&service);
+  g_reloader.store(&reloader);
   install_signal_handlers();
   const std::string error = service.run();
-  g_service = nullptr;
+  g_reloader.store(nullptr);
+  g_service.store(nullptr);
+  metrics->watch_service(nullptr);
+
   const auto& c = service.counters();
   spdlog::info("stopped: {} consumed, {} verdicts, {} dead letters, {} acknowledged", c.consumed.load(),
                c.verdicts.load(), c.dead_letters.load(), c.acknowledged.load());

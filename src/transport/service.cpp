@@ -2,7 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +17,7 @@
 
 #include "classify/processor.h"
 #include "classify/verdict_writer.h"
+#include "common/time.h"
 
 namespace civicsift {
 namespace fs = std::filesystem;
@@ -39,50 +40,6 @@ std::string expand_topic(const std::string& pattern, std::string_view tenant, st
   return out;
 }
 
-std::variant<ServiceConfig, std::string> load_service_config(const fs::path& file, ServiceConfig c) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    return fmt::format("{}: {}", file.string(), e.what());
-  }
-  if (!root.IsMap()) return fmt::format("{}: the configuration must be a mapping", file.string());
-  for (const auto& kv : root) {
-    const auto key = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
-    try {
-      if (key == "brokers") c.brokers = v.as<std::string>();
-      else if (key == "group") c.group = v.as<std::string>();
-      else if (key == "input_topic") c.input_topic = v.as<std::string>();
-      else if (key == "verdict_topic") c.verdict_topic = v.as<std::string>();
-      else if (key == "dlq_topic") c.dlq_topic = v.as<std::string>();
-      else if (key == "copy_topic") c.copy_topic = v.as<std::string>();
-      else if (key == "threads") c.threads = v.as<unsigned>();
-      else if (key == "max_bytes") c.max_bytes = v.as<size_t>();
-      else if (key == "max_queued") c.max_queued = v.as<size_t>();
-      else if (key == "shutdown_timeout_ms") c.shutdown_timeout_ms = v.as<int>();
-      else if (key == "delivery") {
-        const auto d = v.as<std::string>();
-        if (d != "at_least_once" && d != "exactly_once")
-          return fmt::format("{}: key \"delivery\" must be at_least_once or exactly_once", file.string());
-        c.exactly_once = d == "exactly_once";
-      } else if (key == "transactional_id") c.transactional_id = v.as<std::string>();
-      else if (key == "transaction_interval_ms") c.transaction_interval_ms = v.as<int>();
-      else if (key == "patterns") c.patterns = v.as<std::string>();
-      else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
-      else if (key == "kafka") {
-        if (!v.IsMap()) return fmt::format("{}: \"kafka\" must be a mapping of librdkafka properties", file.string());
-        for (const auto& p : v) c.kafka[p.first.as<std::string>()] = p.second.as<std::string>();
-      } else {
-        return fmt::format("{}: unknown key \"{}\"", file.string(), key);
-      }
-    } catch (const YAML::Exception&) {
-      return fmt::format("{}: key \"{}\" has a value of the wrong type", file.string(), key);
-    }
-  }
-  return c;
-}
-
 namespace {
 
 // Offsets of one partition in flight, in offset order. An offset is done when its
@@ -94,12 +51,14 @@ struct PartitionTracker {
   int32_t partition = 0;
   std::deque<std::pair<int64_t, int>> pending;  // offset, outstanding holds
   int64_t next_offset = -1;  // after the last dispatched message (transactions)
+  int64_t transaction_base = -1;  // first offset of the open transaction: where an abort rewinds to
 };
 
 // The msg_opaque of every produced record.
 struct Delivery {
   std::shared_ptr<PartitionTracker> tracker;
   int64_t offset;
+  int64_t source_timestamp_ms = -1;  // a verdict: when its input entered Kafka (end-to-end latency)
 };
 
 struct WorkItem {
@@ -184,6 +143,7 @@ struct Service::Impl {
       while (!t->pending.empty() && t->pending.front().second <= 0) {
         next = t->pending.front().first + 1;
         t->pending.pop_front();
+        self.counters_.finished++;
       }
     }
     if (next < 0 || config.exactly_once) return;  // transactions send offsets themselves
@@ -206,6 +166,7 @@ struct Service::Impl {
     if (m->err) {
       // Not acknowledged: produce it again (from the poll thread), keep the hold.
       impl->self.counters_.produce_errors++;
+      if (impl->self.observer_) impl->self.observer_->on_produce_error();
       spdlog::warn("delivery to {} failed ({}); retrying", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
       rd_kafka_headers_t* headers = nullptr;
       rd_kafka_message_headers(m, &headers);
@@ -216,6 +177,8 @@ struct Service::Impl {
       return;
     }
     impl->self.counters_.acknowledged++;
+    if (impl->self.observer_ && d->source_timestamp_ms > 0)
+      impl->self.observer_->on_verdict_acknowledged(static_cast<double>(now_ms() - d->source_timestamp_ms) / 1e3);
     impl->release(d->tracker, d->offset);
     delete d;
   }
@@ -236,6 +199,32 @@ struct Service::Impl {
       if (impl->fatal.empty()) impl->fatal = std::string("kafka fatal error: ") + fatal_reason;
     }
     impl->self.stop();
+  }
+
+  // Consumer lag per partition, from librdkafka's statistics JSON.
+  static int on_statistics(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* impl = static_cast<Impl*>(opaque);
+    if (!impl->self.observer_) return 0;
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (parser.parse(json, len).get(root)) return 0;
+    simdjson::dom::object topics;
+    if (root["topics"].get(topics)) return 0;
+    for (auto [topic, t] : topics) {
+      simdjson::dom::object partitions;
+      if (t["partitions"].get(partitions)) continue;
+      for (auto [id, p] : partitions) {
+        int64_t partition = -1, lag = -1;
+        std::string_view state;
+        if (p["partition"].get(partition) || partition < 0) continue;  // -1: the internal UA partition
+        if (p["fetch_state"].get(state) || state != "active") continue;
+        // Behind what was answered (stored offsets) if known, else behind the commit.
+        if (p["consumer_lag_stored"].get(lag) || lag < 0)
+          if (p["consumer_lag"].get(lag)) continue;
+        impl->self.observer_->on_consumer_lag(topic, static_cast<int32_t>(partition), lag);
+      }
+    }
+    return 0;  // librdkafka frees the JSON
   }
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -268,6 +257,7 @@ struct Service::Impl {
     }
     rd_kafka_assign(rk, nullptr);
     impl->self.counters_.assigned_partitions.store(0);
+    if (impl->self.observer_) impl->self.observer_->on_partitions_revoked();
   }
 
   // Exactly-once: the records produced since the last commit and the input offsets
@@ -299,11 +289,16 @@ struct Service::Impl {
       } else {
         rd_kafka_error_t* abort_error = rd_kafka_abort_transaction(producer, config.shutdown_timeout_ms);
         if (abort_error) rd_kafka_error_destroy(abort_error);
-        rewind(offsets);
+        self.counters_.aborted_transactions++;
+        rewind();
       }
       rd_kafka_error_destroy(error);
     }
     rd_kafka_topic_partition_list_destroy(offsets);
+    if (ok) {
+      std::lock_guard lock(trackers_mu);
+      for (auto& [key, t] : trackers) t->transaction_base = -1;
+    }
     last_transaction = Clock::now();
     if (begin_next && !self.stopping_.load()) {
       if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer)) {
@@ -318,16 +313,30 @@ struct Service::Impl {
     return ok;
   }
 
-  // After an aborted transaction: consume again from the last committed offsets.
-  void rewind(rd_kafka_topic_partition_list_t* partitions) {
-    if (partitions->cnt == 0) return;
-    rd_kafka_committed(consumer, partitions, config.shutdown_timeout_ms);
-    for (int i = 0; i < partitions->cnt; ++i)
-      if (partitions->elems[i].offset < 0) partitions->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer, partitions, config.shutdown_timeout_ms))
-      rd_kafka_error_destroy(e);
-    std::lock_guard lock(trackers_mu);
-    for (auto& [key, t] : trackers) t->next_offset = -1;
+  // After an aborted transaction: consume again from where it began. Known here,
+  // not asked of the broker: the transaction's first offsets are those committed.
+  void rewind() {
+    rd_kafka_topic_partition_list_t* positions = rd_kafka_topic_partition_list_new(4);
+    {
+      std::lock_guard lock(trackers_mu);
+      for (auto& [key, t] : trackers) {
+        if (t->transaction_base >= 0) {
+          rd_kafka_topic_partition_list_add(positions, t->topic.c_str(), t->partition)->offset = t->transaction_base;
+          // The redone messages must not count as duplicates of themselves: the
+          // partition's stateful rules start over, as after a restart.
+          queues[worker_of(t->partition)]->push({nullptr, nullptr, t->partition});
+        }
+        t->next_offset = t->transaction_base >= 0 ? t->transaction_base : t->next_offset;
+        t->transaction_base = -1;
+      }
+    }
+    if (positions->cnt > 0) {
+      if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer, positions, config.shutdown_timeout_ms)) {
+        spdlog::error("rewind after an aborted transaction failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(positions);
   }
 
   // Waits until every consumed message was processed and acknowledged.
@@ -353,8 +362,8 @@ struct Service::Impl {
   }
 
   void produce(const std::string& topic, std::string_view value, std::string_view key, rd_kafka_headers_t* headers,
-               const std::shared_ptr<PartitionTracker>& tracker, int64_t offset) {
-    auto* d = new Delivery{tracker, offset};
+               const std::shared_ptr<PartitionTracker>& tracker, int64_t offset, int64_t source_timestamp_ms = -1) {
+    auto* d = new Delivery{tracker, offset, source_timestamp_ms};
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(headers),
@@ -363,6 +372,7 @@ struct Service::Impl {
       // Not enqueued (e.g. an invalid topic name): the offset stays held, so it is
       // consumed again after a restart rather than lost.
       self.counters_.produce_errors++;
+      if (self.observer_) self.observer_->on_produce_error();
       spdlog::error("cannot produce to {}: {}", topic, rd_kafka_err2str(err));
       rd_kafka_headers_destroy(headers);
       delete d;
@@ -374,38 +384,51 @@ struct Service::Impl {
   }
 
   void work(unsigned index) {
-    CommentProcessor processor(self.policies_, DecoderOptions{config.max_bytes, 32, {}});
+    uint64_t generation = self.policies_generation_.load();
+    CommentProcessor processor(self.policies(), DecoderOptions{config.max_bytes, 32, {}});
     std::unordered_map<int32_t, StreamState> states;  // per partition: stateful rules stay correct
     std::string out;
     WorkItem item;
+    ServiceObserver* observer = self.observer_;
     while (queues[index]->pop(item, workers_closed)) {
       if (!item.message) {
         states.erase(item.drop_partition);
         continue;
       }
+      if (self.policies_generation_.load(std::memory_order_acquire) != generation) {  // a reload
+        generation = self.policies_generation_.load();
+        processor.set_policies(self.policies());
+      }
       rd_kafka_message_t* m = item.message;
       const std::string_view payload(static_cast<const char*>(m->payload), m->len);
       out.clear();
+      const auto started = observer ? Clock::now() : Clock::time_point{};
       const ProcessResult r = processor.process_copy(payload, out, &states[m->partition]);
       if (r.ok) {
+        if (observer)
+          observer->on_verdict(processor.comment(), processor.verdict(),
+                               std::chrono::duration<double>(Clock::now() - started).count());
         const Comment& c = processor.comment();
         const std::string_view action = to_string(processor.verdict().action);
         rd_kafka_headers_t* h = rd_kafka_headers_new(3);
         rd_kafka_header_add(h, "tenant", -1, c.tenant.data(), static_cast<ssize_t>(c.tenant.size()));
         rd_kafka_header_add(h, "action", -1, action.data(), static_cast<ssize_t>(action.size()));
         // When the comment entered Kafka, so consumers can measure end-to-end latency.
-        const std::string source_ts = std::to_string(rd_kafka_message_timestamp(m, nullptr));
+        const int64_t source_timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+        const std::string source_ts = std::to_string(source_timestamp_ms);
         rd_kafka_header_add(h, "source.timestamp", -1, source_ts.data(), static_cast<ssize_t>(source_ts.size()));
         if (!config.copy_topic.empty()) {
           rd_kafka_headers_t* copy = rd_kafka_headers_copy(h);
           rd_kafka_header_add(copy, "verdict", -1, out.data(), static_cast<ssize_t>(out.size()));
           produce(expand_topic(config.copy_topic, c.tenant, action), payload, c.id, copy, item.tracker, m->offset);
         }
-        produce(expand_topic(config.verdict_topic, c.tenant, action), out, c.id, h, item.tracker, m->offset);
+        produce(expand_topic(config.verdict_topic, c.tenant, action), out, c.id, h, item.tracker, m->offset,
+                source_timestamp_ms);
         self.counters_.verdicts++;
       } else {
         // The original bytes, and why, on the dead-letter topic. The message text is
         // not logged: it may hold personal information.
+        if (observer) observer->on_invalid(r.error);
         const std::string code(to_string(r.error));
         const std::string partition = std::to_string(m->partition), offset = std::to_string(m->offset);
         const char* source = rd_kafka_topic_name(m->rkt);
@@ -476,6 +499,11 @@ struct Service::Impl {
       rd_kafka_conf_destroy(cconf);
       return error;
     }
+    if (self.observer_) {
+      if (!config.kafka.count("statistics.interval.ms") && config.statistics_interval_ms > 0)
+        cset("statistics.interval.ms", std::to_string(config.statistics_interval_ms));
+      rd_kafka_conf_set_stats_cb(cconf, &Impl::on_statistics);
+    }
     rd_kafka_conf_set_rebalance_cb(cconf, &Impl::on_rebalance);
     rd_kafka_conf_set_error_cb(cconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(cconf, this);
@@ -531,6 +559,7 @@ struct Service::Impl {
         std::lock_guard lock(tracker->mu);
         tracker->pending.emplace_back(m->offset, 1);  // the processing hold
         tracker->next_offset = m->offset + 1;
+        if (tracker->transaction_base < 0) tracker->transaction_base = m->offset;
       }
       self.counters_.consumed++;
       queued++;
@@ -559,9 +588,27 @@ struct Service::Impl {
   }
 };
 
-Service::Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies)
-    : config_(std::move(config)), policies_(std::move(policies)) {}
+Service::Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies, ServiceObserver* observer)
+    : config_(std::move(config)), policies_(std::move(policies)), observer_(observer) {}
 Service::~Service() = default;
+
+void Service::set_policies(std::shared_ptr<const PolicySet> policies) {
+  {
+    std::lock_guard lock(policies_mu_);
+    policies_ = std::move(policies);
+  }
+  policies_generation_.fetch_add(1, std::memory_order_release);
+}
+
+std::shared_ptr<const PolicySet> Service::policies() const {
+  std::lock_guard lock(policies_mu_);
+  return policies_;
+}
+
+uint64_t Service::inflight() const {
+  const uint64_t finished = counters_.finished.load(), consumed = counters_.consumed.load();
+  return consumed > finished ? consumed - finished : 0;
+}
 
 std::string Service::run() {
   Impl impl(*this);

@@ -9,9 +9,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <variant>
 
+#include "classify/classifier.h"
+#include "decode/decoder.h"
 #include "policy/compiler.h"
 
 namespace civicsift {
@@ -30,13 +33,30 @@ struct ServiceConfig {
   bool exactly_once = false;               // delivery: exactly_once (Kafka transactions)
   std::string transactional_id;            // default: civicsift-<group>-<hostname>
   int transaction_interval_ms = 100;       // how often a transaction commits
+  int statistics_interval_ms = 5000;       // librdkafka statistics (consumer lag) for the observer
   std::filesystem::path patterns;
   std::filesystem::path cache_dir;
   std::map<std::string, std::string> kafka;  // passed to librdkafka untouched
 };
 
-// Reads a YAML config file; unknown keys and bad values are errors naming the key.
-std::variant<ServiceConfig, std::string> load_service_config(const std::filesystem::path& file, ServiceConfig base);
+// What the service reports while it works; ops/ turns it into metrics. Called from
+// worker, delivery-report and statistics threads at once: implementations are
+// thread-safe. Arguments never carry comment text or author.
+class ServiceObserver {
+ public:
+  virtual ~ServiceObserver() = default;
+  // A comment was classified (parse + scan + verdict took `seconds`).
+  virtual void on_verdict(const Comment& comment, const Verdict& verdict, double seconds) = 0;
+  // An input message could not be classified and goes to the dead-letter topic.
+  virtual void on_invalid(DecodeErrorCode reason) = 0;
+  // The broker acknowledged a verdict; `seconds` since the input message's timestamp.
+  virtual void on_verdict_acknowledged(double seconds) = 0;
+  virtual void on_produce_error() = 0;
+  // From librdkafka statistics; a negative lag is unknown.
+  virtual void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) = 0;
+  // Partitions were revoked: their lag is no longer this instance's to report.
+  virtual void on_partitions_revoked() = 0;
+};
 
 // Counts since start, for the summary and the tests.
 struct ServiceCounters {
@@ -44,14 +64,17 @@ struct ServiceCounters {
   std::atomic<uint64_t> verdicts{0};
   std::atomic<uint64_t> dead_letters{0};
   std::atomic<uint64_t> acknowledged{0};
+  std::atomic<uint64_t> finished{0};  // input messages whose every record was acknowledged
   std::atomic<uint64_t> produce_errors{0};
   std::atomic<uint64_t> committed_offsets{0};
+  std::atomic<uint64_t> aborted_transactions{0};  // exactly_once: aborted and redone
   std::atomic<int> assigned_partitions{0};  // > 0: the service is consuming
 };
 
 class Service {
  public:
-  Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies);
+  // `observer` (optional) must outlive run().
+  Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies, ServiceObserver* observer = nullptr);
   ~Service();
 
   // Runs until stop() (or a fatal error); returns an error message, empty on a clean stop.
@@ -59,12 +82,22 @@ class Service {
   // Asks run() to finish: stop fetching, finish in-flight messages, flush, commit.
   void stop() { stopping_.store(true); }
 
+  // Hot reload: comments already being classified finish on the old policies; every
+  // later one is judged by `policies`, and its verdict names that version.
+  void set_policies(std::shared_ptr<const PolicySet> policies);
+  std::shared_ptr<const PolicySet> policies() const;
+
   const ServiceCounters& counters() const { return counters_; }
+  // Consumed but not yet answered by an acknowledged record.
+  uint64_t inflight() const;
 
  private:
   struct Impl;
   ServiceConfig config_;
+  mutable std::mutex policies_mu_;
   std::shared_ptr<const PolicySet> policies_;
+  std::atomic<uint64_t> policies_generation_{0};
+  ServiceObserver* observer_;
   std::atomic<bool> stopping_{false};
   ServiceCounters counters_;
 };

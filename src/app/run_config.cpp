@@ -1,0 +1,66 @@
+#include "app/run_config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+namespace civicsift {
+namespace fs = std::filesystem;
+
+std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunConfig run) {
+  ServiceConfig& c = run.service;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    return fmt::format("{}: {}", file.string(), e.what());
+  }
+  if (!root.IsMap()) return fmt::format("{}: the configuration must be a mapping", file.string());
+  for (const auto& kv : root) {
+    const auto key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    try {
+      if (key == "brokers") c.brokers = v.as<std::string>();
+      else if (key == "group") c.group = v.as<std::string>();
+      else if (key == "input_topic") c.input_topic = v.as<std::string>();
+      else if (key == "verdict_topic") c.verdict_topic = v.as<std::string>();
+      else if (key == "dlq_topic") c.dlq_topic = v.as<std::string>();
+      else if (key == "copy_topic") c.copy_topic = v.as<std::string>();
+      else if (key == "threads") c.threads = v.as<unsigned>();
+      else if (key == "max_bytes") c.max_bytes = v.as<size_t>();
+      else if (key == "max_queued") c.max_queued = v.as<size_t>();
+      else if (key == "shutdown_timeout_ms") c.shutdown_timeout_ms = v.as<int>();
+      else if (key == "delivery") {
+        const auto d = v.as<std::string>();
+        if (d != "at_least_once" && d != "exactly_once")
+          return fmt::format("{}: key \"delivery\" must be at_least_once or exactly_once", file.string());
+        c.exactly_once = d == "exactly_once";
+      } else if (key == "transactional_id") c.transactional_id = v.as<std::string>();
+      else if (key == "transaction_interval_ms") c.transaction_interval_ms = v.as<int>();
+      else if (key == "patterns") c.patterns = v.as<std::string>();
+      else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
+      else if (key == "statistics_interval_ms") c.statistics_interval_ms = v.as<int>();
+      else if (key == "metrics_address") run.metrics_address = v.as<std::string>();
+      else if (key == "watch_patterns") run.watch_patterns = v.as<bool>();
+      else if (key == "watch_interval_ms") run.watch_interval_ms = v.as<int>();
+      else if (key == "log_format") {
+        run.log_format = parse_log_format(v.as<std::string>());
+        if (!run.log_format) return fmt::format("{}: key \"log_format\" must be text or json", file.string());
+      } else if (key == "log_level") {
+        run.log_level = v.as<std::string>();
+        if (!is_log_level(run.log_level))
+          return fmt::format("{}: key \"log_level\" must be trace, debug, info, warn, error, critical or off",
+                             file.string());
+      } else if (key == "kafka") {
+        if (!v.IsMap()) return fmt::format("{}: \"kafka\" must be a mapping of librdkafka properties", file.string());
+        for (const auto& p : v) c.kafka[p.first.as<std::string>()] = p.second.as<std::string>();
+      } else {
+        return fmt::format("{}: unknown key \"{}\"", file.string(), key);
+      }
+    } catch (const YAML::Exception&) {
+      return fmt::format("{}: key \"{}\" has a value of the wrong type", file.string(), key);
+    }
+  }
+  return run;
+}
+
+}  // namespace civicsift

@@ -1,0 +1,79 @@
+#include "ops/http_server.h"
+
+#include <CivetServer.h>
+#include <prometheus/exposer.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace civicsift {
+namespace {
+
+// civetweb calls begin_request without our object, so readiness checks are found by
+// the port the request came in on.
+std::mutex g_ready_mu;
+std::map<int, std::function<bool()>> g_ready_by_port;
+
+void reply(mg_connection* conn, int status, const char* reason, const char* body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+            status, reason, std::strlen(body), body);
+}
+
+// Answers /healthz and /readyz itself; everything else goes on to the exposer.
+int on_begin_request(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  const char* uri = info->local_uri ? info->local_uri : "";
+  if (std::strcmp(uri, "/healthz") == 0) {
+    reply(conn, 200, "OK", "ok\n");
+    return 200;
+  }
+  if (std::strcmp(uri, "/readyz") == 0) {
+    std::function<bool()> ready;
+    {
+      std::lock_guard lock(g_ready_mu);
+      if (auto it = g_ready_by_port.find(info->server_port); it != g_ready_by_port.end()) ready = it->second;
+    }
+    if (ready && ready()) reply(conn, 200, "OK", "ready\n");
+    else reply(conn, 503, "Service Unavailable", "not ready\n");
+    return 200;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
+    const std::string& address, std::shared_ptr<prometheus::Collectable> metrics, std::function<bool()> ready) {
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  static CivetCallbacks callbacks = [] {
+    CivetCallbacks c;
+    c.begin_request = on_begin_request;
+    return c;
+  }();
+  try {
+    server->exposer_ = std::make_unique<prometheus::Exposer>(address, 2, &callbacks);
+  } catch (const std::exception& e) {
+    return "metrics endpoint " + address + ": " + e.what();
+  }
+  const auto ports = server->exposer_->GetListeningPorts();
+  if (ports.empty()) return "metrics endpoint " + address + ": not listening";
+  server->port_ = ports.front();
+  server->metrics_ = std::move(metrics);
+  server->exposer_->RegisterCollectable(server->metrics_);
+  std::lock_guard lock(g_ready_mu);
+  g_ready_by_port[server->port_] = std::move(ready);
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  {
+    std::lock_guard lock(g_ready_mu);
+    g_ready_by_port.erase(port_);
+  }
+  exposer_.reset();  // stops serving before the readiness check goes away
+}
+
+}  // namespace civicsift

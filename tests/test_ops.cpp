@@ -1,0 +1,311 @@
+// ops: metrics exposition, the health endpoints, policy reload, logs and the run
+// configuration.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "app/run_config.h"
+#include "classify/classifier.h"
+#include "ops/http_server.h"
+#include "ops/logging.h"
+#include "ops/metrics.h"
+#include "ops/reloader.h"
+#include "test_util.h"
+
+using namespace civicsift;
+using civicsift::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One HTTP/1.0 GET against 127.0.0.1:port; the whole response.
+std::string http_get(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!write(fd, request.data(), request.size());
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return response;
+}
+
+void copy_test_policy(const TempDir& dir) {
+  const fs::path src = CIVICSIFT_SOURCE_DIR "/tests/data/policy";
+  fs::copy(src, dir.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+const char* kZorblaxRule = R"(
+  - id: town.zorblax
+    category: spam
+    clause: "Town 7"
+    action: remove
+    terms: [zorblax]
+    examples: {match: ["buy zorblax now"], no_match: ["a quiet park"]}
+)";
+
+std::shared_ptr<const PolicySet> load_or_fail(const fs::path& dir) {
+  auto r = load_policy_set(dir, {});
+  if (auto* e = std::get_if<PolicyError>(&r)) ADD_FAILURE() << e->to_string();
+  return std::get<std::shared_ptr<const PolicySet>>(r);
+}
+
+}  // namespace
+
+TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto policies = load_or_fail(dir.path());
+  Metrics metrics("9.9.9");
+  metrics.set_policies(*policies);
+
+  Comment comment;
+  comment.id = "c1";
+  comment.tenant = "town";
+  comment.author = "Jane Q. Citizen";
+  comment.text = "call me at 519-555-0147 or jane@example.com, you f*cking idiot";
+  ScanContext scan;
+  Verdict verdict;
+  classify(*policies->find("town"), comment, scan, verdict);
+  ASSERT_NE(verdict.action, Action::allow);
+  metrics.on_verdict(comment, verdict, 3e-6);
+  metrics.on_verdict(comment, verdict, 4e-6);
+  metrics.on_invalid(DecodeErrorCode::not_json);
+  metrics.on_verdict_acknowledged(0.012);
+  metrics.on_produce_error();
+  metrics.on_consumer_lag("comments", 2, 17);
+  metrics.on_consumer_lag("comments", 3, -1);  // unknown lag is not reported
+  metrics.record_reload("town", false);
+
+  const std::string text = metrics.exposition();
+  for (const char* family :
+       {"civicsift_comments_total", "civicsift_category_matches_total", "civicsift_invalid_input_total",
+        "civicsift_dead_letter_total", "civicsift_messages_consumed_total", "civicsift_scan_duration_seconds",
+        "civicsift_end_to_end_latency_seconds", "civicsift_consumer_lag_messages", "civicsift_assigned_partitions",
+        "civicsift_inflight_messages", "civicsift_produce_errors_total", "civicsift_policy_info",
+        "civicsift_policy_reloads_total", "civicsift_build_info"})
+    EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+  const std::string action(to_string(verdict.action));
+  EXPECT_NE(text.find("civicsift_comments_total{action=\"" + action + "\",tenant=\"town\"} 2"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("civicsift_invalid_input_total{reason=\"not_json\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_dead_letter_total 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_scan_duration_seconds_count 2"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_end_to_end_latency_seconds_bucket{le=\"0.025\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_consumer_lag_messages{partition=\"2\",topic=\"comments\"} 17"), std::string::npos);
+  EXPECT_EQ(text.find("partition=\"3\""), std::string::npos);
+  EXPECT_NE(text.find("civicsift_policy_info{tenant=\"town\",version=\"" + policies->find("town")->spec().version +
+                      "\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("civicsift_policy_reloads_total{result=\"failure\",tenant=\"town\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_build_info{version=\"9.9.9\"} 1"), std::string::npos);
+  for (const char* secret : {"Jane", "519", "555-0147", "example.com", "idiot", "c1\""})
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret;
+
+  // A revoke forgets the lag of partitions no longer ours.
+  metrics.on_partitions_revoked();
+  EXPECT_EQ(metrics.exposition().find("civicsift_consumer_lag_messages{"), std::string::npos);
+}
+
+TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
+  auto metrics = std::make_shared<Metrics>("1.2.3");
+  std::atomic<bool> ready{false};
+  auto started = HttpServer::start("127.0.0.1:0", metrics, [&] { return ready.load(); });
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<HttpServer>>(started)) << std::get<std::string>(started);
+  const auto& server = std::get<std::unique_ptr<HttpServer>>(started);
+  ASSERT_GT(server->port(), 0);
+
+  EXPECT_EQ(http_get(server->port(), "/healthz").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(http_get(server->port(), "/readyz").rfind("HTTP/1.1 503", 0), 0u);
+  ready.store(true);
+  EXPECT_EQ(http_get(server->port(), "/readyz").rfind("HTTP/1.1 200", 0), 0u);
+  const std::string scrape = http_get(server->port(), "/metrics");
+  EXPECT_EQ(scrape.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_NE(scrape.find("civicsift_build_info{version=\"1.2.3\"} 1"), std::string::npos);
+
+  // A port already taken is an error value, not an exception.
+  auto clash = HttpServer::start("127.0.0.1:" + std::to_string(server->port()), metrics, [] { return true; });
+  ASSERT_TRUE(std::holds_alternative<std::string>(clash));
+  EXPECT_NE(std::get<std::string>(clash).find("metrics endpoint"), std::string::npos);
+}
+
+TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto current = load_or_fail(dir.path());
+  const std::string before = current->find("town")->spec().version;
+
+  ReloadResult same = rebuild_policies(dir.path(), {}, current);
+  EXPECT_FALSE(same.changed);
+  EXPECT_EQ(same.policies, current);
+  ASSERT_EQ(same.tenants.size(), 1u);
+  EXPECT_TRUE(same.tenants[0].ok);
+
+  std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;
+  ReloadResult edited = rebuild_policies(dir.path(), {}, current);
+  ASSERT_TRUE(edited.changed);
+  const CompiledPolicy* town = edited.policies->find("town");
+  ASSERT_NE(town, nullptr);
+  EXPECT_NE(town->spec().version, before);
+  Comment c;
+  c.id = "x";
+  c.tenant = "town";
+  c.text = "buy zorblax now";
+  ScanContext scan;
+  Verdict v;
+  classify(*town, c, scan, v);
+  EXPECT_EQ(v.action, Action::remove);
+}
+
+TEST(PolicyReload, ABrokenPolicyKeepsThePreviousOneAndNamesFileAndRule) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto current = load_or_fail(dir.path());
+  const std::string good = read_file(dir.path() / "town.yaml");
+
+  // A regex Hyperscan rejects: the error names the file and the rule.
+  std::ofstream(dir.path() / "town.yaml", std::ios::app)
+      << "  - id: town.broken\n    category: spam\n    clause: x\n    action: remove\n    regex: ['(?<=a)b']\n";
+  ReloadResult r = rebuild_policies(dir.path(), {}, current);
+  EXPECT_FALSE(r.changed);
+  EXPECT_EQ(r.policies->find("town"), current->find("town"));
+  ASSERT_EQ(r.tenants.size(), 1u);
+  EXPECT_FALSE(r.tenants[0].ok);
+  EXPECT_NE(r.tenants[0].error.find("town.yaml"), std::string::npos) << r.tenants[0].error;
+  EXPECT_NE(r.tenants[0].error.find("town.broken"), std::string::npos) << r.tenants[0].error;
+  EXPECT_EQ(r.tenants[0].version, current->find("town")->spec().version);
+
+  // Not YAML at all, a missing lexicon, an emptied folder: still the old policy.
+  dir.write("town.yaml", "tenant: [unclosed\n");
+  EXPECT_EQ(rebuild_policies(dir.path(), {}, current).policies->find("town"), current->find("town"));
+  dir.write("town.yaml", good);
+  fs::remove(dir.path() / "lexicons" / "swears.yaml");
+  ReloadResult missing = rebuild_policies(dir.path(), {}, current);
+  EXPECT_FALSE(missing.tenants[0].ok);
+  EXPECT_NE(missing.tenants[0].error.find("swears"), std::string::npos) << missing.tenants[0].error;
+  fs::remove(dir.path() / "town.yaml");
+  ReloadResult emptied = rebuild_policies(dir.path(), {}, current);
+  EXPECT_EQ(emptied.policies, current);
+  EXPECT_FALSE(emptied.tenants.at(0).ok);
+}
+
+TEST(PolicyReload, TheWatcherSwapsAfterAnEditAndCountsTheResult) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto current = load_or_fail(dir.path());
+  Metrics metrics("test");
+  std::mutex mu;
+  std::shared_ptr<const PolicySet> applied;
+  PolicyReloader reloader(
+      dir.path(), {}, current,
+      [&](std::shared_ptr<const PolicySet> next) {
+        std::lock_guard lock(mu);
+        applied = std::move(next);
+      },
+      &metrics, 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the watcher took its first digest
+  std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (applied || std::chrono::steady_clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::lock_guard lock(mu);
+  ASSERT_TRUE(applied);
+  EXPECT_NE(applied->find("town")->spec().version, current->find("town")->spec().version);
+  const std::string text = metrics.exposition();
+  EXPECT_NE(text.find("civicsift_policy_reloads_total{result=\"success\",tenant=\"town\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("version=\"" + applied->find("town")->spec().version + "\""), std::string::npos);
+}
+
+TEST(PolicyReload, ARequestReloadsWithoutAWatch) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto current = load_or_fail(dir.path());
+  PolicyReloader reloader(dir.path(), {}, current, [](std::shared_ptr<const PolicySet>) {}, nullptr, 0);
+  reloader.request();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (reloader.reloads() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(reloader.reloads(), 1u);
+}
+
+TEST(Logging, JsonLinesEscapeWhatTheyCarry) {
+  std::ostringstream lines;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(lines)));
+  configure_logging({LogFormat::json, "info"});
+  spdlog::info("policy error: {}", "file \"a.yaml\"\\ line\n\t\x01");
+  spdlog::debug("below the level");
+  spdlog::set_default_logger(previous);
+  configure_logging({});
+  const std::string line = lines.str();
+  ASSERT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  ASSERT_EQ(parser.parse(line).get(e), simdjson::SUCCESS) << line;
+  EXPECT_EQ(std::string_view(e["msg"]), "policy error: file \"a.yaml\"\\ line\n\t\x01");
+  EXPECT_EQ(std::string_view(e["level"]), "info");
+  EXPECT_EQ(parse_log_format("json"), LogFormat::json);
+  EXPECT_FALSE(parse_log_format("xml"));
+  EXPECT_TRUE(is_log_level("debug"));
+  EXPECT_TRUE(is_log_level("off"));
+  EXPECT_FALSE(is_log_level("loud"));
+}
+
+TEST(RunConfig, ErrorsNameTheKey) {
+  TempDir dir;
+  auto load = [&](const std::string& yaml) {
+    dir.write("c.yaml", yaml);
+    auto r = load_run_config(dir.path() / "c.yaml", {});
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string();
+  };
+  EXPECT_NE(load("brokers: a:1\ngroupp: x\n").find("unknown key \"groupp\""), std::string::npos);
+  EXPECT_NE(load("threads: many\n").find("key \"threads\""), std::string::npos);
+  EXPECT_NE(load("delivery: twice\n").find("key \"delivery\""), std::string::npos);
+  EXPECT_NE(load("log_format: xml\n").find("key \"log_format\""), std::string::npos);
+  EXPECT_NE(load("log_level: loud\n").find("key \"log_level\""), std::string::npos);
+  EXPECT_NE(load("watch_patterns: sometimes\n").find("key \"watch_patterns\""), std::string::npos);
+  EXPECT_EQ(load("brokers: a:1\nkafka:\n  security.protocol: SSL\n"), "");
+
+  dir.write("c.yaml", "metrics_address: 127.0.0.1:9000\nwatch_patterns: true\nlog_format: json\ngroup: g\n");
+  auto r = load_run_config(dir.path() / "c.yaml", {});
+  ASSERT_TRUE(std::holds_alternative<RunConfig>(r));
+  const auto& c = std::get<RunConfig>(r);
+  EXPECT_EQ(c.metrics_address, "127.0.0.1:9000");
+  EXPECT_TRUE(c.watch_patterns);
+  EXPECT_EQ(c.log_format, LogFormat::json);
+  EXPECT_EQ(c.service.group, "g");
+  EXPECT_EQ(c.service.input_topic, "comments");
+
+  // The shipped example configuration loads as it is.
+  EXPECT_TRUE(std::holds_alternative<RunConfig>(load_run_config(CIVICSIFT_SOURCE_DIR "/deploy/civicsift.yaml", {})));
+}
