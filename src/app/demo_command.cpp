@@ -185,6 +185,16 @@ int run_demo(const DemoOptions& options) {
   std::atomic<bool> stop_reader{false};
   std::thread reader([&] { read_outputs(broker->bootstrap(), bo.partitions, tally, stop_reader); });
 
+  // The generator's producer knows the input topic's leaders before the first comment.
+  rd_kafka_t* producer = make_client(RD_KAFKA_PRODUCER, broker->bootstrap(), nullptr);
+  {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer, "comments", nullptr);
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (rd_kafka_metadata(producer, 0, rkt, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      rd_kafka_metadata_destroy(metadata);
+    rd_kafka_topic_destroy(rkt);
+  }
+
   // The stream starts once the service has joined its group and holds partitions,
   // so the latency shown is the service's, not the group join's.
   const auto join_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -193,7 +203,6 @@ int run_demo(const DemoOptions& options) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   // The generator, paced to --rate, until Ctrl-C or --duration.
-  rd_kafka_t* producer = make_client(RD_KAFKA_PRODUCER, broker->bootstrap(), nullptr);
   gen::CommentGenerator generator;
   const bool tty = ::isatty(STDOUT_FILENO);
   const std::string metrics_url =

@@ -287,6 +287,19 @@ void write_cache(const fs::path& file, const hs_database_t* db) {
 
 }  // namespace
 
+std::variant<std::vector<PatternExpression>, PolicyError> policy_expressions(const PolicySpec& spec) {
+  PatternTable table;
+  try {
+    table = build_table(spec);
+  } catch (const PolicyError& e) {
+    return e;
+  }
+  std::vector<PatternExpression> out;
+  for (size_t i = 0; i < table.expressions.size(); ++i)
+    out.push_back({std::move(table.expressions[i]), table.flags[i], table.meta[i].view});
+  return out;
+}
+
 std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
                                                                                   const CompileOptions& options) {
   const auto started = std::chrono::steady_clock::now();

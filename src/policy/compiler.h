@@ -68,6 +68,16 @@ struct CompileOptions {
 std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
                                                                                   const CompileOptions& options);
 
+// The expressions a policy compiles to, with their Hyperscan flags, in pattern-id
+// order: for benchmark peers (RE2, PCRE2) and tools. A scan runs over the comment's
+// text, a newline and its skeleton (text/skeleton.h).
+struct PatternExpression {
+  std::string expression;
+  unsigned flags = 0;  // HS_FLAG_*
+  View view = View::raw;
+};
+std::variant<std::vector<PatternExpression>, PolicyError> policy_expressions(const PolicySpec& spec);
+
 // All tenants' compiled policies: an immutable snapshot, swapped whole on reload.
 class PolicySet {
  public:

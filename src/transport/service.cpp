@@ -482,6 +482,17 @@ struct Service::Impl {
       in_transaction = true;
     }
 
+    // Learn the output topics' partitions and leaders now: otherwise the first
+    // records wait for a metadata round trip, a latency spike at every start.
+    for (const std::string* topic : {&config.verdict_topic, &config.dlq_topic, &config.copy_topic}) {
+      if (topic->empty() || topic->find('{') != std::string::npos) continue;
+      rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer, topic->c_str(), nullptr);
+      const rd_kafka_metadata_t* metadata = nullptr;
+      if (rd_kafka_metadata(producer, 0, rkt, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(metadata);
+      rd_kafka_topic_destroy(rkt);
+    }
+
     rd_kafka_conf_t* cconf = make_conf(config, error);
     if (!cconf) return error;
     auto cset = [&](const char* k, const std::string& v) {
