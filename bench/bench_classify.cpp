@@ -12,6 +12,7 @@
 
 #include "classify/processor.h"
 #include "classify/verdict_writer.h"
+#include "corpus.h"
 #include "gen/generator.h"
 #include "policy/compiler.h"
 #include "text/skeleton.h"
@@ -22,57 +23,10 @@ namespace {
 
 std::string g_patterns = CIVICSIFT_SOURCE_DIR "/patterns";
 constexpr size_t kCorpusSize = 50'000;
-
-struct Corpus {
-  std::shared_ptr<const PolicySet> policies;
-  std::string lines;                  // every comment JSON, each followed by '\n', padded at the end
-  std::vector<std::string_view> json; // views into lines
-  std::vector<Comment> comments;      // decoded once, for the layers below decoding
-  std::vector<std::string> storage;   // the decoded texts and ids the comments view
-  size_t text_bytes = 0;
-};
+using bench::Corpus;
 
 const Corpus& corpus() {
-  static const Corpus built = [] {
-    Corpus c;
-    auto loaded = load_policy_set(g_patterns, CompileOptions{default_cache_dir()});
-    if (auto* e = std::get_if<PolicyError>(&loaded)) {
-      std::fprintf(stderr, "%s\n", e->to_string().c_str());
-      std::exit(2);
-    }
-    c.policies = std::get<std::shared_ptr<const PolicySet>>(loaded);
-    // The stream is spread over the tenants the policy folder defines.
-    gen::GeneratorOptions options;
-    options.tenants.clear();
-    for (const auto& p : c.policies->policies()) options.tenants.push_back(p->tenant());
-    gen::CommentGenerator generator(options);
-    std::vector<size_t> offsets;
-    for (size_t i = 0; i < kCorpusSize; ++i) {
-      offsets.push_back(c.lines.size());
-      generator.next_json(c.lines);
-      c.lines.push_back('\n');
-    }
-    c.lines.append(64, ' ');
-    offsets.push_back(c.lines.size() - 64);
-    Decoder decoder;
-    c.storage.reserve(kCorpusSize * 3);
-    for (size_t i = 0; i < kCorpusSize; ++i) {
-      c.json.emplace_back(c.lines.data() + offsets[i], offsets[i + 1] - offsets[i] - 1);
-      auto d = std::get<Comment>(decoder.decode(c.json.back()));
-      c.storage.emplace_back(d.id);
-      c.storage.emplace_back(d.tenant);
-      c.storage.emplace_back(d.text);
-      c.text_bytes += d.text.size();
-    }
-    for (size_t i = 0; i < kCorpusSize; ++i) {
-      Comment comment;
-      comment.id = c.storage[3 * i];
-      comment.tenant = c.storage[3 * i + 1];
-      comment.text = c.storage[3 * i + 2];
-      c.comments.push_back(comment);
-    }
-    return c;
-  }();
+  static const Corpus built = bench::build_corpus(g_patterns, kCorpusSize);
   return built;
 }
 
@@ -142,33 +96,11 @@ BENCHMARK(BM_WriteVerdict);
 
 // The whole classify path: JSON bytes -> decode -> scan -> verdict JSON.
 void BM_ClassifyPath(benchmark::State& state) {
-  const auto& c = corpus();
-  CommentProcessor processor(c.policies, DecoderOptions{});
-  std::string out;
-  size_t i = 0;
-  for (auto _ : state) {
-    out.clear();
-    processor.process(c.json[i], std::nullopt, out);
-    benchmark::DoNotOptimize(out.data());
-    i = (i + 1) % kCorpusSize;
-  }
-  report(state, c);
+  bench::run_whole_path(state, corpus());
+  report(state, corpus());
 }
 BENCHMARK(BM_ClassifyPath);
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--patterns") == 0) {
-      g_patterns = argv[i + 1];
-      for (int k = i; k + 2 < argc + 1; ++k) argv[k] = argv[k + 2];
-      argc -= 2;
-      break;
-    }
-  }
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::benchmark_main(argc, argv, g_patterns); }

@@ -18,6 +18,11 @@ esac
 
 missing=()
 for pkg in "${wanted[@]}"; do
+  # Node.js from elsewhere (e.g. NodeSource, which bundles npm) serves as well.
+  case "$pkg" in
+    nodejs) command -v node > /dev/null && continue ;;
+    npm) command -v npm > /dev/null && continue ;;
+  esac
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done

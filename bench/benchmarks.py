@@ -1,0 +1,279 @@
+"""Runs every benchmark of bench/run-benchmarks and writes BENCHMARKS.md with plots."""
+import argparse, json, os, platform, random, resource, subprocess, sys, time
+
+ap = argparse.ArgumentParser()
+for flag in ("--root", "--bin", "--work", "--out"):
+    ap.add_argument(flag, required=True)
+args = ap.parse_args()
+root, bin_, work = args.root, args.bin, args.work
+patterns = os.path.join(root, "patterns")
+plots = os.path.join(root, "bench", "plots")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def gbench(exe, *extra):
+    """Google Benchmark JSON: name -> (ns per comment, comments per second)."""
+    res = subprocess.run([exe, "--benchmark_format=json", *extra], check=True, capture_output=True, text=True)
+    out = {}
+    for b in json.loads(res.stdout)["benchmarks"]:
+        name = b["name"].split("/")[0].removeprefix("BM_")
+        out[name] = (b["cpu_time"], b["items_per_second"], b)
+    return out
+
+
+def timed(cmd):
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd} failed")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def generate(path, count, seed=42):
+    with open(path, "w") as f:
+        subprocess.run([bin_, "generate", "--count", str(count), "--seed", str(seed)], stdout=f, check=True)
+
+
+def plot(name, title, xlabel, ylabel, rows, logx=False):
+    data = os.path.join(work, name + ".dat")
+    with open(data, "w") as f:
+        for r in rows:
+            f.write(" ".join(str(v) for v in r) + "\n")
+    script = f"""set terminal pngcairo size 720,420
+set output '{os.path.join(plots, name + '.png')}'
+set title '{title}'
+set xlabel '{xlabel}'
+set ylabel '{ylabel}'
+set grid
+set key off
+{'set logscale x' if logx else ''}
+plot '{data}' using 1:2 with linespoints lw 2 pt 7
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+sections = []
+machine = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
+cores = os.cpu_count()
+
+# 1. Layers and the whole classify path, one thread.
+log("layers ...")
+layers = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", patterns)
+starter = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", os.path.join(root, "tests/data/policy"),
+                 "--benchmark_filter=ClassifyPath")
+avg_bytes = layers["ClassifyPath"][2].get("avg_text_bytes", 0)
+
+# 2. Peers on the same rules and corpus.
+log("peers: RE2::Set, PCRE2 ...")
+peers = gbench(os.path.join(root, "build/bench/bench_peers"), "--patterns", patterns)
+core = peers["civicsift"][1]
+
+# 3. npm filters and civicsift scan on one generated file.
+log("npm filters ...")
+corpus = os.path.join(work, "corpus.jsonl")
+generate(corpus, 50000)
+npm = {}
+res = subprocess.run(["node", os.path.join(root, "bench/peers/speed.mjs"), corpus], check=True, capture_output=True, text=True)
+for line in res.stdout.splitlines():
+    j = json.loads(line)
+    npm[j["filter"]] = j["comments_per_second"]
+
+# 4. Compile time and database size, cold and from the cache.
+log("compile ...")
+cold, _ = timed([bin_, "check", "--no-cache", patterns])
+subprocess.run([bin_, "scan", "--patterns", patterns, corpus], stdout=subprocess.DEVNULL, check=True)  # fill the cache
+empty = os.path.join(work, "empty.jsonl")
+open(empty, "w").close()
+warm, _ = timed([bin_, "scan", "--patterns", patterns, empty])
+dbinfo = subprocess.run([bin_, "--log-level", "debug", "scan", "--patterns", patterns, "--no-cache", empty],
+                        capture_output=True, text=True).stderr
+tenant_rows = []
+for line in dbinfo.splitlines():
+    if " loaded " in line:
+        # "loaded windsor@v (N rules, M patterns, K KiB, S s)"
+        body = line.split(" loaded ", 1)[1]
+        label, rest = body.split(" (", 1)
+        parts = [p.strip() for p in rest.rstrip(")").split(",")]
+        tenant_rows.append((label.split("@")[0], parts[0].split()[0], parts[1].split()[0], parts[2].split()[0],
+                            parts[3].split()[0]))
+
+# 5. `civicsift scan` over 500,000 lines, whole process, and threads.
+log("scan 500k ...")
+big = os.path.join(work, "big.jsonl")
+generate(big, 500000, seed=7)
+scan_runs = {}
+for threads in (1, 2):
+    s, rss = timed([bin_, "scan", "--patterns", patterns, "--threads", str(threads), big])
+    scan_runs[threads] = (500000 / s, s, rss)
+plot("threads", "civicsift scan, 500k comments, five tenants", "threads", "comments/s",
+     [(t, round(v[0])) for t, v in scan_runs.items()])
+
+# 6. Comment length: the same benign text repeated to each size.
+log("length ...")
+length_rows = []
+base = [json.loads(l)["text"] for l in open(corpus) if '"text"' in l][:2000]
+for size in (50, 200, 1000, 4000, 10000):
+    path = os.path.join(work, f"len{size}.jsonl")
+    n = max(2000, min(100000, 20_000_000 // size))
+    with open(path, "w") as f:
+        for i in range(n):
+            t = ""
+            while len(t.encode()) < size:
+                t += base[(i + len(t)) % len(base)] + " "
+            t = t.encode()[:size].decode("utf-8", "ignore")
+            f.write(json.dumps({"id": f"l{i}", "tenant": "windsor", "text": t}) + "\n")
+    s, _ = timed([bin_, "scan", "--patterns", patterns, "--threads", "1", path])
+    s -= warm  # start-up is measured above
+    length_rows.append((size, round(n / s), round(n * size / s / 1e6, 1)))
+plot("length", "civicsift scan, one thread, by comment length", "text bytes", "comments/s",
+     [(r[0], r[1]) for r in length_rows], logx=True)
+
+# 7. Pattern count: one synthetic tenant with N literal terms.
+log("pattern count ...")
+pattern_rows = []
+rng = random.Random(5)
+words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 9))) for _ in range(10000)]
+for count in (100, 1000, 3000, 10000):
+    d = os.path.join(work, f"p{count}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "windsor.yaml"), "w") as f:
+        f.write("tenant: windsor\nname: synthetic\nrules:\n")
+        for r in range(0, count, 100):
+            f.write(f"  - id: r{r}\n    category: spam\n    clause: x\n    action: review\n"
+                    f"    terms: [{', '.join(words[r:r + 100])}]\n"
+                    f"    examples: {{match: ['{words[r]}'], no_match: ['the park is lovely']}}\n")
+    cs, _ = timed([bin_, "check", "--no-cache", d])  # compiles; the scans below use the cache
+    subprocess.run([bin_, "scan", "--patterns", d, empty], check=True)
+    start, _ = timed([bin_, "scan", "--patterns", d, empty])
+    s, _ = timed([bin_, "scan", "--patterns", d, "--threads", "1", corpus])
+    pattern_rows.append((count, round(50000 / max(s - start, 1e-3)), round(cs, 2)))
+plot("patterns", "civicsift scan, one thread, by literal count (one tenant)", "terms", "comments/s",
+     [(r[0], r[1]) for r in pattern_rows], logx=True)
+
+# BENCHMARKS.md
+ratio = lambda a, b: f"{a / b:.2f}x"
+md = [f"""# civicsift benchmarks
+
+Regenerate everything here (tables and `bench/plots/*.png`) with one command:
+
+```sh
+bench/run-benchmarks
+```
+
+Machine: {machine}, {cores} cores, {platform.system()} {platform.release()}. Absolute figures
+vary between runs (shared machine, no CPU pinning) by 10-20%; ratios measured in the
+same run vary less. Corpus: the generated stream (`civicsift generate`: mostly benign
+municipal comments, ~12% violations, 2% of 1-8 KB, five tenants), {avg_bytes:.0f} bytes of
+text on average. Policies: the five packs in `patterns/` (245 rules, about 11,000
+Hyperscan patterns per tenant once lexicons and masked spellings are expanded).
+
+## Classification core, one thread (Google Benchmark)
+
+| layer | ns per comment | comments/s |
+|---|---:|---:|
+"""]
+for name, label in (("Decode", "decode (simdjson)"), ("Skeleton", "skeleton (normalisation)"),
+                    ("ScanAndVerdict", "scan + verdict"), ("WriteVerdict", "verdict JSON write"),
+                    ("ClassifyPath", "**whole path** (JSON in, verdict JSON out)")):
+    ns, rate, _ = layers[name]
+    md.append(f"| {label} | {ns:,.0f} | {rate:,.0f} |\n")
+md.append(f"| whole path, starter policy (`tests/data/policy`, 6 rules) | {starter['ClassifyPath'][0]:,.0f} | {starter['ClassifyPath'][1]:,.0f} |\n")
+md.append(f"""
+## Peers on the same rules and corpus, one thread
+
+civicsift does the whole path (decode, skeleton, one scan with match offsets, verdict,
+JSON out). RE2::Set and the PCRE2 loop get the same decode and skeleton and the same
+expressions (`policy_expressions()`), and only find which patterns match (no offsets,
+no verdict). The npm filters get the text alone (no JSON), on the same 50,000 comments.
+
+| engine | comments/s | civicsift / peer |
+|---|---:|---:|
+| **civicsift** (Hyperscan) | {core:,.0f} | 1.00x |
+| RE2::Set | {peers['re2_set'][1]:,.0f} | {ratio(core, peers['re2_set'][1])} |
+| PCRE2 loop (JIT) | {peers['pcre2_loop'][1]:,.0f} | {ratio(core, peers['pcre2_loop'][1])} |
+| npm `@2toad/profanity` (profanity only) | {npm['@2toad/profanity']:,.0f} | {ratio(core, npm['@2toad/profanity'])} |
+| npm `obscenity` (profanity only) | {npm['obscenity']:,.0f} | {ratio(core, npm['obscenity'])} |
+
+## `civicsift scan`, whole process (start-up from the compile cache included)
+
+| run | comments/s | seconds | peak RSS |
+|---|---:|---:|---:|
+""")
+for t, (rate, s, rss) in scan_runs.items():
+    md.append(f"| 500,000 comments, {t} thread(s) | {rate:,.0f} | {s:.2f} | {rss:.0f} MiB |\n")
+md.append(f"""
+![threads](bench/plots/threads.png)
+
+## Policy compilation
+
+All five tenants: **{cold:.1f} s cold** (`civicsift check --no-cache`, which also runs
+every rule's examples), **{warm:.2f} s** for a whole `civicsift scan` start-up with
+the databases from the cache.
+
+| tenant | rules | patterns | database | compile |
+|---|---:|---:|---:|---:|
+""")
+for row in tenant_rows:
+    md.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]} KiB | {row[4]} s |\n")
+md.append("""
+## Scaling with comment length (one thread, `windsor`)
+
+| text bytes | comments/s | MB/s of text |
+|---:|---:|---:|
+""")
+for size, rate, mbs in length_rows:
+    md.append(f"| {size:,} | {rate:,} | {mbs} |\n")
+md.append("""
+![length](bench/plots/length.png)
+
+## Scaling with pattern count (one synthetic tenant of plain terms, one thread)
+
+| terms | comments/s | compile + check |
+|---:|---:|---:|
+""")
+for count, rate, cs in pattern_rows:
+    md.append(f"| {count:,} | {rate:,} | {cs} s |\n")
+md.append("""
+![patterns](bench/plots/patterns.png)
+""")
+
+# Targets of issue 6, from the figures above.
+best_scan = max(v[0] for v in scan_runs.values())
+peak_rss = max(v[2] for v in scan_runs.values())
+targets = [
+    ("classification core, five tenants, one thread", ">= 2,000,000/s", f"{core:,.0f}/s", core >= 2e6),
+    ("vs RE2::Set", ">= 3x", ratio(core, peers["re2_set"][1]), core >= 3 * peers["re2_set"][1]),
+    ("vs @2toad/profanity", ">= 3x", ratio(core, npm["@2toad/profanity"]), core >= 3 * npm["@2toad/profanity"]),
+    ("vs obscenity", ">= 50x", ratio(core, npm["obscenity"]), core >= 50 * npm["obscenity"]),
+    ("`civicsift scan` 500k lines, whole process", ">= 1,000,000/s", f"{best_scan:,.0f}/s", best_scan >= 1e6),
+    ("resident memory, five tenants, two workers", "<= 256 MiB", f"{peak_rss:.0f} MiB", peak_rss <= 256),
+    ("compile, five tenants, cold", "<= 10 s", f"{cold:.1f} s (with examples)", cold <= 10),
+    ("start-up from the cache", "<= 0.5 s", f"{warm:.2f} s", warm <= 0.5),
+]
+md.append("""
+## Targets (issue 6)
+
+| target | wanted | measured | |
+|---|---|---|---|
+""")
+for name, want, got, ok in targets:
+    md.append(f"| {name} | {want} | {got} | {'met' if ok else '**not met**'} |\n")
+md.append(f"""
+Where the time goes (whole path {layers['ClassifyPath'][0]:,.0f} ns): decode
+{layers['Decode'][0]:,.0f} ns, skeleton {layers['Skeleton'][0]:,.0f} ns, scan + verdict
+{layers['ScanAndVerdict'][0]:,.0f} ns, write {layers['WriteVerdict'][0]:,.0f} ns. The scan
+dominates. Measured separately (not regenerated here): per tenant, the ~40 raw-text
+regular expressions cost about as much as the ~10,500 skeleton literals, and dropping
+start-of-match tracking saves only ~10%. Closing the gap means rewriting the costly
+regular expressions (`build/bench/rule_cost patterns/<tenant>.yaml` ranks rules by
+cost) and a cheaper skeleton pass; RE2::Set is faster than the whole path today
+because it only answers which patterns match.
+""")
+open(args.out, "w").write("".join(md))
+log(f"wrote {args.out}")

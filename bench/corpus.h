@@ -1,0 +1,40 @@
+// A realistic benchmark corpus: the generated comment stream (mostly benign municipal
+// comments, ~12% violations, 2% of 1-8 KB), spread over the tenants of a policy
+// folder, as JSON lines and decoded. Shared by the benchmarks in this folder.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "decode/comment.h"
+#include "policy/compiler.h"
+
+namespace civicsift::bench {
+
+struct Corpus {
+  std::shared_ptr<const PolicySet> policies;
+  std::string lines;                   // every comment JSON, each followed by '\n', padded at the end
+  std::vector<std::string_view> json;  // views into lines
+  std::vector<Comment> comments;       // decoded once, for the layers below decoding
+  std::vector<std::string> storage;    // the decoded texts and ids the comments view
+  size_t text_bytes = 0;
+  size_t size() const { return json.size(); }
+};
+
+// Compiles `patterns` (exits with the policy error if it cannot) and generates
+// `count` comments with `seed`.
+Corpus build_corpus(const std::string& patterns, size_t count, uint64_t seed = 42);
+
+// The whole classify path over the corpus, one comment per iteration: JSON bytes ->
+// decode -> skeleton -> scan -> verdict JSON.
+void run_whole_path(benchmark::State& state, const Corpus& corpus);
+
+// main() of a benchmark binary: takes "--patterns DIR" into `patterns` (before
+// Google Benchmark sees the flags), then runs the registered benchmarks.
+int benchmark_main(int argc, char** argv, std::string& patterns);
+
+}  // namespace civicsift::bench
