@@ -101,6 +101,30 @@ void BM_ClassifyPath(benchmark::State& state) {
 }
 BENCHMARK(BM_ClassifyPath);
 
+// Hostile texts from 1 KB to 4 MB: the whole path must stay linear in the input
+// (bench/run-benchmarks tabulates ns per byte across sizes).
+const char* const kHostileUnits[] = {"a", "a.", "f u c k ", "\xF0\x9F\x98\x80", "\xE2\x80\x8B", "12 aaaa ",
+                                     "((((", "$1,", "x@x"};
+
+void BM_HostileText(benchmark::State& state) {
+  const std::string unit = kHostileUnits[state.range(0)];
+  std::string text;
+  while (text.size() < static_cast<size_t>(state.range(1))) text += unit;
+  std::string line = "{\"id\":\"h\",\"tenant\":\"" + corpus().policies->policies().front()->tenant() + "\",\"text\":";
+  append_json_string(line, text);
+  line += '}';
+  CommentProcessor processor(corpus().policies, DecoderOptions{64 << 20, 32, {}});
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    benchmark::DoNotOptimize(processor.process_copy(line, out).ok);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(1));
+}
+BENCHMARK(BM_HostileText)
+    ->ArgsProduct({benchmark::CreateDenseRange(0, std::size(kHostileUnits) - 1, 1),
+                   benchmark::CreateRange(1 << 10, 4 << 20, 16)});
+
 }  // namespace
 
 int main(int argc, char** argv) { return bench::benchmark_main(argc, argv, g_patterns); }

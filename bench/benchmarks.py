@@ -64,10 +64,28 @@ cores = os.cpu_count()
 
 # 1. Layers and the whole classify path, one thread.
 log("layers ...")
-layers = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", patterns)
+layers = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", patterns,
+                "--benchmark_filter=^BM_(Decode|Skeleton|ScanAndVerdict|WriteVerdict|ClassifyPath)$")
+log("hostile input ...")
+res = subprocess.run([os.path.join(root, "build/bench/bench_classify"), "--patterns", patterns,
+                      "--benchmark_filter=HostileText", "--benchmark_format=json", "--benchmark_min_time=0.05"],
+                     check=True, capture_output=True, text=True)
+hostile = {}  # unit index -> [(bytes, ns per byte)]
+for b in json.loads(res.stdout)["benchmarks"]:
+    if b.get("run_type") != "iteration" or "/" not in b["name"]:
+        continue
+    _, unit, size = b["name"].split("/")[:3]
+    hostile.setdefault(int(unit), []).append((int(size), b["cpu_time"] / int(size)))
 starter = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", os.path.join(root, "tests/data/policy"),
                  "--benchmark_filter=ClassifyPath")
 avg_bytes = layers["ClassifyPath"][2].get("avg_text_bytes", 0)
+# The floor: the same path with a one-rule policy (decode, skeleton, an almost empty scan, write).
+floor_dir = os.path.join(work, "floor")
+os.makedirs(floor_dir, exist_ok=True)
+with open(os.path.join(floor_dir, "windsor.yaml"), "w") as f:
+    f.write("tenant: windsor\nname: floor\nrules:\n  - id: one\n    category: spam\n    clause: x\n"
+            "    action: review\n    terms: [zzqxj]\n    examples: {match: [zzqxj], no_match: [park]}\n")
+floor = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", floor_dir)
 
 # 2. Peers on the same rules and corpus.
 log("peers: RE2::Set, PCRE2 ...")
@@ -184,6 +202,8 @@ for name, label in (("Decode", "decode (simdjson)"), ("Skeleton", "skeleton (nor
     ns, rate, _ = layers[name]
     md.append(f"| {label} | {ns:,.0f} | {rate:,.0f} |\n")
 md.append(f"| whole path, starter policy (`tests/data/policy`, 6 rules) | {starter['ClassifyPath'][0]:,.0f} | {starter['ClassifyPath'][1]:,.0f} |\n")
+md.append(f"| whole path, floor (one rule, one term) | {floor['ClassifyPath'][0]:,.0f} | {floor['ClassifyPath'][1]:,.0f} |\n")
+md.append(f"| of which decode + skeleton + write, floor | {floor['Decode'][0] + floor['Skeleton'][0] + floor['WriteVerdict'][0]:,.0f} | |\n")
 md.append(f"""
 ## Peers on the same rules and corpus, one thread
 
@@ -243,6 +263,20 @@ md.append("""
 ![patterns](bench/plots/patterns.png)
 """)
 
+units = ["a", "a.", "f u c k ", "emoji", "zero-width space", "12 aaaa ", "((((", "$1,", "x@x"]
+md.append("""
+## Hostile input stays linear (issue 7)
+
+The whole path over one comment whose text repeats a hostile unit, from 1 KB to 4 MB
+(`BM_HostileText`). Nanoseconds per byte stay flat when time is linear in the size.
+
+| text | """ + " | ".join(f"{size >> 10} KB" for size, _ in hostile[0]) + """ | largest / smallest |
+|---|""" + "---:|" * (len(hostile[0]) + 1) + "\n")
+for k, rows in sorted(hostile.items()):
+    per = [v for _, v in rows]
+    md.append(f"| `{units[k]}` | " + " | ".join(f"{v:.2f}" for v in per) + f" | {max(per[1:]) / min(per[1:]):.1f}x |\n")
+md.append("(ns per byte; the 1 KB column carries the fixed per-comment cost.)\n")
+
 # Targets of issue 6, from the figures above.
 best_scan = max(v[0] for v in scan_runs.values())
 peak_rss = max(v[2] for v in scan_runs.values())
@@ -265,6 +299,11 @@ md.append("""
 for name, want, got, ok in targets:
     md.append(f"| {name} | {want} | {got} | {'met' if ok else '**not met**'} |\n")
 md.append(f"""
+The floor row above bounds what any policy can reach with this design: with one rule
+the whole path still costs {floor['ClassifyPath'][0]:,.0f} ns ({floor['ClassifyPath'][1]:,.0f}/s), so 2 M/s
+(500 ns) cannot hold on this machine without a cheaper skeleton pass. RE2::Set and the
+PCRE2 loop share civicsift's decode and skeleton, so their ratio is bounded the same way.
+
 Where the time goes (whole path {layers['ClassifyPath'][0]:,.0f} ns): decode
 {layers['Decode'][0]:,.0f} ns, skeleton {layers['Skeleton'][0]:,.0f} ns, scan + verdict
 {layers['ScanAndVerdict'][0]:,.0f} ns, write {layers['WriteVerdict'][0]:,.0f} ns. The scan

@@ -29,7 +29,8 @@ CONFIG_KEYS = {
     "max_bytes", "max_queued", "shutdown_timeout_ms", "delivery", "transactional_id",
     "transaction_interval_ms", "patterns", "cache_dir", "kafka", "metrics_address",
     "watch_patterns", "watch_interval_ms", "log_format", "log_level",
-    "statistics_interval_ms",  # librdkafka statistics period (the lag gauge); also accepted by the service
+    "statistics_interval_ms",  # librdkafka statistics period (the lag gauge)
+    "redacted_text",  # verdicts carry the text with matched spans replaced by [category]
 }
 CONFIG_ENUMS = {
     "delivery": {"at_least_once", "exactly_once"},

@@ -171,13 +171,8 @@ TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {
   const CompiledPolicy* town = edited.policies->find("town");
   ASSERT_NE(town, nullptr);
   EXPECT_NE(town->spec().version, before);
-  Comment c;
-  c.id = "x";
-  c.tenant = "town";
-  c.text = "buy zorblax now";
-  ScanContext scan;
   Verdict v;
-  classify(*town, c, scan, v);
+  civicsift::testing::fired(*town, "buy zorblax now", Direction::inbound, &v);
   EXPECT_EQ(v.action, Action::remove);
 }
 

@@ -88,3 +88,37 @@ TEST(VerdictWriter, ErrorRecordCarriesLineIdCodeAndMessage) {
   write_error(out, DecodeError{DecodeErrorCode::not_json, "bad", ""}, std::nullopt);
   EXPECT_EQ(out, R"({"error":{"code":"not_json","message":"bad"}})");
 }
+
+TEST(VerdictWriter, RedactedTextReplacesEverySpanByItsCategory) {
+  TempDir dir;
+  dir.write("lexicons/l.yaml", "lexicon: l\nterms: [shit]\n");
+  const auto file = dir.write("t.yaml", R"(tenant: t
+rules:
+  - {id: t.swear, category: profanity, clause: "1", action: remove, lexicon_terms: [l],
+     examples: {match: [shit], no_match: [fine]}}
+  - {id: t.phone, category: pii, clause: "2", action: remove, regex: ['\d{3}-\d{3}-\d{4}'],
+     examples: {match: [555-555-0199], no_match: [fine]}}
+  - {id: t.call, category: pii, clause: "3", action: review, regex: ['call \d{3}'],
+     examples: {match: [call 555], no_match: [fine]}}
+lexicons: [l]
+)");
+  auto policy = civicsift::testing::compile_or_fail(file);
+  Verdict v;
+  civicsift::testing::fired(*policy, "oh shit, call 555-555-0199 now", Direction::inbound, &v);
+  Comment c;
+  c.id = "r1";
+  c.tenant = "t";
+  c.text = "oh shit, call 555-555-0199 now";
+  EXPECT_EQ(redact(c.text, v), "oh [profanity], [pii] now");  // overlapping spans: one replacement
+  std::string out;
+  write_verdict(out, c, v, VerdictOptions{true});
+  simdjson::padded_string padded(out);
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  ASSERT_EQ(parser.parse(padded).get(e), simdjson::SUCCESS) << out;
+  EXPECT_EQ(std::string_view(e["redacted_text"]), "oh [profanity], [pii] now");
+  std::string plain;
+  write_verdict(plain, c, v);
+  EXPECT_EQ(plain.find("redacted_text"), std::string::npos);
+  EXPECT_EQ(plain.find("555"), std::string::npos);  // a verdict never carries the text
+}

@@ -25,6 +25,7 @@ struct ScanOptions {
   std::string default_tenant;
   size_t max_bytes = 1 << 20;
   unsigned threads = 0;  // 0: one per core
+  bool redacted_text = false;      // verdicts carry the text with matched spans replaced
   std::vector<std::string> files;  // empty or "-": stdin
 };
 

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--tenant", scan.default_tenant, "Tenant for comments that carry none");
   scan_cmd->add_option("--max-bytes", scan.max_bytes, "Longest accepted line in bytes")->capture_default_str();
   scan_cmd->add_option("--threads", scan.threads, "Worker threads (default: one per core)");
+  scan_cmd->add_flag("--redacted-text", scan.redacted_text,
+                     "Verdicts carry \"redacted_text\": the text with each matched span replaced by [category]");
   scan_cmd->add_option("files", scan.files, "JSON-lines files ('-' or none: stdin)");
 
   ExplainOptions explain;

@@ -38,6 +38,7 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
       else if (key == "transaction_interval_ms") c.transaction_interval_ms = v.as<int>();
       else if (key == "patterns") c.patterns = v.as<std::string>();
       else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
+      else if (key == "redacted_text") c.redacted_text = v.as<bool>();
       else if (key == "statistics_interval_ms") c.statistics_interval_ms = v.as<int>();
       else if (key == "metrics_address") run.metrics_address = v.as<std::string>();
       else if (key == "watch_patterns") run.watch_patterns = v.as<bool>();

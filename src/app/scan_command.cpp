@@ -40,6 +40,7 @@ struct LineFacts {
   uint32_t text_size = 0;
   int64_t ts_ms = 0;
   Verdict verdict;
+  std::string text;  // only with --redacted-text, to render the redaction again
 };
 
 struct ScanBatch : LineBatch {
@@ -77,6 +78,7 @@ void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_byt
         const Comment& c = processor.comment();
         f.id = c.id, f.tenant = c.tenant, f.author = c.author, f.thread = c.thread;
         f.text_size = static_cast<uint32_t>(c.text.size());
+        if (processor.verdict_options().redacted_text) f.text = c.text;
         f.ts_ms = c.ts_ms;
         f.verdict = processor.verdict();
       }
@@ -88,7 +90,7 @@ void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_byt
 
 // The ordered stage of a parallel scan: stateful rules in input order; lines whose
 // verdict they change are rendered again.
-void apply_state(ScanBatch& batch, StreamState& state) {
+void apply_state(ScanBatch& batch, StreamState& state, const VerdictOptions& verdict_options) {
   std::string out;
   out.reserve(batch.output.size());
   size_t copied = 0;
@@ -100,7 +102,8 @@ void apply_state(ScanBatch& batch, StreamState& state) {
     Comment c;
     c.id = f.id;
     c.tenant = f.tenant;
-    write_verdict(out, c, f.verdict);
+    c.text = f.text;
+    write_verdict(out, c, f.verdict, verdict_options);
     copied = f.out_end;
   }
   if (copied == 0) return;
@@ -137,7 +140,7 @@ bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Emit&& emit) {
 
 int scan_single_thread(const std::shared_ptr<const PolicySet>& policies, const ScanOptions& options,
                        std::vector<Input>& inputs, DecoderOptions decoder_options) {
-  CommentProcessor processor(policies, decoder_options);
+  CommentProcessor processor(policies, decoder_options, VerdictOptions{options.redacted_text});
   StreamState state;
   bool output_ok = true;
   const bool read_ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<ScanBatch> batch) {
@@ -165,7 +168,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
-      CommentProcessor processor(policies, decoder_options);
+      CommentProcessor processor(policies, decoder_options, VerdictOptions{options.redacted_text});
       std::unique_lock lock(mu);
       while (true) {
         changed.wait(lock, [&] { return stop || !todo.empty() || reading_finished; });
@@ -212,7 +215,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
       --in_flight;
       changed.notify_all();
     }
-    if (stateful) apply_state(*batch, state);
+    if (stateful) apply_state(*batch, state, VerdictOptions{options.redacted_text});
     if (!write_out(batch->output)) {
       output_ok = false;
       std::lock_guard lock(mu);

@@ -6,8 +6,9 @@
 
 namespace civicsift {
 
-CommentProcessor::CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options)
-    : policies_(std::move(policies)), decoder_(options) {}
+CommentProcessor::CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options,
+                                   VerdictOptions verdict_options)
+    : policies_(std::move(policies)), decoder_(options), verdict_options_(verdict_options) {}
 
 ProcessResult CommentProcessor::process(std::string_view input, std::optional<uint64_t> line, std::string& out,
                                         StreamState* state) {
@@ -36,7 +37,7 @@ ProcessResult CommentProcessor::finish(std::variant<Comment, DecodeError> decode
     state->apply({comment_.tenant, comment_.author, comment_.thread, static_cast<uint32_t>(comment_.text.size()),
                   comment_.ts_ms},
                  verdict_);
-  write_verdict(out, comment_, verdict_);
+  write_verdict(out, comment_, verdict_, verdict_options_);
   return {true, {}, {}};
 }
 

@@ -9,6 +9,7 @@
 
 #include "classify/classifier.h"
 #include "classify/state.h"
+#include "classify/verdict_writer.h"
 #include "decode/decoder.h"
 #include "policy/compiler.h"
 
@@ -23,7 +24,8 @@ struct ProcessResult {
 // One per thread. Holds the policy snapshot it was given until `set_policies`.
 class CommentProcessor {
  public:
-  CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options);
+  CommentProcessor(std::shared_ptr<const PolicySet> policies, DecoderOptions options,
+                   VerdictOptions verdict_options = {});
 
   void set_policies(std::shared_ptr<const PolicySet> policies) { policies_ = std::move(policies); }
   const PolicySet& policies() const { return *policies_; }
@@ -40,6 +42,7 @@ class CommentProcessor {
   // Valid after a successful process(): what was decided, for metrics and routing.
   const Comment& comment() const { return comment_; }
   const Verdict& verdict() const { return verdict_; }
+  const VerdictOptions& verdict_options() const { return verdict_options_; }
 
  private:
   ProcessResult finish(std::variant<Comment, DecodeError> decoded, std::optional<uint64_t> line, std::string& out,
@@ -47,6 +50,7 @@ class CommentProcessor {
 
   std::shared_ptr<const PolicySet> policies_;
   Decoder decoder_;
+  VerdictOptions verdict_options_;
   ScanContext scan_;
   Comment comment_;
   Verdict verdict_;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace civicsift {
 namespace {
 
@@ -75,7 +77,27 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict) {
+std::string redact(std::string_view text, const Verdict& verdict) {
+  std::string out;
+  out.reserve(text.size());
+  size_t cursor = 0;
+  for (const Match& m : verdict.matches) {  // ordered by start
+    const size_t start = std::min<size_t>(m.start, text.size()), end = std::min<size_t>(m.end, text.size());
+    if (start >= cursor) {
+      out.append(text, cursor, start - cursor);
+      out += '[';
+      out += to_string(verdict.policy->rule(m.rule).category);
+      out += ']';
+      cursor = end;
+    } else if (end > cursor) {
+      cursor = end;  // overlaps the span just replaced: one replacement covers both
+    }
+  }
+  out.append(text, std::min(cursor, text.size()));
+  return out;
+}
+
+void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict, const VerdictOptions& options) {
   out += "{\"id\":";
   append_json_string(out, comment.id);
   out += ",\"tenant\":";
@@ -113,7 +135,12 @@ void write_verdict(std::string& out, const Comment& comment, const Verdict& verd
     first = false;
     append_json_string(out, route);
   }
-  out += "],\"policy\":";
+  out += ']';
+  if (options.redacted_text) {
+    out += ",\"redacted_text\":";
+    append_json_string(out, redact(comment.text, verdict));
+  }
+  out += ",\"policy\":";
   append_json_string(out, verdict.policy->label());
   out.push_back('}');
 }

@@ -12,8 +12,19 @@
 
 namespace civicsift {
 
-// Appends {"id","tenant","action","categories","matches","routes","policy"} (no newline).
-void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict);
+struct VerdictOptions {
+  // Adds "redacted_text": the comment's text with every matched span replaced by
+  // its category in brackets, for moderation queues that must not hold personal data.
+  bool redacted_text = false;
+};
+
+// Appends {"id","tenant","action","categories","matches","routes","redacted_text"?,"policy"}
+// (no newline).
+void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict,
+                   const VerdictOptions& options = {});
+
+// `text` with each matched span (overlapping spans merged) replaced by "[category]".
+std::string redact(std::string_view text, const Verdict& verdict);
 
 // Appends {"line"?,"id"?,"error":{"code","message"}} (no newline).
 void write_error(std::string& out, const DecodeError& error, std::optional<uint64_t> line);

@@ -341,7 +341,13 @@ class Builder {
         emit_word(i, i + 1);
         ++i;
       }
-      if (run_end - i < 3 || is_text_speak(i, run_end)) run_end = i + 1;  // not a spelled-out word
+      if (run_end - i >= 3 && is_text_speak(i, run_end)) {
+        // Not a spelled-out word: each letter is a word. Every later run starting
+        // inside this one would be text speak too, so skip them all (linear time).
+        for (; i < run_end; ++i) emit_word(i, i + 1);
+        continue;
+      }
+      if (run_end - i < 3) run_end = i + 1;  // too short to be a spelled-out word
       emit_word(i, run_end);
       i = run_end;
     }

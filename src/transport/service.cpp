@@ -385,7 +385,8 @@ struct Service::Impl {
 
   void work(unsigned index) {
     uint64_t generation = self.policies_generation_.load();
-    CommentProcessor processor(self.policies(), DecoderOptions{config.max_bytes, 32, {}});
+    CommentProcessor processor(self.policies(), DecoderOptions{config.max_bytes, 32, {}},
+                               VerdictOptions{config.redacted_text});
     std::unordered_map<int32_t, StreamState> states;  // per partition: stateful rules stay correct
     std::string out;
     WorkItem item;

@@ -31,6 +31,7 @@ struct ServiceConfig {
   size_t max_queued = 20000;               // messages waiting for workers before consumption waits
   int shutdown_timeout_ms = 30000;         // flush and commit budget on SIGTERM
   bool exactly_once = false;               // delivery: exactly_once (Kafka transactions)
+  bool redacted_text = false;              // verdicts carry the text with matched spans replaced
   std::string transactional_id;            // default: civicsift-<group>-<hostname>
   int transaction_interval_ms = 100;       // how often a transaction commits
   int statistics_interval_ms = 5000;       // librdkafka statistics (consumer lag) for the observer
