@@ -11,7 +11,7 @@ build_pkgs=(
 )
 case "${1:-build}" in
   build) wanted=("${build_pkgs[@]}") ;;
-  test)  wanted=("${build_pkgs[@]}" prometheus kcat python3) ;;
+  test)  wanted=("${build_pkgs[@]}" prometheus kcat python3 python3-yaml clang libclang-rt-14-dev) ;;
   bench) wanted=("${build_pkgs[@]}" libre2-dev libpcre2-dev gnuplot-nox nodejs npm) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -200,3 +200,12 @@ rules:
   EXPECT_TRUE(fired(*policy, "I will kill the motion").empty());
   EXPECT_TRUE(fired(*policy, "skill you have").empty());
 }
+
+TEST(PolicyLoader, LexiconNamesCannotLeaveTheLexiconFolder) {
+  civicsift::testing::TempDir dir;
+  dir.write("secret.yaml", "lexicon: secret\nterms: [x]\n");
+  const auto file = dir.write("t.yaml", "tenant: t\nlexicons: ['../secret']\nrules: []\n");
+  auto r = load_policy(file);
+  ASSERT_TRUE(std::holds_alternative<PolicyError>(r));
+  EXPECT_NE(std::get<PolicyError>(r).message.find("lexicon name"), std::string::npos);
+}

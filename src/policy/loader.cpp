@@ -65,6 +65,12 @@ void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> k
 }
 
 Lexicon load_lexicon(const fs::path& dir, const std::string& name, std::string& content_for_hash) {
+  // A name is a file name in lexicons/, never a path: no "../" out of the folder.
+  const bool plain_name = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+  if (!plain_name)
+    fail(dir / "lexicons", "", fmt::format("lexicon name \"{}\": use lower-case letters, digits, - and _", name));
   const fs::path file = dir / "lexicons" / (name + ".yaml");
   if (!fs::exists(file)) fail(file, "", fmt::format("lexicon \"{}\" not found", name));
   const std::string text = read_file(file);
