@@ -277,6 +277,10 @@ for k, rows in sorted(hostile.items()):
     md.append(f"| `{units[k]}` | " + " | ".join(f"{v:.2f}" for v in per) + f" | {max(per[1:]) / min(per[1:]):.1f}x |\n")
 md.append("(ns per byte; the 1 KB column carries the fixed per-comment cost.)\n")
 
+soak = os.path.join(root, "bench", "soak-results.md")
+if os.path.exists(soak):  # written by bench/soak (30 minutes; not rerun here)
+    md.append(open(soak).read())
+
 # Targets of issue 6, from the figures above.
 best_scan = max(v[0] for v in scan_runs.values())
 peak_rss = max(v[2] for v in scan_runs.values())

@@ -146,5 +146,10 @@ for s in "${secrets[@]}" "zorblax" "not json, from"; do
   grep -qF "$s" "$work/run.log" && fail "the log holds comment data: $s"
   grep -qF "$s" "$work/metrics.txt" && fail "the metrics hold comment data: $s"
 done
-echo "ok JSON logs; no comment text or personal data in logs or metrics"
+timeout 20 kcat -C -b "$bootstrap" -t comments.dlq -e -q -f '%h\n' > "$work/dlq_headers.txt" 2>/dev/null || true
+grep -q 'error.code=not_json' "$work/dlq_headers.txt" || fail "no dead letter with its error headers"
+for s in "${secrets[@]}" "not json, from"; do
+  grep -qF "$s" "$work/dlq_headers.txt" && fail "dead-letter headers hold comment data: $s"
+done
+echo "ok JSON logs; no comment text or personal data in logs, metrics or dead-letter headers"
 echo "PASS metrics_scrape"

@@ -497,3 +497,46 @@ TEST(KafkaService, TransactionalErrorsAbortRedoAndStillWriteEveryVerdictOnce) {
   for (const auto& v : verdicts) seen.insert(v.key);
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
+
+TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNothing) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  DevBroker::Options o;
+  o.partitions = 3;
+  o.brokers = 3;
+  auto started = DevBroker::start(o);
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<DevBroker>>(started));
+  auto broker = std::move(std::get<std::unique_ptr<DevBroker>>(started));
+  std::vector<std::string> ids;
+  auto input = comments(1500, 41, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.kafka["queue.buffering.max.messages"] = "20";  // the producer queue fills at once: produce waits
+  cfg.max_queued = 100;
+  Service service(cfg, test_policies());
+  std::atomic<bool> faults_done{false};
+  std::thread faults([&] {
+    auto* cluster = broker->cluster();
+    std::this_thread::sleep_for(3s);
+    for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_rtt(cluster, b, 300);  // slow acknowledgements
+    std::this_thread::sleep_for(2s);
+    for (int p = 0; p < 3; ++p) {  // leaders move while records are in flight
+      rd_kafka_mock_partition_set_leader(cluster, "comments", p, 2);
+      rd_kafka_mock_partition_set_leader(cluster, "verdicts", p, 3);
+    }
+    std::this_thread::sleep_for(2s);
+    for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_rtt(cluster, b, 0);
+    rd_kafka_mock_broker_set_down(cluster, 2);  // the new input leader restarts
+    std::this_thread::sleep_for(2s);
+    rd_kafka_mock_broker_set_up(cluster, 2);
+    faults_done.store(true);
+  });
+  run_until(service, [&] { return faults_done.load() && service.counters().acknowledged.load() >= input.size(); },
+            120s);
+  faults.join();
+  EXPECT_EQ(service.counters().acknowledged.load(), input.size());
+  const auto verdicts = read_topic(broker->bootstrap(), "verdicts", input.size());
+  std::set<std::string> seen;
+  for (const auto& v : verdicts) seen.insert(v.key);
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+}
