@@ -1,0 +1,254 @@
+// The Kafka path against its ceiling, on an in-process dev-broker:
+//   relay      consume and produce the same bytes (no parsing, no scanning), with the
+//              service's client settings and its at-least-once offset handling
+//   civicsift  `civicsift run`'s Service over the same messages, five tenants
+// Then the service's end-to-end latency (input timestamp to verdict acknowledged)
+// at 50% and 90% of the rate it reached. One JSON line per measurement on stdout.
+// The mock keeps ~5 MB per partition, so each run stays under that.
+// Usage: build/bench/bench_kafka [--patterns DIR] [--messages N] [--seconds S]
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gen/generator.h"
+#include "policy/compiler.h"
+#include "transport/dev_broker.h"
+#include "transport/service.h"
+
+using namespace civicsift;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kPartitions = 4;
+
+rd_kafka_conf_t* base_conf(const std::string& bootstrap) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", err, sizeof err);  // as the demo: see README, dev-broker
+  return conf;
+}
+
+// Produces `count` generated comments to `topic`, at `rate` per second (0: at once).
+void produce(const std::string& bootstrap, const char* topic, size_t count, double rate, uint64_t seed) {
+  rd_kafka_conf_t* conf = base_conf(bootstrap);
+  char err[512];
+  rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
+  rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  gen::GeneratorOptions o;
+  o.seed = seed;
+  gen::CommentGenerator g(o);
+  std::string json;
+  const auto start = Clock::now();
+  for (size_t i = 0; i < count; ++i) {
+    if (rate > 0)
+      while (std::chrono::duration<double>(Clock::now() - start).count() * rate < static_cast<double>(i))
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    json.clear();
+    g.next_json(json);
+    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(json.data(), json.size()),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+    rd_kafka_poll(p, 0);
+  }
+  rd_kafka_flush(p, 60000);
+  rd_kafka_destroy(p);
+}
+
+// The relay: the service's producer settings and a consumer group; returns messages
+// per second from the first acknowledged copy to the last.
+double relay(const std::string& bootstrap, size_t count) {
+  char err[512];
+  struct Acks {
+    std::atomic<size_t> count{0};
+    Clock::time_point first{};  // written by the poll thread only
+  } acks;
+  std::atomic<size_t>& acked = acks.count;
+  rd_kafka_conf_t* pconf = base_conf(bootstrap);
+  rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
+  rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);
+  rd_kafka_conf_set_dr_msg_cb(pconf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* a = static_cast<Acks*>(opaque);
+    if (m->err) return;
+    if (a->count.load() == 0) a->first = Clock::now();
+    a->count.fetch_add(1);
+  });
+  rd_kafka_conf_set_opaque(pconf, &acks);
+  rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
+  {  // like the service: the output topic's metadata before the first record
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer, "relay-out", nullptr);
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (rd_kafka_metadata(producer, 0, rkt, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      rd_kafka_metadata_destroy(metadata);
+    rd_kafka_topic_destroy(rkt);
+  }
+  rd_kafka_conf_t* cconf = base_conf(bootstrap);
+  rd_kafka_conf_set(cconf, "group.id", "relay", err, sizeof err);
+  rd_kafka_conf_set(cconf, "auto.offset.reset", "earliest", err, sizeof err);
+  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
+  rd_kafka_poll_set_consumer(consumer);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, "comments", RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(consumer, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  std::atomic<bool> polling{true};
+  std::thread poller([&] {
+    while (polling.load()) rd_kafka_poll(producer, 100);
+  });
+  auto last_message = Clock::now();
+  // Until all are copied; a stall of 10 s (the mock dropped data) ends the run too.
+  while (acked.load() < count && Clock::now() - last_message < std::chrono::seconds(10)) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
+    if (!m) continue;
+    last_message = Clock::now();
+    if (!m->err) {
+      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("relay-out"), RD_KAFKA_V_VALUE(m->payload, m->len),
+                        RD_KAFKA_V_KEY(m->key, m->key_len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  const auto done = Clock::now();
+  polling.store(false);
+  poller.join();
+  // First acknowledgement to the last, as for the service: start-up and group join excluded.
+  const double seconds = std::chrono::duration<double>(done - acks.first).count();
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  rd_kafka_destroy(producer);
+  if (acked.load() < count) std::fprintf(stderr, "relay: only %zu of %zu copied\n", acked.load(), count);
+  return static_cast<double>(acked.load()) / seconds;
+}
+
+// Records every verdict's end-to-end latency and when the first arrived.
+class LatencyObserver final : public ServiceObserver {
+ public:
+  void on_verdict(const Comment&, const Verdict&, double) override {}
+  void on_invalid(DecodeErrorCode) override {}
+  void on_verdict_acknowledged(double seconds) override {
+    std::lock_guard lock(mu_);
+    if (latencies_.empty()) first_ = Clock::now();
+    latencies_.push_back(seconds);
+  }
+  void on_produce_error() override {}
+  void on_consumer_lag(std::string_view, int32_t, int64_t) override {}
+  void on_partitions_revoked() override {}
+  std::vector<double> take(Clock::time_point* first = nullptr) {
+    std::lock_guard lock(mu_);
+    if (first) *first = first_;
+    return std::move(latencies_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<double> latencies_;
+  Clock::time_point first_{};
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
+
+ServiceConfig service_config(const std::string& bootstrap, const std::string& group) {
+  ServiceConfig c;
+  c.brokers = bootstrap;
+  c.group = group;
+  c.threads = 2;
+  c.kafka["log_level"] = "3";
+  c.kafka["fetch.wait.max.ms"] = "10";
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);  // stdout carries the results
+  std::string patterns = CIVICSIFT_SOURCE_DIR "/patterns";
+  size_t messages = 25000;  // ~10 MB with the long comments: under the mock's ~5 MB x 4 partitions
+  double seconds = 15;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--patterns")) patterns = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--messages")) messages = std::stoul(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::stod(argv[i + 1]);
+  }
+  auto loaded = load_policy_set(patterns, CompileOptions{default_cache_dir()});
+  if (auto* e = std::get_if<PolicyError>(&loaded)) {
+    std::fprintf(stderr, "%s\n", e->to_string().c_str());
+    return 2;
+  }
+  const auto policies = std::get<std::shared_ptr<const PolicySet>>(loaded);
+  DevBroker::Options o;
+  o.partitions = kPartitions;
+  o.topics = {"comments", "verdicts", "comments.dlq", "relay-out"};
+  auto started = DevBroker::start(o);
+  if (auto* e = std::get_if<std::string>(&started)) {
+    std::fprintf(stderr, "%s\n", e->c_str());
+    return 1;
+  }
+  const auto broker = std::move(std::get<std::unique_ptr<DevBroker>>(started));
+  const std::string& bootstrap = broker->bootstrap();
+
+  // Throughput: the same backlog, read by the relay and by the service.
+  produce(bootstrap, "comments", messages, 0, 1);
+  const double relay_rate = relay(bootstrap, messages);
+  double service_rate = 0;
+  {
+    LatencyObserver observer;
+    Service service(service_config(bootstrap, "throughput"), policies, &observer);
+    std::thread runner([&] { service.run(); });
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    while (service.counters().acknowledged.load() < messages && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto done = Clock::now();
+    Clock::time_point first;
+    observer.take(&first);
+    service.stop();
+    runner.join();
+    service_rate = static_cast<double>(service.counters().acknowledged.load()) /
+                   std::chrono::duration<double>(done - first).count();
+  }
+  std::printf("{\"measure\":\"throughput\",\"messages\":%zu,\"relay_per_second\":%.0f,\"civicsift_per_second\":%.0f}\n",
+              messages, relay_rate, service_rate);
+  std::fflush(stdout);
+
+  // Latency at a steady 50% and 90% of the service's rate.
+  for (const double share : {0.5, 0.9}) {
+    LatencyObserver observer;
+    ServiceConfig config = service_config(bootstrap, "latency-" + std::to_string(share));
+    config.kafka["auto.offset.reset"] = "latest";  // only the paced stream, not the backlog
+    Service service(config, policies, &observer);
+    std::thread runner([&] { service.run(); });
+    while (service.counters().assigned_partitions.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the start offsets are resolved
+    const uint64_t before = service.counters().acknowledged.load();
+    const double rate = share * service_rate;
+    const auto count = static_cast<size_t>(rate * seconds);
+    produce(bootstrap, "comments", count, rate, 7);
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (service.counters().acknowledged.load() < before + count && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    service.stop();
+    runner.join();
+    auto latencies = observer.take();
+    std::printf(
+        "{\"measure\":\"latency\",\"share\":%.2f,\"rate\":%.0f,\"verdicts\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
+        "\"p999_ms\":%.1f}\n",
+        share, rate, latencies.size(), 1e3 * percentile(latencies, 0.5), 1e3 * percentile(latencies, 0.99),
+        1e3 * percentile(latencies, 0.999));
+    std::fflush(stdout);
+  }
+  return 0;
+}
