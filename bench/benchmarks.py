@@ -20,7 +20,7 @@ def gbench(exe, *extra):
     out = {}
     for b in json.loads(res.stdout)["benchmarks"]:
         name = b["name"].split("/")[0].removeprefix("BM_")
-        out[name] = (b["cpu_time"], b["items_per_second"], b)
+        out[name] = (b["cpu_time"], b.get("items_per_second", 0), b)
     return out
 
 
@@ -85,7 +85,8 @@ os.makedirs(floor_dir, exist_ok=True)
 with open(os.path.join(floor_dir, "windsor.yaml"), "w") as f:
     f.write("tenant: windsor\nname: floor\nrules:\n  - id: one\n    category: spam\n    clause: x\n"
             "    action: review\n    terms: [zzqxj]\n    examples: {match: [zzqxj], no_match: [park]}\n")
-floor = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", floor_dir)
+floor = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", floor_dir,
+               "--benchmark_filter=^BM_(Decode|Skeleton|WriteVerdict|ClassifyPath)$")
 
 # 2. Peers on the same rules and corpus.
 log("peers: RE2::Set, PCRE2 ...")
@@ -215,7 +216,6 @@ for name, label in (("Decode", "decode (simdjson)"), ("Skeleton", "skeleton (nor
     md.append(f"| {label} | {ns:,.0f} | {rate:,.0f} |\n")
 md.append(f"| whole path, starter policy (`tests/data/policy`, 6 rules) | {starter['ClassifyPath'][0]:,.0f} | {starter['ClassifyPath'][1]:,.0f} |\n")
 md.append(f"| whole path, floor (one rule, one term) | {floor['ClassifyPath'][0]:,.0f} | {floor['ClassifyPath'][1]:,.0f} |\n")
-md.append(f"| of which decode + skeleton + write, floor | {floor['Decode'][0] + floor['Skeleton'][0] + floor['WriteVerdict'][0]:,.0f} | |\n")
 md.append(f"""
 ## Peers on the same rules and corpus, one thread
 
@@ -307,7 +307,8 @@ The whole path over one comment whose text repeats a hostile unit, from 1 KB to 
 for k, rows in sorted(hostile.items()):
     per = [v for _, v in rows]
     md.append(f"| `{units[k]}` | " + " | ".join(f"{v:.2f}" for v in per) + f" | {max(per[1:]) / min(per[1:]):.1f}x |\n")
-md.append("(ns per byte; the 1 KB column carries the fixed per-comment cost.)\n")
+md.append("(ns per byte; the 1 KB column carries the fixed per-comment cost.) Quadratic time would grow\n"
+          "4,096x from 1 KB to 4 MB; the largest growth above is a few times, from caches at 4 MB.\n")
 
 soak = os.path.join(root, "bench", "soak-results.md")
 if os.path.exists(soak):  # written by bench/soak (30 minutes; not rerun here)
