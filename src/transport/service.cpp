@@ -201,6 +201,11 @@ struct Service::Impl {
     impl->self.stop();
   }
 
+  static bool is_empty(simdjson::dom::element partition) {
+    int64_t low = -1, high = -1;
+    return !partition["lo_offset"].get(low) && !partition["hi_offset"].get(high) && low >= 0 && low == high;
+  }
+
   // Consumer lag per partition, from librdkafka's statistics JSON.
   static int on_statistics(rd_kafka_t*, char* json, size_t len, void* opaque) {
     auto* impl = static_cast<Impl*>(opaque);
@@ -219,8 +224,9 @@ struct Service::Impl {
         if (p["partition"].get(partition) || partition < 0) continue;  // -1: the internal UA partition
         if (p["fetch_state"].get(state) || state != "active") continue;
         // Behind what was answered (stored offsets) if known, else behind the commit.
+        // A partition that never held a message has neither, yet its lag is plainly 0.
         if (p["consumer_lag_stored"].get(lag) || lag < 0)
-          if (p["consumer_lag"].get(lag)) continue;
+          if (p["consumer_lag"].get(lag) || lag < 0) lag = is_empty(p) ? 0 : -1;
         impl->self.observer_->on_consumer_lag(topic, static_cast<int32_t>(partition), lag);
       }
     }
