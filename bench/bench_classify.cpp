@@ -6,6 +6,8 @@
 //   --patterns tests/data/policy  a starter-size policy (6 rules, masked-vulgarity lexicon)
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -93,6 +95,34 @@ void BM_WriteVerdict(benchmark::State& state) {
   report(state, c);
 }
 BENCHMARK(BM_WriteVerdict);
+
+// Scan latency per comment of at most 1 KB (skeleton + one scan + verdict), each
+// timed alone: the percentiles a moderation queue feels, not the mean.
+void BM_ScanLatency(benchmark::State& state) {
+  const auto& c = corpus();
+  ScanContext ctx;
+  Verdict v;
+  std::vector<double> ns;
+  ns.reserve(kCorpusSize);
+  for (auto _ : state) {
+    ns.clear();
+    for (const Comment& comment : c.comments) {
+      if (comment.text.size() > 1024) continue;
+      const auto begin = std::chrono::steady_clock::now();
+      classify(*c.policies->find(comment.tenant), comment, ctx, v);
+      benchmark::DoNotOptimize(v.action);
+      ns.push_back(static_cast<double>((std::chrono::steady_clock::now() - begin).count()));
+    }
+  }
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) { return ns[std::min(ns.size() - 1, static_cast<size_t>(q * static_cast<double>(ns.size())))]; };
+  state.counters["comments"] = static_cast<double>(ns.size());
+  state.counters["p50_us"] = at(0.50) / 1e3;
+  state.counters["p99_us"] = at(0.99) / 1e3;
+  state.counters["p999_us"] = at(0.999) / 1e3;
+  state.counters["max_us"] = ns.back() / 1e3;
+}
+BENCHMARK(BM_ScanLatency)->Unit(benchmark::kMillisecond);
 
 // The whole classify path: JSON bytes -> decode -> scan -> verdict JSON.
 void BM_ClassifyPath(benchmark::State& state) {

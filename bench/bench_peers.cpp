@@ -124,6 +124,7 @@ struct Prepared {
     if (!std::holds_alternative<Comment>(r)) return nullptr;
     out = std::get<Comment>(r);
     text::build_skeleton(out.text, skeleton);
+    text::mark_for_scan(skeleton);
     buffer.assign(out.text);
     buffer.push_back('\n');
     buffer.append(skeleton.view());

@@ -97,3 +97,19 @@ TEST(Skeleton, SpelledLettersBeforeAPlainWord) {
   EXPECT_EQ(skel("x y hello"), " x y helo ");
   EXPECT_EQ(skel("I said hello"), " i said helo ");
 }
+
+// The scan buffer flips the high bit of skeleton bytes: reversibly, since skeletons
+// keep letters of other scripts as UTF-8, and only in the skeleton part.
+TEST(Skeleton, MarkingForTheScanFlipsTheHighBitOfTheSkeletonOnly) {
+  Skeleton sk;
+  sk.bytes = "Raw\n";
+  sk.offset = 4;
+  build_skeleton("F*ck Привет 你好 12", sk);
+  const std::string before(sk.view());
+  ASSERT_EQ(before, " f*ck пpивet 你好 12 ");  // Cyrillic look-alikes of Latin letters folded
+  civicsift::text::mark_for_scan(sk);
+  EXPECT_EQ(sk.bytes.substr(0, 4), "Raw\n");
+  ASSERT_EQ(sk.view().size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(static_cast<unsigned char>(sk.view()[i]), static_cast<unsigned char>(before[i]) ^ 0x80);
+}

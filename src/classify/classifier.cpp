@@ -71,13 +71,15 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
 
   const std::string_view text = comment.text;
   ctx.ensure_scratch(policy.database());
-  // One buffer: the raw text, a newline, the skeleton (built in place after them).
+  // One buffer: the raw text, a newline, the skeleton (built in place after them,
+  // its bytes' text::kScanBit flipped).
   auto& sk = ctx.skeleton_;
   sk.offset = text.size() + 1;
   if (sk.bytes.size() < sk.offset) sk.bytes.resize(sk.offset);
   std::memcpy(sk.bytes.data(), text.data(), text.size());
   sk.bytes[text.size()] = '\n';
   text::build_skeleton(text, sk);
+  text::mark_for_scan(sk);
   const auto raw_end = static_cast<uint32_t>(text.size());
   const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 

@@ -51,6 +51,9 @@ fs::path default_cache_dir() {
 
 namespace {
 
+// One skeleton byte as the scan buffer holds it (text::kScanBit flipped), as a regex atom.
+std::string scan_byte(unsigned char c) { return fmt::format("\\x{:02x}", c ^ text::kScanBit); }
+
 // The pattern table under construction, with the source of each pattern for errors.
 struct PatternTable {
   std::vector<std::string> expressions;
@@ -70,10 +73,7 @@ struct PatternTable {
       return;
     }
     std::string expr;
-    for (unsigned char c : literal) {
-      if (std::isalnum(c)) expr.push_back(static_cast<char>(c));
-      else expr += fmt::format("\\x{:02x}", c);
-    }
+    for (unsigned char c : literal) expr += scan_byte(c);
     PatternMeta m;
     m.view = View::skeleton;
     m.kind = kind;
@@ -123,7 +123,8 @@ void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const
 // A template as one regex on the skeleton: each text run is turned into its skeleton
 // (keeping word breaks at its edges), the template's (|)? syntax is kept as is.
 std::string template_regex(std::string_view term) {
-  std::string out = " ";
+  const std::string space = scan_byte(' ');
+  std::string out = space;
   size_t i = 0;
   auto is_syntax = [](char c) { return c == '(' || c == ')' || c == '|' || c == '?'; };
   auto is_break = [](char c) { return !std::isalnum(static_cast<unsigned char>(c)) && c != '$' && c != '@' && c != '*'; };
@@ -148,20 +149,17 @@ std::string template_regex(std::string_view term) {
     // template's own spaces already separate words, and two would never match.
     const std::string sk = text::term_skeleton(body);
     if (sk.empty()) {  // only breaks: one word break
-      if (lead) out += "\\x20";
+      if (lead) out += space;
       i = j;
       continue;
     }
-    if (lead) out += "\\x20?";
-    for (unsigned char c : sk) {
-      if (std::isalnum(c)) out.push_back(static_cast<char>(c));
-      else out += fmt::format("\\x{:02x}", c);
-    }
-    if (trail) out += "\\x20?";
-    if (optional_letter) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(optional_letter))));
+    if (lead) out += space + "?";
+    for (unsigned char c : sk) out += scan_byte(c);
+    if (trail) out += space + "?";
+    if (optional_letter) out += scan_byte(static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(optional_letter))));
     i = j;
   }
-  out.push_back(' ');
+  out += space;
   return out;
 }
 

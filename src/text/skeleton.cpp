@@ -407,4 +407,9 @@ std::string term_skeleton(std::string_view term, std::vector<uint16_t>* run_leng
   return std::string(sk.view().substr(b, e - b));
 }
 
+void mark_for_scan(Skeleton& sk) {
+  auto* bytes = reinterpret_cast<unsigned char*>(sk.bytes.data() + sk.offset);
+  for (size_t i = 0; i < sk.size; ++i) bytes[i] ^= kScanBit;  // vectorised by the compiler
+}
+
 }  // namespace civicsift::text

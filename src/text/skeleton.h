@@ -36,6 +36,16 @@ struct Skeleton {
 // which are kept. Invalid UTF-8 sequences act as separators: any bytes are accepted.
 void build_skeleton(std::string_view source, Skeleton& out);
 
+// In the classifier's scan buffer every skeleton byte has this bit flipped, and the
+// compiled skeleton patterns are written the same way (a bijection: nothing can
+// collide). The skeleton's ASCII then sits in the upper half: raw-text regexes find
+// nothing to start on in the skeleton part, and skeleton literals nothing in the raw
+// text, so the one scan does not do half its work twice.
+inline constexpr unsigned char kScanBit = 0x80;
+
+// Flips kScanBit in every byte of the skeleton part of `sk.bytes`.
+void mark_for_scan(Skeleton& sk);
+
 // The skeleton of a policy term without the surrounding spaces, e.g. "f u c k" -> "fuck".
 std::string term_skeleton(std::string_view term, std::vector<uint16_t>* run_lengths = nullptr);
 
