@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   const size_t whole_patterns = patterns;
   std::vector<std::tuple<double, std::string, size_t>> costs;
   for (const auto& rule : spec.rules) {
+    if (rule.terms.empty() && rule.lexicons.empty() && rule.regexes.empty()) continue;  // stateful only: no patterns
     PolicySpec one = spec;
     one.rules = {rule};
     const double ns = time_policy(std::move(one));
