@@ -243,6 +243,18 @@ TEST(KafkaService, ProduceFetchAndCommitErrorsAndABrokerOutageLoseNothing) {
   const auto verdicts = read_topic(broker->bootstrap(), "verdicts", input.size());
   std::set<std::string> seen;
   for (const auto& v : verdicts) seen.insert(v.key);
+  if (seen.size() != ids.size()) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", broker->bootstrap().c_str(), err, sizeof err);
+    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    for (int part = 0; part < 3; ++part) {
+      int64_t lo = -1, hi = -1;
+      rd_kafka_query_watermark_offsets(p, "verdicts", part, &lo, &hi, 5000);
+      fprintf(stderr, "DIAG verdicts p%d lo=%ld hi=%ld\n", part, (long)lo, (long)hi);
+    }
+    rd_kafka_destroy(p);
+  }
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
 
@@ -541,5 +553,17 @@ TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNot
   const auto verdicts = read_topic(broker->bootstrap(), "verdicts", input.size());
   std::set<std::string> seen;
   for (const auto& v : verdicts) seen.insert(v.key);
+  if (seen.size() != ids.size()) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", broker->bootstrap().c_str(), err, sizeof err);
+    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    for (int part = 0; part < 3; ++part) {
+      int64_t lo = -1, hi = -1;
+      rd_kafka_query_watermark_offsets(p, "verdicts", part, &lo, &hi, 5000);
+      fprintf(stderr, "DIAG verdicts p%d lo=%ld hi=%ld\n", part, (long)lo, (long)hi);
+    }
+    rd_kafka_destroy(p);
+  }
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
