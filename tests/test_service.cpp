@@ -7,9 +7,12 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <unistd.h>
 #include <set>
 #include <thread>
@@ -125,6 +128,65 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
   return out;
 }
 
+// Reads `topic` from the beginning on its own thread, collecting record keys, while
+// a service runs: fault tests stop once every id has a verdict, not once as many
+// records were acknowledged (at-least-once may redo some and not yet others).
+class KeyWatcher {
+ public:
+  KeyWatcher(const std::string& bootstrap, const std::string& topic) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", ("watcher-" + topic + std::to_string(rand())).c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err);
+    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    rd_kafka_poll_set_consumer(consumer_);
+    rd_kafka_topic_partition_list_t* t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(consumer_, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100);
+        if (!m) continue;
+        if (!m->err) {
+          std::lock_guard lock(mu_);
+          keys_.emplace(static_cast<const char*>(m->key), m->key_len);
+          ++records_;
+        }
+        rd_kafka_message_destroy(m);
+      }
+    });
+  }
+  ~KeyWatcher() {
+    stop_.store(true);
+    thread_.join();
+    rd_kafka_consumer_close(consumer_);
+    rd_kafka_destroy(consumer_);
+  }
+  bool covers(const std::vector<std::string>& ids) {
+    std::lock_guard lock(mu_);
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return keys_.count(id) > 0; });
+  }
+  std::set<std::string> keys() {
+    std::lock_guard lock(mu_);
+    return keys_;
+  }
+  size_t records() {
+    std::lock_guard lock(mu_);
+    return records_;
+  }
+
+ private:
+  rd_kafka_t* consumer_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::set<std::string> keys_;
+  size_t records_ = 0;
+};
+
 std::vector<std::string> comments(size_t n, uint64_t seed, std::vector<std::string>* ids = nullptr) {
   gen::GeneratorOptions o;
   o.seed = seed;
@@ -237,25 +299,13 @@ TEST(KafkaService, ProduceFetchAndCommitErrorsAndABrokerOutageLoseNothing) {
     std::this_thread::sleep_for(2s);
     rd_kafka_mock_broker_set_up(broker->cluster(), 1);
   });
-  run_until(service, [&] { return service.counters().acknowledged.load() >= input.size(); }, 90s);
+  KeyWatcher verdicts(broker->bootstrap(), "verdicts");
+  run_until(service, [&] { return verdicts.covers(ids); }, 90s);
   outage.join();
-  EXPECT_EQ(service.counters().acknowledged.load(), input.size());
-  const auto verdicts = read_topic(broker->bootstrap(), "verdicts", input.size());
-  std::set<std::string> seen;
-  for (const auto& v : verdicts) seen.insert(v.key);
-  if (seen.size() != ids.size()) {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", broker->bootstrap().c_str(), err, sizeof err);
-    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    for (int part = 0; part < 3; ++part) {
-      int64_t lo = -1, hi = -1;
-      rd_kafka_query_watermark_offsets(p, "verdicts", part, &lo, &hi, 5000);
-      fprintf(stderr, "DIAG verdicts p%d lo=%ld hi=%ld\n", part, (long)lo, (long)hi);
-    }
-    rd_kafka_destroy(p);
-  }
-  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+  // At-least-once: a fault may make some comments be judged twice, none lost.
+  EXPECT_GE(service.counters().acknowledged.load(), input.size());
+  EXPECT_EQ(verdicts.keys(), std::set<std::string>(ids.begin(), ids.end()))
+      << verdicts.records() << " records; consumed " << service.counters().consumed.load();
 }
 
 TEST(KafkaService, TopicTemplates) {
@@ -527,6 +577,12 @@ TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNot
 
   ServiceConfig cfg = config_for(broker->bootstrap());
   cfg.kafka["queue.buffering.max.messages"] = "20";  // the producer queue fills at once: produce waits
+  // librdkafka 2.0.2's mock takes a batch whose base sequence falls within the last
+  // five it stored as a duplicate, acknowledged but not written, without checking that
+  // the batch matches one of them: under these faults 9 acknowledged verdicts were
+  // missing from its log in 3 runs of 8. Real brokers match whole batches. Here
+  // idempotence is off, so a retry may duplicate but the mock writes what it acks.
+  cfg.kafka["enable.idempotence"] = "false";
   cfg.max_queued = 100;
   Service service(cfg, test_policies());
   std::atomic<bool> faults_done{false};
@@ -546,24 +602,10 @@ TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNot
     rd_kafka_mock_broker_set_up(cluster, 2);
     faults_done.store(true);
   });
-  run_until(service, [&] { return faults_done.load() && service.counters().acknowledged.load() >= input.size(); },
-            120s);
+  KeyWatcher verdicts(broker->bootstrap(), "verdicts");
+  run_until(service, [&] { return faults_done.load() && verdicts.covers(ids); }, 120s);
   faults.join();
-  EXPECT_EQ(service.counters().acknowledged.load(), input.size());
-  const auto verdicts = read_topic(broker->bootstrap(), "verdicts", input.size());
-  std::set<std::string> seen;
-  for (const auto& v : verdicts) seen.insert(v.key);
-  if (seen.size() != ids.size()) {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", broker->bootstrap().c_str(), err, sizeof err);
-    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    for (int part = 0; part < 3; ++part) {
-      int64_t lo = -1, hi = -1;
-      rd_kafka_query_watermark_offsets(p, "verdicts", part, &lo, &hi, 5000);
-      fprintf(stderr, "DIAG verdicts p%d lo=%ld hi=%ld\n", part, (long)lo, (long)hi);
-    }
-    rd_kafka_destroy(p);
-  }
-  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_GE(service.counters().acknowledged.load(), input.size());
+  EXPECT_EQ(verdicts.keys(), std::set<std::string>(ids.begin(), ids.end()))
+      << verdicts.records() << " records; consumed " << service.counters().consumed.load();
 }

@@ -462,7 +462,8 @@ struct Service::Impl {
     rd_kafka_conf_t* pconf = make_conf(config, error);
     if (!pconf) return error;
     char err[512];
-    rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);  // ordered, no duplicates on retry
+    if (!config.kafka.count("enable.idempotence"))  // ordered, no duplicates on retry
+      rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);
     if (config.exactly_once) {
       // One id per instance: replicas sharing an id would fence each other (the
       // group metadata sent with the offsets fences zombies, KIP-447).
