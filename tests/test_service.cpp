@@ -87,9 +87,8 @@ struct Record {
   std::map<std::string, std::string> headers;
 };
 
-// Reads `topic` from the beginning until `expected` records arrived or time is up.
-std::vector<Record> read_topic(const std::string& bootstrap, const std::string& topic, size_t expected,
-                               std::chrono::seconds budget = 60s) {
+// A read_committed consumer of `topic` from its beginning, in a group of its own.
+rd_kafka_t* subscribe_reader(const std::string& bootstrap, const std::string& topic) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
@@ -102,6 +101,13 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
   rd_kafka_topic_partition_list_add(t, topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_subscribe(c, t);
   rd_kafka_topic_partition_list_destroy(t);
+  return c;
+}
+
+// Reads `topic` from the beginning until `expected` records arrived or time is up.
+std::vector<Record> read_topic(const std::string& bootstrap, const std::string& topic, size_t expected,
+                               std::chrono::seconds budget = 60s) {
+  rd_kafka_t* c = subscribe_reader(bootstrap, topic);
   std::vector<Record> out;
   const auto deadline = std::chrono::steady_clock::now() + budget;
   while (out.size() < expected && std::chrono::steady_clock::now() < deadline) {
@@ -134,18 +140,7 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
 class KeyWatcher {
  public:
   KeyWatcher(const std::string& bootstrap, const std::string& topic) {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", ("watcher-" + topic + std::to_string(rand())).c_str(), err, sizeof err);
-    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
-    rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err);
-    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    rd_kafka_poll_set_consumer(consumer_);
-    rd_kafka_topic_partition_list_t* t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, topic.c_str(), RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(consumer_, t);
-    rd_kafka_topic_partition_list_destroy(t);
+    consumer_ = subscribe_reader(bootstrap, topic);
     thread_ = std::thread([this] {
       while (!stop_.load()) {
         rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100);
