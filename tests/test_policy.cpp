@@ -138,6 +138,33 @@ TEST(PolicySet, LoadsADirectoryAndFindsTenants) {
   EXPECT_EQ(set.find("gotham"), nullptr);
 }
 
+// Tenants compile side by side; a failure is still the first in folder order.
+TEST(PolicySet, CompilesTenantsInParallelAndReportsTheFirstFailureInFolderOrder) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  auto tenant = [&](const std::string& name, bool broken) {
+    std::string text = kMinimal;
+    text.replace(text.find("tenant: town"), 12, "tenant: " + name);
+    if (broken) text.replace(text.find("'\\bhttps?"), 1, "'(?<=x)");  // lookbehind: Hyperscan refuses it
+    dir.write(name + ".yaml", text);
+  };
+  tenant("a", false);
+  tenant("b", true);
+  tenant("c", false);
+  tenant("d", true);
+  tenant("e", false);
+  auto r = load_policy_set(dir.path(), {});
+  ASSERT_TRUE(std::holds_alternative<PolicyError>(r));
+  const auto& e = std::get<PolicyError>(r);
+  EXPECT_EQ(e.file.filename(), "b.yaml") << e.message;
+  EXPECT_EQ(e.rule, "town.url");
+  std::filesystem::remove(dir.path() / "b.yaml");
+  std::filesystem::remove(dir.path() / "d.yaml");
+  auto ok = load_policy_set(dir.path(), {});
+  ASSERT_TRUE(std::holds_alternative<std::shared_ptr<const PolicySet>>(ok));
+  EXPECT_EQ(std::get<std::shared_ptr<const PolicySet>>(ok)->policies().size(), 3u);
+}
+
 #include "policy/phrase_template.h"
 
 namespace {
