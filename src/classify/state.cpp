@@ -52,8 +52,10 @@ bool StreamState::apply(const Post& post, Verdict& verdict) {
     longest_window_ms_ = std::max(longest_window_ms_, repeat.within_ms);
     auto& times = removals_[key_of({post.tenant, post.author}, 0)];
     times.push_back(ts);
-    while (!times.empty() && ts - times.front() > repeat.within_ms) times.pop_front();
-    while (times.size() > static_cast<size_t>(repeat.removals)) times.pop_front();
+    const auto stale = std::find_if(times.begin(), times.end(), [&](int64_t t) { return ts - t <= repeat.within_ms; });
+    times.erase(times.begin(), stale);
+    if (times.size() > static_cast<size_t>(repeat.removals))
+      times.erase(times.begin(), times.end() - repeat.removals);
     if (times.size() >= static_cast<size_t>(repeat.removals) &&
         std::find(verdict.routes.begin(), verdict.routes.end(), repeat.route) == verdict.routes.end()) {
       verdict.routes.push_back(repeat.route);

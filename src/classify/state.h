@@ -7,9 +7,9 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "classify/classifier.h"
 
@@ -37,7 +37,9 @@ class StreamState {
   size_t max_entries_;
   int64_t longest_window_ms_ = 0;
   std::unordered_map<uint64_t, int64_t> last_post_;             // author+thread+text -> last seen
-  std::unordered_map<uint64_t, std::deque<int64_t>> removals_;  // author -> removal times
+  // author -> removal times, oldest first: at most the policy's few `removals`, so a
+  // small vector (a deque would take over half a kilobyte per author).
+  std::unordered_map<uint64_t, std::vector<int64_t>> removals_;
 };
 
 }  // namespace civicsift
