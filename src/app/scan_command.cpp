@@ -32,19 +32,27 @@ struct Input {
 };
 
 // What the ordered stage needs to apply stateful rules to a line classified by a
-// worker, and to render its verdict again if they change it.
+// worker: the keys, not the comment; a line whose verdict they change is decoded
+// again to be rendered (rare: duplicates and repeat offenders).
 struct LineFacts {
   size_t out_begin = 0, out_end = 0;  // the worker's rendering in the batch output
-  bool classified = false;
-  std::string id, tenant, author, thread;
-  uint32_t text_size = 0;
-  int64_t ts_ms = 0;
+  uint32_t line = 0;                  // index into the batch's lines
+  StreamState::Key key;
   Verdict verdict;
-  std::string text;  // only with --redacted-text, to render the redaction again
 };
 
+// Batches are recycled: their buffers keep their capacity, so a long scan does not
+// allocate (and fault in) megabytes per batch.
 struct ScanBatch : LineBatch {
-  std::vector<LineFacts> facts;  // filled only when a policy keeps state
+  std::vector<LineFacts> facts;  // lines that stateful rules may change
+  size_t fact_count = 0;         // facts[0, fact_count) belong to this batch
+
+  void reset() {
+    data.clear();
+    lines.clear();
+    output.clear();
+    fact_count = 0;
+  }
 };
 
 // Classifies a batch. With `state` (one thread), stateful rules apply in place; with
@@ -53,9 +61,10 @@ void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_byt
                    bool record_facts) {
   batch.output.clear();
   batch.output.reserve(batch.lines.size() * 160);
-  batch.facts.clear();
+  batch.fact_count = 0;
   uint64_t line_no = batch.first_line;
-  for (const auto& line : batch.lines) {
+  for (size_t i = 0; i < batch.lines.size(); ++i) {
+    const auto& line = batch.lines[i];
     const size_t begin = batch.output.size();
     bool classified = false;
     if (line.oversize) {
@@ -69,18 +78,19 @@ void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_byt
                                 batch.output, state)
                        .ok;
     }
-    if (record_facts) {
-      LineFacts& f = batch.facts.emplace_back();
-      f.out_begin = begin;
-      f.out_end = batch.output.size();
-      f.classified = classified && processor.verdict().policy->keeps_state();
-      if (f.classified) {
-        const Comment& c = processor.comment();
-        f.id = c.id, f.tenant = c.tenant, f.author = c.author, f.thread = c.thread;
-        f.text_size = static_cast<uint32_t>(c.text.size());
-        if (processor.verdict_options().redacted_text) f.text = c.text;
-        f.ts_ms = c.ts_ms;
-        f.verdict = processor.verdict();
+    if (record_facts && classified) {
+      const Comment& c = processor.comment();
+      const Verdict& v = processor.verdict();
+      const StreamState::Key key = StreamState::key(
+          {c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), c.ts_ms}, v);
+      if (key.keeps_state) {
+        if (batch.fact_count == batch.facts.size()) batch.facts.emplace_back();
+        LineFacts& f = batch.facts[batch.fact_count++];
+        f.out_begin = begin;
+        f.out_end = batch.output.size();
+        f.line = static_cast<uint32_t>(i);
+        f.key = key;
+        f.verdict = v;  // assigned into a recycled one: its vectors keep their capacity
       }
     }
     batch.output.push_back('\n');
@@ -90,20 +100,17 @@ void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_byt
 
 // The ordered stage of a parallel scan: stateful rules in input order; lines whose
 // verdict they change are rendered again.
-void apply_state(ScanBatch& batch, StreamState& state, const VerdictOptions& verdict_options) {
-  std::string out;
-  out.reserve(batch.output.size());
+void apply_state(ScanBatch& batch, StreamState& state, Decoder& decoder, const VerdictOptions& verdict_options,
+                 std::string& out) {
+  out.clear();
   size_t copied = 0;
-  for (auto& f : batch.facts) {
-    if (!f.classified ||
-        !state.apply({f.tenant, f.author, f.thread, f.text_size, f.ts_ms}, f.verdict))
-      continue;
+  for (size_t i = 0; i < batch.fact_count; ++i) {
+    LineFacts& f = batch.facts[i];
+    if (!state.apply(f.key, f.verdict)) continue;
+    const auto& line = batch.lines[f.line];
+    auto decoded = decoder.decode(std::string_view(batch.data.data() + line.offset, line.length));
     out.append(batch.output, copied, f.out_begin - copied);
-    Comment c;
-    c.id = f.id;
-    c.tenant = f.tenant;
-    c.text = f.text;
-    write_verdict(out, c, f.verdict, verdict_options);
+    write_verdict(out, std::get<Comment>(decoded), f.verdict, verdict_options);  // it decoded before
     copied = f.out_end;
   }
   if (copied == 0) return;
@@ -115,14 +122,16 @@ bool write_out(const std::string& s) {
   return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
 }
 
-// Reads every input in order into numbered batches; `emit` takes each one.
-template <typename Emit>
-bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Emit&& emit) {
+// Reads every input in order into numbered batches; `take` gives an empty batch
+// (a recycled one when it can), `emit` takes each filled one.
+template <typename Take, typename Emit>
+bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Take&& take, Emit&& emit) {
   uint64_t sequence = 0, next_line = 1;
   for (auto& input : inputs) {
     LineReader reader(input.fd, max_bytes);
     while (true) {
-      auto batch = std::make_unique<ScanBatch>();
+      std::unique_ptr<ScanBatch> batch = take();
+      batch->reset();
       batch->sequence = sequence;
       batch->first_line = next_line;
       if (!reader.next(*batch, kBatchLines, kBatchBytes)) break;
@@ -143,11 +152,15 @@ int scan_single_thread(const std::shared_ptr<const PolicySet>& policies, const S
   CommentProcessor processor(policies, decoder_options, VerdictOptions{options.redacted_text});
   StreamState state;
   bool output_ok = true;
-  const bool read_ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<ScanBatch> batch) {
-    process_batch(processor, *batch, options.max_bytes, &state, false);
-    output_ok = write_out(batch->output);
-    return output_ok;
-  });
+  std::unique_ptr<ScanBatch> spare = std::make_unique<ScanBatch>();
+  const bool read_ok = read_batches(
+      inputs, options.max_bytes, [&] { return spare ? std::move(spare) : std::make_unique<ScanBatch>(); },
+      [&](std::unique_ptr<ScanBatch> batch) {
+        process_batch(processor, *batch, options.max_bytes, &state, false);
+        output_ok = write_out(batch->output);
+        spare = std::move(batch);
+        return output_ok;
+      });
   return read_ok && output_ok ? 0 : 1;
 }
 
@@ -157,6 +170,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
   std::condition_variable changed;
   std::deque<std::unique_ptr<ScanBatch>> todo;
   std::map<uint64_t, std::unique_ptr<ScanBatch>> done;
+  std::vector<std::unique_ptr<ScanBatch>> spare;  // written batches, for the reader to refill
   const bool stateful = std::any_of(policies->policies().begin(), policies->policies().end(),
                                     [](const auto& p) { return p->keeps_state(); });
   StreamState state;
@@ -187,7 +201,14 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
     });
   }
   std::thread reader([&] {
-    const bool ok = read_batches(inputs, options.max_bytes, [&](std::unique_ptr<ScanBatch> batch) {
+    auto take = [&] {
+      std::lock_guard lock(mu);
+      if (spare.empty()) return std::make_unique<ScanBatch>();
+      auto batch = std::move(spare.back());
+      spare.pop_back();
+      return batch;
+    };
+    const bool ok = read_batches(inputs, options.max_bytes, take, [&](std::unique_ptr<ScanBatch> batch) {
       std::unique_lock lock(mu);
       changed.wait(lock, [&] { return stop || in_flight < max_in_flight; });
       if (stop) return false;
@@ -204,6 +225,8 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
   });
 
   bool output_ok = true;
+  Decoder decoder(decoder_options);  // renders again the lines stateful rules change
+  std::string rendered;
   for (uint64_t next = 0;; ++next) {
     std::unique_ptr<ScanBatch> batch;
     {
@@ -215,7 +238,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
       --in_flight;
       changed.notify_all();
     }
-    if (stateful) apply_state(*batch, state, VerdictOptions{options.redacted_text});
+    if (stateful) apply_state(*batch, state, decoder, VerdictOptions{options.redacted_text}, rendered);
     if (!write_out(batch->output)) {
       output_ok = false;
       std::lock_guard lock(mu);
@@ -223,6 +246,8 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
       changed.notify_all();
       break;
     }
+    std::lock_guard lock(mu);
+    spare.push_back(std::move(batch));
   }
   reader.join();
   {

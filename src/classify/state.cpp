@@ -23,16 +23,27 @@ uint64_t key_of(std::initializer_list<std::string_view> parts, uint64_t extra) {
 
 }  // namespace
 
-bool StreamState::apply(const Post& post, Verdict& verdict) {
+StreamState::Key StreamState::key(const Post& post, const Verdict& verdict) {
+  Key k;
   const CompiledPolicy& policy = *verdict.policy;
-  if (!policy.keeps_state() || post.author.empty()) return false;
+  if (!policy.keeps_state() || post.author.empty()) return k;
+  k.keeps_state = true;
+  k.text_size = post.text_size;
+  k.ts_ms = post.ts_ms;
+  if (!policy.duplicate_rules().empty()) k.duplicate = key_of({post.tenant, post.author, post.thread}, verdict.text_hash);
+  if (policy.spec().repeat_offenders.removals > 0) k.author = key_of({post.tenant, post.author}, 0);
+  return k;
+}
+
+bool StreamState::apply(const Key& post, Verdict& verdict) {
+  if (!post.keeps_state) return false;
+  const CompiledPolicy& policy = *verdict.policy;
   const int64_t ts = post.ts_ms ? post.ts_ms : now_ms();
   const PolicySpec& spec = policy.spec();
   bool changed = false;
 
   if (!policy.duplicate_rules().empty()) {
-    const uint64_t key = key_of({post.tenant, post.author, post.thread}, verdict.text_hash);
-    auto [it, inserted] = last_post_.try_emplace(key, ts);
+    auto [it, inserted] = last_post_.try_emplace(post.duplicate, ts);
     if (!inserted) {
       const int64_t since = ts - it->second;
       for (uint16_t rule : policy.duplicate_rules()) {
@@ -50,7 +61,7 @@ bool StreamState::apply(const Post& post, Verdict& verdict) {
   const RepeatOffenders& repeat = spec.repeat_offenders;
   if (repeat.removals > 0 && verdict.action >= Action::remove) {
     longest_window_ms_ = std::max(longest_window_ms_, repeat.within_ms);
-    auto& times = removals_[key_of({post.tenant, post.author}, 0)];
+    auto& times = removals_[post.author];
     times.push_back(ts);
     const auto stale = std::find_if(times.begin(), times.end(), [&](int64_t t) { return ts - t <= repeat.within_ms; });
     times.erase(times.begin(), stale);

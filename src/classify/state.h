@@ -25,9 +25,22 @@ class StreamState {
     int64_t ts_ms = 0;  // 0: now
   };
 
+  // What apply() needs of a post once its verdict is known: hashes, so a parallel
+  // scan computes them on the worker that holds the comment and applies them later,
+  // in stream order, without copying the comment's fields.
+  struct Key {
+    uint64_t duplicate = 0;  // tenant, author, thread, skeleton text (for duplicate rules)
+    uint64_t author = 0;     // tenant, author (for repeat offenders)
+    uint32_t text_size = 0;
+    int64_t ts_ms = 0;
+    bool keeps_state = false;  // false: the policy keeps no state or the post has no author
+  };
+  static Key key(const Post& post, const Verdict& verdict);
+
   // Records the post and adds what the stateful rules conclude to its verdict.
   // Returns true when the verdict changed. Posts without an author keep no state.
-  bool apply(const Post& post, Verdict& verdict);
+  bool apply(const Post& post, Verdict& verdict) { return apply(key(post, verdict), verdict); }
+  bool apply(const Key& key, Verdict& verdict);
 
   size_t entries() const { return last_post_.size() + removals_.size(); }
 
