@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "policy/loader.h"
+#include "policy/regex_digits.h"
 #include "test_util.h"
 
 using namespace civicsift;
@@ -235,4 +236,58 @@ TEST(PolicyLoader, LexiconNamesCannotLeaveTheLexiconFolder) {
   auto r = load_policy(file);
   ASSERT_TRUE(std::holds_alternative<PolicyError>(r));
   EXPECT_NE(std::get<PolicyError>(r).message.find("lexicon name"), std::string::npos);
+}
+
+TEST(RegexDigits, FindsRegexesThatCannotMatchWithoutADigit) {
+  for (const char* re : {R"(\d{3})", "[0-9]", R"(\b\d{3}[-. ]\d{4}\b)", "(?:a|b)7", R"(\x{35})", R"(\x35)", "[0-9]+x",
+                         R"((?:\d|[0-9]){1,2})", "a(?:b|c)*9", R"([\d])"})
+    EXPECT_TRUE(regex_requires_digit(re)) << re;
+}
+
+TEST(RegexDigits, AnythingOptionalOrUnreadCountsAsMayMatchWithoutADigit) {
+  const std::string deep = std::string(200, '(') + "1" + std::string(200, ')');
+  for (const std::string& re : std::vector<std::string>{
+           R"(a|\d)", R"(\d?)", R"(\d*)", R"(\d{0,3})", R"((\d|x))", R"([\d,.])", "[^0-9]", R"((?i)\d)", R"((?=\d)a)",
+        R"(\1)", "[[:digit:]]", R"([\x30-\x39])", R"(\x{0660})", "", "(1", "1)", "[12", R"(\x{35)", R"(\d{2)",
+        R"(\d{1a})", R"(\p{Nd})", deep})
+    EXPECT_FALSE(regex_requires_digit(re)) << re;
+}
+
+TEST(PolicyCompiler, DigitRegexesMatchFromTheirOwnDatabase) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  std::string policy = kMinimal;
+  policy += R"(  - id: town.phone
+    category: pii
+    clause: "Town 1.3"
+    action: remove
+    regex: ['\b\d{3}[-. ]\d{4}\b']
+)";
+  auto compiled = civicsift::testing::compile_or_fail(dir.write("town.yaml", policy), {});
+  ASSERT_TRUE(compiled);
+  EXPECT_NE(compiled->digit_database(), nullptr);
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "darn it, call 555-0199 now"),
+            (std::vector<std::string>{"town.swears", "town.phone"}));
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "call five five five"), std::vector<std::string>{});
+}
+
+TEST(PolicyCompiler, APolicyOfOnlyDigitRegexesKeepsOneDatabase) {
+  TempDir dir, cache;
+  const auto file = dir.write("town.yaml", R"(
+tenant: town
+name: Town of Test
+rules:
+  - id: town.phone
+    category: pii
+    clause: "Town 1.3"
+    action: remove
+    regex: ['\b\d{3}[-. ]\d{4}\b']
+)");
+  const CompileOptions options{cache.path()};
+  auto first = civicsift::testing::compile_or_fail(file, options);
+  auto second = civicsift::testing::compile_or_fail(file, options);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->digit_database(), nullptr);
+  EXPECT_TRUE(second->from_cache());
+  EXPECT_EQ(civicsift::testing::fired(*second, "555.0199"), std::vector<std::string>{"town.phone"});
 }

@@ -51,6 +51,12 @@ bool runs_match(const std::vector<uint16_t>& profile, const uint16_t* runs) {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+bool has_ascii_digit(std::string_view text) {
+  bool found = false;  // no early exit: the loop vectorises, and texts are short
+  for (char c : text) found |= static_cast<unsigned char>(c - '0') < 10;
+  return found;
+}
+
 }  // namespace
 
 ScanContext::ScanContext() = default;
@@ -71,6 +77,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
 
   const std::string_view text = comment.text;
   ctx.ensure_scratch(policy.database());
+  if (policy.digit_database()) ctx.ensure_scratch(policy.digit_database());
   // One buffer: the raw text, a newline, the skeleton (built in place after them,
   // its bytes' text::kScanBit flipped).
   auto& sk = ctx.skeleton_;
@@ -87,6 +94,12 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const hs_error_t rc = hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
                                 ctx.scratch_, on_match, &ctx.hits_);
   if (rc != HS_SUCCESS) throw std::runtime_error("hs_scan failed");
+  // The regexes that need a digit (policy/compiler.h) only where one can match: over
+  // the raw text, when it holds one.
+  if (policy.digit_database() && has_ascii_digit(text) &&
+      hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_, on_match,
+              &ctx.hits_) != HS_SUCCESS)
+    throw std::runtime_error("hs_scan failed");
 
   // Where the comment's content ends, for regexes anchored with '$'.
   uint32_t content_end = raw_end;

@@ -8,21 +8,21 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "policy/loader.h"
 #include "policy/phrase_template.h"
+#include "policy/regex_digits.h"
 #include "text/skeleton.h"
 
 namespace civicsift {
 namespace fs = std::filesystem;
 
-CompiledPolicy::CompiledPolicy(PolicySpec spec, std::unique_ptr<hs_database_t, HsDatabaseDeleter> db,
-                               std::vector<PatternMeta> patterns, bool from_cache, double compile_seconds)
+CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, std::vector<PatternMeta> patterns,
+                               bool from_cache, double compile_seconds)
     : spec_(std::move(spec)),
       label_(spec_.tenant + "@" + spec_.version),
-      db_(std::move(db)),
+      dbs_(std::move(dbs)),
       patterns_(std::move(patterns)),
       from_cache_(from_cache),
       compile_seconds_(compile_seconds) {
@@ -31,9 +31,12 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, std::unique_ptr<hs_database_t, H
 }
 
 size_t CompiledPolicy::database_bytes() const {
-  size_t size = 0;
-  hs_database_size(db_.get(), &size);
-  return size;
+  size_t total = 0;
+  for (const hs_database_t* db : {dbs_.main.get(), dbs_.digits.get()}) {
+    size_t size = 0;
+    if (db && hs_database_size(db, &size) == HS_SUCCESS) total += size;
+  }
+  return total;
 }
 
 PolicySet::PolicySet(std::vector<std::shared_ptr<const CompiledPolicy>> policies) : policies_(std::move(policies)) {
@@ -54,8 +57,19 @@ fs::path default_cache_dir() {
 
 namespace {
 
-// One skeleton byte as the scan buffer holds it (text::kScanBit flipped), as a regex atom.
-std::string scan_byte(unsigned char c) { return fmt::format("\\x{:02x}", c ^ text::kScanBit); }
+// One skeleton byte as the scan buffer holds it (text::kScanBit flipped), as a regex
+// atom. Called for every byte of ~10,000 literals per tenant: no formatting library.
+void append_scan_byte(std::string& out, unsigned char c) {
+  constexpr char kHex[] = "0123456789abcdef";
+  const unsigned v = c ^ text::kScanBit;
+  const char atom[] = {'\\', 'x', kHex[v >> 4], kHex[v & 15]};
+  out.append(atom, sizeof atom);
+}
+std::string scan_byte(unsigned char c) {
+  std::string out;
+  append_scan_byte(out, c);
+  return out;
+}
 
 // The pattern table under construction, with the source of each pattern for errors.
 struct PatternTable {
@@ -76,7 +90,8 @@ struct PatternTable {
       return;
     }
     std::string expr;
-    for (unsigned char c : literal) expr += scan_byte(c);
+    expr.reserve(4 * literal.size());
+    for (unsigned char c : literal) append_scan_byte(expr, c);
     PatternMeta m;
     m.view = View::skeleton;
     m.kind = kind;
@@ -157,7 +172,7 @@ std::string template_regex(std::string_view term) {
       continue;
     }
     if (lead) out += space + "?";
-    for (unsigned char c : sk) out += scan_byte(c);
+    for (unsigned char c : sk) append_scan_byte(out, c);
     if (trail) out += space + "?";
     if (optional_letter) out += scan_byte(static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(optional_letter))));
     i = j;
@@ -243,11 +258,11 @@ PatternTable build_table(const PolicySpec& spec) {
 uint64_t table_key(const PatternTable& t) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  const std::string header = fmt::format("civicsift-db-1 {}", hs_version());
+  const std::string header = fmt::format("civicsift-db-2 {}", hs_version());
   XXH3_64bits_update(state, header.data(), header.size());
   for (size_t i = 0; i < t.expressions.size(); ++i) {
-    const std::string entry = fmt::format("{}:{}\n", t.flags[i], t.expressions[i]);
-    XXH3_64bits_update(state, entry.data(), entry.size());
+    XXH3_64bits_update(state, &t.flags[i], sizeof t.flags[i]);
+    XXH3_64bits_update(state, t.expressions[i].data(), t.expressions[i].size() + 1);  // with its NUL: a separator
   }
   const uint64_t key = XXH3_64bits_digest(state);
   XXH3_freeState(state);
@@ -255,13 +270,14 @@ uint64_t table_key(const PatternTable& t) {
 }
 
 hs_database_t* read_cache(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
   if (!in) return nullptr;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
+  const auto size = static_cast<size_t>(in.tellg());
+  const std::unique_ptr<char[]> bytes(new char[size]);  // not zeroed: megabytes, read over at once
+  in.seekg(0);
+  if (!in.read(bytes.get(), static_cast<std::streamsize>(size))) return nullptr;
   hs_database_t* db = nullptr;
-  if (hs_deserialize_database(bytes.data(), bytes.size(), &db) != HS_SUCCESS) return nullptr;
+  if (hs_deserialize_database(bytes.get(), size, &db) != HS_SUCCESS) return nullptr;
   return db;
 }
 
@@ -311,36 +327,66 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     return e;
   }
   const uint64_t key = table_key(table);
-  const fs::path cache_file =
-      options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.hsdb", key);
 
-  hs_database_t* db = cache_file.empty() ? nullptr : read_cache(cache_file);
-  const bool from_cache = db != nullptr;
-  if (!db) {
-    std::vector<const char*> exprs;
-    std::vector<unsigned> ids;
-    for (size_t i = 0; i < table.expressions.size(); ++i) {
-      exprs.push_back(table.expressions[i].c_str());
-      ids.push_back(static_cast<unsigned>(i));
-    }
-    hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), table.flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
-                         HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
+  std::vector<unsigned> main_ids, digit_ids;
+  for (unsigned i = 0; i < table.expressions.size(); ++i) {
+    const bool needs_digit = table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i]);
+    (needs_digit ? digit_ids : main_ids).push_back(i);
+  }
+  if (main_ids.empty()) {  // nothing else to scan for: one database, as before
+    main_ids.swap(digit_ids);
+  }
+
+  const fs::path main_file =
+      options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.hsdb", key);
+  const fs::path digit_file =
+      options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.digits.hsdb", key);
+
+  PolicyDatabases dbs;
+  if (!main_file.empty()) {
+    dbs.main.reset(read_cache(main_file));
+    if (!digit_ids.empty()) dbs.digits.reset(read_cache(digit_file));
+  }
+  const bool from_cache = dbs.main && (digit_ids.empty() || dbs.digits);
+  if (!from_cache) {
+    auto compile_ids = [&](const std::vector<unsigned>& ids) -> std::variant<HsDatabase, PolicyError> {
+      std::vector<const char*> exprs;
+      std::vector<unsigned> flags;
+      for (unsigned id : ids) {
+        exprs.push_back(table.expressions[id].c_str());
+        flags.push_back(table.flags[id]);
+      }
+      hs_database_t* db = nullptr;
+      hs_compile_error_t* err = nullptr;
+      if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(ids.size()), HS_MODE_BLOCK,
+                           nullptr, &db, &err) == HS_SUCCESS)
+        return HsDatabase(db);
       PolicyError e{spec.file, "", err ? err->message : "Hyperscan compile failed"};
-      if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < table.origin.size()) {
-        const auto& [rule, source] = table.origin[static_cast<size_t>(err->expression)];
+      if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < ids.size()) {
+        const auto& [rule, source] = table.origin[ids[static_cast<size_t>(err->expression)]];
         e.rule = spec.rules[static_cast<size_t>(rule)].id;
         e.message = fmt::format("pattern '{}': {}", source, err->message);
       }
       hs_free_compile_error(err);
       return e;
+    };
+    auto main_db = compile_ids(main_ids);
+    if (auto* e = std::get_if<PolicyError>(&main_db)) return *e;
+    dbs.main = std::move(std::get<HsDatabase>(main_db));
+    dbs.digits.reset();
+    if (!digit_ids.empty()) {
+      auto digit_db = compile_ids(digit_ids);
+      if (auto* e = std::get_if<PolicyError>(&digit_db)) return *e;
+      dbs.digits = std::move(std::get<HsDatabase>(digit_db));
     }
-    if (!cache_file.empty()) write_cache(cache_file, db);
+    if (!main_file.empty()) {
+      write_cache(main_file, dbs.main.get());
+      if (dbs.digits) write_cache(digit_file, dbs.digits.get());
+    }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return std::make_shared<const CompiledPolicy>(std::move(spec),
-                                                std::unique_ptr<hs_database_t, HsDatabaseDeleter>(db),
-                                                std::move(table.meta), from_cache, seconds);
+  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), std::move(table.meta), from_cache,
+                                                seconds);
 }
 
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const fs::path& dir,

@@ -32,19 +32,31 @@ struct HsDatabaseDeleter {
   void operator()(hs_database_t* db) const { hs_free_database(db); }
 };
 
+using HsDatabase = std::unique_ptr<hs_database_t, HsDatabaseDeleter>;
+
+// A tenant's patterns compile to two databases with one id space (PatternMeta index):
+// the raw-text regexes that cannot match without an ASCII digit (policy/regex_digits.h)
+// go to `digits`, scanned over the raw text of comments that hold a digit; all other
+// patterns go to `main`, scanned over every comment's text and skeleton.
+struct PolicyDatabases {
+  HsDatabase main;
+  HsDatabase digits;  // null when no regex needs a digit
+};
+
 class CompiledPolicy {
  public:
-  CompiledPolicy(PolicySpec spec, std::unique_ptr<hs_database_t, HsDatabaseDeleter> db,
-                 std::vector<PatternMeta> patterns, bool from_cache, double compile_seconds);
+  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, std::vector<PatternMeta> patterns, bool from_cache,
+                 double compile_seconds);
 
   const PolicySpec& spec() const { return spec_; }
   const std::string& tenant() const { return spec_.tenant; }
   const std::string& label() const { return label_; }  // "tenant@version"
-  const hs_database_t* database() const { return db_.get(); }
+  const hs_database_t* database() const { return dbs_.main.get(); }
+  const hs_database_t* digit_database() const { return dbs_.digits.get(); }
   const PatternMeta& pattern(unsigned id) const { return patterns_[id]; }
   size_t pattern_count() const { return patterns_.size(); }
   const RuleSpec& rule(uint16_t index) const { return spec_.rules[index]; }
-  size_t database_bytes() const;
+  size_t database_bytes() const;  // both databases
   bool from_cache() const { return from_cache_; }
   // Rules that need the history of the stream (duplicates, repeat offenders).
   const std::vector<uint16_t>& duplicate_rules() const { return duplicate_rules_; }
@@ -54,7 +66,7 @@ class CompiledPolicy {
  private:
   PolicySpec spec_;
   std::string label_;
-  std::unique_ptr<hs_database_t, HsDatabaseDeleter> db_;
+  PolicyDatabases dbs_;
   std::vector<PatternMeta> patterns_;
   std::vector<uint16_t> duplicate_rules_;
   bool from_cache_;
