@@ -93,18 +93,42 @@ floor = gbench(os.path.join(root, "build/bench/bench_classify"), "--patterns", f
 log("peers: RE2::Set, PCRE2 ...")
 peers = gbench(os.path.join(root, "build/bench/bench_peers"), "--patterns", patterns)
 core = peers["civicsift"][1]
+# Like for like with the npm filters, which only look for profanity: civicsift with a
+# policy of its profanity rule alone (the English profanity lexicon, masked spellings
+# included), still the whole path (JSON in, verdict with offsets out).
+profanity_dir = os.path.join(work, "profanity")
+os.makedirs(profanity_dir, exist_ok=True)
+if not os.path.exists(os.path.join(profanity_dir, "lexicons")):
+    os.symlink(os.path.join(patterns, "lexicons"), os.path.join(profanity_dir, "lexicons"))
+with open(os.path.join(profanity_dir, "windsor.yaml"), "w") as f:
+    f.write("tenant: windsor\nname: profanity only\nlexicons: [profanity-en]\nrules:\n"
+            "  - id: profanity\n    category: profanity\n    clause: x\n    action: remove\n"
+            "    lexicon_terms: [profanity-en]\n    examples: {match: [what the f*ck], no_match: [Scunthorpe]}\n")
+with open(os.path.join(patterns, "lexicons", "profanity-en.yaml")) as f:
+    lexicon = f.read().split("\nallow:")[0]  # the terms: list, before the allow: list
+profanity_words = [l for l in lexicon.splitlines() if l.strip().startswith("- ")]
+profanity_only = gbench(os.path.join(root, "build/bench/bench_peers"), "--patterns", profanity_dir,
+                        "--benchmark_filter=civicsift")["civicsift"][1]
 
 # Kafka path vs a pure relay on dev-broker, and latency at 50% / 90% of the reached rate.
 log("kafka path ...")
 kafka = {"latency": []}
-res = subprocess.run([os.path.join(root, "build/bench/bench_kafka"), "--patterns", patterns],
-                     check=True, capture_output=True, text=True)
+for attempt in range(3):  # the in-process mock broker now and then stalls: bench_kafka exits 3
+    res = subprocess.run([os.path.join(root, "build/bench/bench_kafka"), "--patterns", patterns],
+                         capture_output=True, text=True)
+    if res.returncode != 3:
+        break
+    log("kafka path: the mock broker stalled, running again")
+if res.returncode != 0:
+    raise RuntimeError(f"bench_kafka failed: {res.stderr}")
 for line in res.stdout.splitlines():
     j = json.loads(line)
-    if j["measure"] == "throughput":
-        kafka["throughput"] = j
-    else:
+    if j["measure"] == "latency":
         kafka["latency"].append(j)
+    else:
+        kafka[j["measure"]] = j
+
+kafka_bound = kafka["throughput"]["relay_cpu_us"] / (kafka["throughput"]["relay_cpu_us"] + layers["ClassifyPath"][0] / 1000)
 
 # 3. npm filters and civicsift scan on one generated file.
 log("npm filters ...")
@@ -239,6 +263,16 @@ no verdict). The npm filters get the text alone (no JSON), on the same 50,000 co
 | npm `@2toad/profanity` (profanity only) | {npm['@2toad/profanity']:,.0f} | {ratio(core, npm['@2toad/profanity'])} |
 | npm `obscenity` (profanity only) | {npm['obscenity']:,.0f} | {ratio(core, npm['obscenity'])} |
 
+Like for like with the npm filters, which look for profanity only: civicsift with a policy
+of one profanity rule (the English profanity lexicon, {len(profanity_words)} terms, with their
+masked spellings), still the whole path from JSON to verdict with offsets.
+
+| engine, profanity only | comments/s | civicsift / peer |
+|---|---:|---:|
+| **civicsift**, profanity policy | {profanity_only:,.0f} | 1.00x |
+| npm `@2toad/profanity` | {npm['@2toad/profanity']:,.0f} | {ratio(profanity_only, npm['@2toad/profanity'])} |
+| npm `obscenity` | {npm['obscenity']:,.0f} | {ratio(profanity_only, npm['obscenity'])} |
+
 ## The Kafka path (dev-broker, in process)
 
 `bench_kafka`: the same backlog of {kafka['throughput']['messages']:,} generated comments read by a pure
@@ -246,15 +280,31 @@ relay (consume, produce the same bytes, the service's client settings and offset
 handling, no parsing or scanning) and by `civicsift run`'s service (two workers, five
 tenants), three times each in turn, medians. Each side is timed from its first message
 consumed to its last record acknowledged. dev-broker is librdkafka's in-memory mock in
-the same process: nothing waits on a network, so the relay costs about a microsecond of
-CPU per message and the ratio mostly measures classification against nothing. Against a
-Kafka cluster over a network both sides wait on the same round trips.
+the same process: nothing waits on a network, both sides keep the two cores busy, and
+the ratio is one of CPU per message. The CPU column is the whole process's CPU time
+(the broker's threads included) over the run, per message.
 
-| path | messages/s |
-|---|---:|
-| relay | {kafka['throughput']['relay_per_second']:,} |
-| civicsift | {kafka['throughput']['civicsift_per_second']:,} |
-| **civicsift / relay** | **{kafka['throughput']['civicsift_per_second'] / kafka['throughput']['relay_per_second']:.0%}** |
+| path | messages/s | CPU µs per message |
+|---|---:|---:|
+| relay | {kafka['throughput']['relay_per_second']:,} | {kafka['throughput']['relay_cpu_us']:.2f} |
+| civicsift | {kafka['throughput']['civicsift_per_second']:,} | {kafka['throughput']['civicsift_cpu_us']:.2f} |
+| **civicsift / relay** | **{kafka['throughput']['civicsift_per_second'] / kafka['throughput']['relay_per_second']:.0%}** | |
+
+Where civicsift's CPU goes, by thread (the service names its threads; µs per message):
+
+| workers (decode, classify, verdict, produce call) | consumer thread | delivery reports | librdkafka threads (clients and broker) | other |
+|---:|---:|---:|---:|---:|
+| {kafka['service_cpu'].get('workers', 0):.2f} | {kafka['service_cpu'].get('cs-consume', 0):.2f} | {kafka['service_cpu'].get('cs-deliver', 0):.2f} | {kafka['service_cpu'].get('librdkafka', 0):.2f} | {kafka['service_cpu'].get('other', 0):.2f} |
+
+Why 85% cannot hold here: the service does all the relay does (same client, same
+broker, same offset handling) plus classification. With both sides CPU-bound on the
+same two cores, the ratio is at most relay CPU / (relay CPU + classification CPU) =
+{kafka['throughput']['relay_cpu_us']:.2f} / ({kafka['throughput']['relay_cpu_us']:.2f} + {layers['ClassifyPath'][0] / 1000:.2f}) = **{kafka_bound:.0%}**, taking classification at its
+hot-loop cost above ({layers['ClassifyPath'][0]:,.0f} ns); in the service the workers pay more than that per
+message (caches shared with the Kafka threads on two cores). 85% would need
+classification below {0.15 / 0.85 * kafka['throughput']['relay_cpu_us'] * 1000:,.0f} ns per comment. Against a broker on
+other machines the client's share shrinks and the network's waits are the same for
+both sides.
 
 End-to-end latency (input message timestamp to the broker's acknowledgement of its
 verdict) at a steady share of that rate:
@@ -332,10 +382,15 @@ targets = [
     ("vs RE2::Set", ">= 3x", ratio(core, peers["re2_set"][1]), core >= 3 * peers["re2_set"][1]),
     ("vs @2toad/profanity", ">= 3x", ratio(core, npm["@2toad/profanity"]), core >= 3 * npm["@2toad/profanity"]),
     ("vs obscenity", ">= 50x", ratio(core, npm["obscenity"]), core >= 50 * npm["obscenity"]),
+    ("vs @2toad/profanity, profanity policy (like for like)", ">= 3x", ratio(profanity_only, npm["@2toad/profanity"]),
+     profanity_only >= 3 * npm["@2toad/profanity"]),
+    ("vs obscenity, profanity policy (like for like)", ">= 50x", ratio(profanity_only, npm["obscenity"]),
+     profanity_only >= 50 * npm["obscenity"]),
     ("scan p99, comments up to 1 KB", "<= 10 µs", f"{latency['p99_us']:.2f} µs", latency["p99_us"] <= 10),
     ("`civicsift scan` 500k lines, whole process", ">= 1,000,000/s", f"{best_scan:,.0f}/s", best_scan >= 1e6),
     ("Kafka path vs relay, same broker", ">= 85%",
-     f"{kafka['throughput']['civicsift_per_second'] / kafka['throughput']['relay_per_second']:.0%}",
+     f"{kafka['throughput']['civicsift_per_second'] / kafka['throughput']['relay_per_second']:.0%}"
+     f" (at most {kafka_bound:.0%} here, see above)",
      kafka['throughput']['civicsift_per_second'] >= 0.85 * kafka['throughput']['relay_per_second']),
     ("resident memory, five tenants, two workers", "<= 256 MiB", f"{peak_rss:.0f} MiB", peak_rss <= 256),
     ("compile, five tenants, cold", "<= 10 s", f"{cold:.1f} s (with examples)", cold <= 10),
@@ -351,23 +406,26 @@ for name, want, got, ok in targets:
     md.append(f"| {name} | {want} | {got} | {'met' if ok else '**not met**'} |\n")
 md.append(f"""
 The floor row above bounds what any policy can reach with this design: with one rule
-the whole path still costs {floor['ClassifyPath'][0]:,.0f} ns ({floor['ClassifyPath'][1]:,.0f}/s), so 2 M/s
-(500 ns) cannot hold on this machine without a cheaper skeleton pass. RE2::Set and the
-PCRE2 loop share civicsift's decode and skeleton, so their ratio is bounded the same way.
+the whole path still costs {floor['ClassifyPath'][0]:,.0f} ns ({floor['ClassifyPath'][1]:,.0f}/s): decode {floor['Decode'][0]:,.0f} ns, skeleton
+{floor['Skeleton'][0]:,.0f} ns, write {floor['WriteVerdict'][0]:,.0f} ns. 2 M/s is 500 ns per comment, so it cannot hold on this
+machine with five real policies; the same run's figures put it at
+{core / 2e6:.0%} of the target. The npm filters and RE2::Set answer less (a yes/no, or
+which patterns matched, with no offsets, clause or verdict, and the npm filters without
+reading JSON), which is why the like-for-like profanity rows are shown too.
 
 Where the time goes (whole path {layers['ClassifyPath'][0]:,.0f} ns): decode
 {layers['Decode'][0]:,.0f} ns, skeleton {layers['Skeleton'][0]:,.0f} ns, scan + verdict
 {layers['ScanAndVerdict'][0]:,.0f} ns (skeleton included), write {layers['WriteVerdict'][0]:,.0f} ns.
-The scan dominates. Measured separately (not regenerated here): the raw text and the
-skeleton share one scan buffer; since the skeleton's bytes have their high bit flipped
-(and its patterns are compiled the same way), raw-text regexes no longer run over the
-skeleton half, which took 21% off scan + verdict with identical verdicts on 294,060
-comments. Of what remains, one rule stands out in every tenant: the street-address
-regex costs ~260 ns per comment alone, and none of nine rewrites tried (bounded
-repeats, no optional groups, fewer street words, single spaces) took it below ~250 ns;
-the other raw regexes cost 25-100 ns each. `build/bench/rule_cost patterns/<tenant>.yaml`
-ranks rules by cost. RE2::Set is ahead of the whole path because it only answers which
-patterns match (no offsets, no verdict).
+The scan dominates. What was done about it, each with identical verdicts before and after
+(500,000 generated comments and the labelled corpora, all five tenants): the raw text and
+the skeleton share one scan buffer, the skeleton's bytes with their high bit flipped, so
+raw-text regexes find nothing to start on in the skeleton half (-21% scan + verdict);
+terms written as templates compile to one skeleton regex rather than thousands of
+literals; and the regexes that cannot match without a digit (phone numbers, postcodes,
+card numbers, street addresses, prices: 30 of the 38 raw regexes of middlesex-centre, found by
+`policy/regex_digits`) live in a second database scanned only over comments holding a
+digit, one in six (the raw regexes had cost ~450 ns per comment, a third of the scan).
+`build/bench/rule_cost patterns/<tenant>.yaml` ranks rules by cost.
 """)
 open(args.out, "w").write("".join(md))
 log(f"wrote {args.out}")
