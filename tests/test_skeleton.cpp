@@ -98,6 +98,44 @@ TEST(Skeleton, SpelledLettersBeforeAPlainWord) {
   EXPECT_EQ(skel("I said hello"), " i said helo ");
 }
 
+// Plain words are read sixteen bytes at a time: lengths and repeats around the block
+// edges, and words that reach the end of the input, map back byte for byte.
+TEST(Skeleton, WordsAcrossBlockEdgesMapBackByteForByte) {
+  for (size_t length : {2u, 15u, 16u, 17u, 31u, 32u, 33u, 100u}) {
+    std::string word;
+    for (size_t i = 0; i < length; ++i) word += static_cast<char>((i % 2 ? 'A' : 'a') + i % 26);  // aBcD...: no repeats
+    for (const std::string& src : {word, "x, " + word + " ok", word + "!"}) {
+      Skeleton sk;
+      build_skeleton(src, sk);
+      const size_t at = src.find(word);
+      const size_t s = sk.view().find(civicsift::text::term_skeleton(word));
+      ASSERT_NE(s, std::string_view::npos) << src;
+      for (size_t i = 0; i < length; ++i) {
+        EXPECT_EQ(sk.source_begin[s + i], at + i) << src;
+        EXPECT_EQ(sk.source_end[s + i], at + i + 1) << src;
+        EXPECT_EQ(sk.run_length[s + i], 1) << src;
+      }
+      EXPECT_EQ(sk.view()[s + length], ' ');
+    }
+  }
+}
+
+TEST(Skeleton, RepeatsAcrossBlockEdgesCollapseIntoOneRun) {
+  Skeleton sk;
+  const std::string src = "go" + std::string(14, 'o') + "OOal " + std::string(40, 'z') + "s";  // the o run spans two blocks
+  build_skeleton(src, sk);
+  ASSERT_EQ(sk.view(), " goal zs ");
+  EXPECT_EQ(sk.run_length[2], 17);
+  EXPECT_EQ(sk.source_begin[2], 1u);
+  EXPECT_EQ(sk.source_end[2], 18u);
+  EXPECT_EQ(sk.run_length[6], 40);
+  EXPECT_EQ(sk.source_end[6], src.size() - 1);
+  build_skeleton(std::string(70000, 'a'), sk);  // run lengths saturate, offsets do not
+  ASSERT_EQ(sk.view(), " a ");
+  EXPECT_EQ(sk.run_length[1], UINT16_MAX);
+  EXPECT_EQ(sk.source_end[1], 70000u);
+}
+
 // The scan buffer flips the high bit of skeleton bytes: reversibly, since skeletons
 // keep letters of other scripts as UTF-8, and only in the skeleton part.
 TEST(Skeleton, MarkingForTheScanFlipsTheHighBitOfTheSkeletonOnly) {
