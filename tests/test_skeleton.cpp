@@ -68,7 +68,8 @@ TEST(Skeleton, MapsEverySkeletonByteBackToSource) {
   build_skeleton(src, sk);
   ASSERT_EQ(sk.view(), " what the fuck ");
   const size_t f = sk.view().find("fuck");
-  EXPECT_EQ(src.substr(sk.source_begin[f], sk.source_end[f + 3] - sk.source_begin[f]), "F.U.C.K");
+  // The space after a word records where the word ends in the source.
+  EXPECT_EQ(src.substr(sk.source_begin[f], sk.source_begin[f + 4] - sk.source_begin[f]), "F.U.C.K");
 }
 
 TEST(Skeleton, SurvivesInvalidUtf8AndControlBytes) {
@@ -112,10 +113,10 @@ TEST(Skeleton, WordsAcrossBlockEdgesMapBackByteForByte) {
       ASSERT_NE(s, std::string_view::npos) << src;
       for (size_t i = 0; i < length; ++i) {
         EXPECT_EQ(sk.source_begin[s + i], at + i) << src;
-        EXPECT_EQ(sk.source_end[s + i], at + i + 1) << src;
         EXPECT_EQ(sk.run_length[s + i], 1) << src;
       }
       EXPECT_EQ(sk.view()[s + length], ' ');
+      EXPECT_EQ(sk.source_begin[s + length], at + length) << src;  // where the word ends
     }
   }
 }
@@ -127,13 +128,14 @@ TEST(Skeleton, RepeatsAcrossBlockEdgesCollapseIntoOneRun) {
   ASSERT_EQ(sk.view(), " goal zs ");
   EXPECT_EQ(sk.run_length[2], 17);
   EXPECT_EQ(sk.source_begin[2], 1u);
-  EXPECT_EQ(sk.source_end[2], 18u);
+  EXPECT_EQ(sk.source_begin[3], 18u);
   EXPECT_EQ(sk.run_length[6], 40);
-  EXPECT_EQ(sk.source_end[6], src.size() - 1);
+  EXPECT_EQ(sk.source_begin[6], src.size() - 41);
+  EXPECT_EQ(sk.source_begin[7], src.size() - 1);
   build_skeleton(std::string(70000, 'a'), sk);  // run lengths saturate, offsets do not
   ASSERT_EQ(sk.view(), " a ");
   EXPECT_EQ(sk.run_length[1], UINT16_MAX);
-  EXPECT_EQ(sk.source_end[1], 70000u);
+  EXPECT_EQ(sk.source_begin[2], 70000u);
 }
 
 // The scan buffer flips the high bit of skeleton bytes: reversibly, since skeletons

@@ -121,9 +121,10 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     const uint32_t length = meta.length ? meta.length : hit.to - hit.from;
     if (hit.to < skeleton_begin + length || (meta.length == 0 && hit.from < skeleton_begin)) continue;
     const uint32_t s = hit.to - length - skeleton_begin;
-    // The literal is " body ": map the body back to source bytes.
+    // The literal is " body ": map the body back to source bytes (the closing space
+    // records where the body's last word ends).
     const uint32_t start = sk.source_begin[s + 1];
-    const uint32_t end = sk.source_end[s + length - 2];
+    const uint32_t end = sk.source_begin[s + length - 1];
     if (meta.kind == PatternKind::allow) {
       ctx.allows_.push_back({hit.pattern, start, end});
       continue;

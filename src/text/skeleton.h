@@ -25,9 +25,11 @@ struct Skeleton {
   std::string bytes;
   size_t offset = 0;
   size_t size = 0;
-  std::vector<uint32_t> source_begin;  // per skeleton byte: first source byte it came from
-  std::vector<uint32_t> source_end;    // per skeleton byte: one past the last source byte
-  std::vector<uint16_t> run_length;    // per skeleton byte: how many source letters it stands for
+  // Per skeleton byte: the first source byte it came from. For the space after a word,
+  // one past the word's last source byte, so " word " maps back to
+  // [source_begin[first letter], source_begin[space after]).
+  std::vector<uint32_t> source_begin;
+  std::vector<uint16_t> run_length;  // per skeleton byte: how many source letters it stands for
 
   std::string_view view() const { return {bytes.data() + offset, size}; }
 };
