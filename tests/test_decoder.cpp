@@ -55,6 +55,16 @@ TEST(Decoder, UnescapesTextIncludingNul) {
   EXPECT_EQ(c.text, std::string_view("a\0b \"q\" \xC3\xA9", 10));
 }
 
+// Keys are compared where they stand in the input; one spelled with escapes still counts.
+TEST(Decoder, ReadsKeysSpelledWithEscapes) {
+  Decoder d;
+  const Comment c = decode_ok(d, R"({"i\u0064":"c1","ten\u0061nt":"t","a\"b":1,"":2,"te\u0078t":"hi"})");
+  EXPECT_EQ(c.id, "c1");
+  EXPECT_EQ(c.tenant, "t");
+  EXPECT_EQ(c.text, "hi");
+  EXPECT_EQ(error_of(R"({"id":"c1","tenant":"t","text":"x","bad\q":1})"), DecodeErrorCode::not_json);
+}
+
 TEST(Decoder, ToleratesCrlfAndByteOrderMark) {
   Decoder d;
   EXPECT_EQ(decode_ok(d, "{\"id\":\"a\",\"tenant\":\"t\",\"text\":\"x\"}\r").id, "a");

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <optional>
+
 #include "common/time.h"
 
 namespace civicsift {
@@ -63,6 +65,18 @@ DecodeError from_simdjson(simdjson::error_code e, std::string_view id = {}) {
       return error(DecodeErrorCode::not_json,
                    fmt::format("input is not valid JSON ({})", simdjson::error_message(e)), id);
   }
+}
+
+// A key as it stands in the input, or a null view when it holds an escape. The input
+// is valid UTF-8 (checked in stage 1) and the key ends at its closing quote.
+std::string_view raw_key(od::raw_json_string key) {
+  const char* begin = key.raw();
+  const char* end = begin;
+  while (*end != '"') {
+    if (*end == '\\') return {};
+    ++end;
+  }
+  return {begin, static_cast<size_t>(end - begin)};
 }
 
 // Walks a value we do not use, so malformed JSON in ignored fields is still caught
@@ -188,22 +202,26 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
   bool has_id = false, has_tenant = false, has_text = false;
   std::string_view direction;
   auto string_field = [&](od::value v, std::string_view& out, bool& present, DecodeErrorCode not_string,
-                          std::string_view name) -> std::variant<std::monostate, DecodeError> {
+                          std::string_view name) -> std::optional<DecodeError> {
     od::json_type t;
     if (auto e = v.type().get(t)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
     if (t != od::json_type::string)
       return error(not_string, fmt::format("field \"{}\" must be a string", name), has_id ? c.id : "");
     if (auto e = v.get_string().get(out)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
     present = true;
-    return std::monostate{};
+    return std::nullopt;
   };
 
-  for (auto field : obj) {
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return diagnose(impl_->validator, input, e, {});
-    od::value v;
-    if (auto e = field.value().get(v)) return diagnose(impl_->validator, input, e, {});
-    std::variant<std::monostate, DecodeError> r;
+  for (auto result : obj) {
+    od::field field;
+    if (auto e = std::move(result).get(field)) return diagnose(impl_->validator, input, e, {});
+    // Keys are read in place; only one holding an escape (legal, never seen in
+    // practice) is unescaped, which costs a copy.
+    std::string_view key = raw_key(field.key());
+    if (key.data() == nullptr && field.unescaped_key().get(key) != simdjson::SUCCESS)
+      return diagnose(impl_->validator, input, simdjson::STRING_ERROR, {});
+    od::value v = field.value();
+    std::optional<DecodeError> r;
     bool unused = false;
     if (key == "id") {
       r = string_field(v, c.id, has_id, DecodeErrorCode::id_not_string, key);
@@ -224,7 +242,7 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     } else if (auto e = skip_value(v, 2, options_.max_depth)) {
       return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
     }
-    if (auto* err = std::get_if<DecodeError>(&r)) return std::move(*err);
+    if (r) return std::move(*r);
   }
   // Anything left after the object is garbage ("{...} trailing", "{...}{...}").
   if (const char* where = nullptr; doc.current_location().get(where) == simdjson::SUCCESS)
