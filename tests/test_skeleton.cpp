@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "text/skeleton.h"
 
 using civicsift::text::build_skeleton;
@@ -119,6 +121,29 @@ TEST(Skeleton, WordsAcrossBlockEdgesMapBackByteForByte) {
       EXPECT_EQ(sk.source_begin[s + length], at + length) << src;  // where the word ends
     }
   }
+}
+
+// Runs of simple words are taken a block at a time; whatever breaks a block (a word of
+// one letter, a repeat, two spaces, punctuation) must give the same skeleton as word by word.
+TEST(Skeleton, RunsOfSimpleWordsMapBackByteForByte) {
+  const std::string src = "The Snow on the sports fields is gone this morning thanks to the crew";
+  Skeleton sk;
+  build_skeleton(src, sk);
+  std::string lower = src;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  ASSERT_EQ(sk.view(), " " + lower + " ");
+  for (size_t i = 0; i < src.size(); ++i) {
+    EXPECT_EQ(sk.source_begin[i + 1], i);
+    EXPECT_EQ(sk.run_length[i + 1], 1);
+  }
+  EXPECT_EQ(sk.source_begin[src.size() + 1], src.size());  // where the last word ends
+
+  EXPECT_EQ(skel("we saw a big dog on the road to the park"), " we saw a big dog on the road to the park ");
+  EXPECT_EQ(skel("f u c k the snow on the road today"), " fuck the snow on the road today ");
+  EXPECT_EQ(skel("the wall is tall and the street is green"), " the wal is tal and the stret is gren ");
+  EXPECT_EQ(skel("the snow  on the road,  today is  fine"), " the snow on the road today is fine ");
+  EXPECT_EQ(skel("our roads are bad b1tch sh!t the end"), " our roads are bad bitch shit the end ");
+  EXPECT_EQ(skel("snow on roads \xC3\xA9t\xC3\xA9 today"), " snow on roads ete today ");
 }
 
 TEST(Skeleton, RepeatsAcrossBlockEdgesCollapseIntoOneRun) {
