@@ -166,6 +166,36 @@ TEST(PolicySet, CompilesTenantsInParallelAndReportsTheFirstFailureInFolderOrder)
   EXPECT_EQ(std::get<std::shared_ptr<const PolicySet>>(ok)->policies().size(), 3u);
 }
 
+// Files are parsed side by side too; what is reported stays what a file-by-file load
+// would report first: a broken file, or a tenant defined a second time, in folder order.
+TEST(PolicySet, ParsesFilesInParallelAndReportsTheFirstProblemInFolderOrder) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  auto tenant = [&](const std::string& file, const std::string& name) {
+    std::string text = kMinimal;
+    text.replace(text.find("tenant: town"), 12, "tenant: " + name);
+    dir.write(file, text);
+  };
+  tenant("a.yaml", "alpha");
+  tenant("b.yaml", "beta");
+  tenant("c.yaml", "alpha");         // defined twice: reported against c.yaml
+  dir.write("d.yaml", "rules: [\n");  // unparsable, but later in folder order
+  auto r = load_policy_dir(dir.path());
+  ASSERT_TRUE(std::holds_alternative<PolicyError>(r));
+  EXPECT_EQ(std::get<PolicyError>(r).file.filename(), "c.yaml");
+  EXPECT_NE(std::get<PolicyError>(r).message.find("defined twice"), std::string::npos);
+  dir.write("b.yaml", "tenant: [\n");  // now the first problem in folder order
+  r = load_policy_dir(dir.path());
+  ASSERT_TRUE(std::holds_alternative<PolicyError>(r));
+  EXPECT_EQ(std::get<PolicyError>(r).file.filename(), "b.yaml");
+  std::filesystem::remove(dir.path() / "b.yaml");
+  std::filesystem::remove(dir.path() / "c.yaml");
+  std::filesystem::remove(dir.path() / "d.yaml");
+  auto ok = load_policy_dir(dir.path());
+  ASSERT_TRUE(std::holds_alternative<std::vector<PolicySpec>>(ok));
+  EXPECT_EQ(std::get<std::vector<PolicySpec>>(ok).front().tenant, "alpha");
+}
+
 #include "policy/phrase_template.h"
 
 namespace {

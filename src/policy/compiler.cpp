@@ -3,13 +3,13 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <thread>
+#include <unordered_map>
 
+#include "common/parallel.h"
 #include "policy/loader.h"
 #include "policy/phrase_template.h"
 #include "policy/regex_digits.h"
@@ -72,18 +72,27 @@ std::string scan_byte(unsigned char c) {
 }
 
 // The pattern table under construction, with the source of each pattern for errors.
+// Start-up builds it for every tenant even when the databases come from the cache (it
+// yields their key), so it avoids allocations it does not need.
 struct PatternTable {
   std::vector<std::string> expressions;
   std::vector<unsigned> flags;
   std::vector<PatternMeta> meta;
-  std::vector<std::pair<int, std::string>> origin;  // rule index (-1: lexicon), source text
-  std::map<std::pair<std::string, std::vector<uint16_t>>, unsigned> literal_ids;
+  // Rule index and source text (a view of the spec's term, phrase or regex, which
+  // outlives the table) of each pattern.
+  std::vector<std::pair<int, std::string_view>> origin;
+  // A literal's kind, bytes and run profile, as one string -> its pattern id.
+  std::unordered_map<std::string, unsigned> literal_ids;
 
-  void add_literal(PatternKind kind, const std::string& literal, std::vector<uint16_t> profile, uint16_t rule,
-                   const std::string& source) {
-    auto key = std::make_pair(literal, kind == PatternKind::allow ? std::vector<uint16_t>{} : profile);
-    if (kind == PatternKind::allow) key.first.insert(0, "\x01");  // allow and term never share an id
-    auto [it, inserted] = literal_ids.emplace(key, static_cast<unsigned>(meta.size()));
+  void add_literal(PatternKind kind, const std::string& literal, const std::vector<uint16_t>& profile, uint16_t rule,
+                   std::string_view source) {
+    std::string key;
+    key.reserve(1 + literal.size() + 2 * profile.size());
+    key += kind == PatternKind::allow ? 'a' : 't';  // allow and term never share an id
+    key += literal;  // skeleton bytes: never NUL, and the profile has one entry per byte
+    if (kind != PatternKind::allow)
+      key.append(reinterpret_cast<const char*>(profile.data()), profile.size() * sizeof(uint16_t));
+    auto [it, inserted] = literal_ids.emplace(std::move(key), static_cast<unsigned>(meta.size()));
     if (!inserted) {
       auto& rules = meta[it->second].rules;
       if (rules.empty() || rules.back() != rule) rules.push_back(rule);
@@ -96,7 +105,7 @@ struct PatternTable {
     m.view = View::skeleton;
     m.kind = kind;
     m.length = static_cast<uint32_t>(literal.size());
-    if (kind == PatternKind::term) m.run_profile = std::move(profile);
+    if (kind == PatternKind::term) m.run_profile = profile;
     m.rules = {rule};
     expressions.push_back(std::move(expr));
     flags.push_back(0);
@@ -117,23 +126,32 @@ void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(term, &runs);
   if (skel.empty()) throw PolicyError{file, r.id, fmt::format("term \"{}\" has no letters or digits", term)};
-  auto framed = [](std::string_view body) { return " " + std::string(body) + " "; };
-  auto framed_profile = [](std::vector<uint16_t> p) {
-    p.insert(p.begin(), 0);
-    p.push_back(0);
-    return p;
+  // The literal is framed by spaces, whose run profile entries are 0 (any). Both are
+  // built in buffers reused for every spelling.
+  std::string literal;
+  std::vector<uint16_t> profile;
+  auto add = [&](size_t mask_from, size_t mask_to) {  // no mask when mask_from == mask_to
+    literal.assign(1, ' ');
+    literal.append(skel, 0, mask_from);
+    profile.assign(1, 0);
+    profile.insert(profile.end(), runs.begin(), runs.begin() + static_cast<long>(mask_from));
+    if (mask_to > mask_from) {
+      literal += text::kMask;
+      profile.push_back(0);
+    }
+    literal.append(skel, mask_to, std::string::npos);
+    literal += ' ';
+    profile.insert(profile.end(), runs.begin() + static_cast<long>(mask_to), runs.end());
+    profile.push_back(0);
+    t.add_literal(PatternKind::term, literal, profile, rule, term);
   };
-  t.add_literal(PatternKind::term, framed(skel), framed_profile(runs), rule, term);
+  add(0, 0);
   const size_t n = skel.size();
   if (n < 3 || n > 12 || !is_ascii_word(skel)) return;
   for (size_t i = 1; i + 1 < n; ++i) {
     for (size_t j = i; j + 1 < n; ++j) {  // mask covers [i, j]
       if (n - (j - i + 1) < 2) continue;
-      std::string masked = skel.substr(0, i) + text::kMask + skel.substr(j + 1);
-      std::vector<uint16_t> profile(runs.begin(), runs.begin() + static_cast<long>(i));
-      profile.push_back(0);
-      profile.insert(profile.end(), runs.begin() + static_cast<long>(j + 1), runs.end());
-      t.add_literal(PatternKind::term, framed(masked), framed_profile(std::move(profile)), rule, term);
+      add(i, j + 1);
     }
   }
 }
@@ -214,8 +232,8 @@ void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const 
   }
 }
 
-void add_regex(PatternTable& t, std::string regex, uint16_t rule) {
-  const std::string source = regex;
+void add_regex(PatternTable& t, const std::string& source, uint16_t rule) {
+  std::string regex = source;
   PatternMeta m;
   m.view = View::raw;
   m.kind = PatternKind::regex;
@@ -394,19 +412,11 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(cons
   auto loaded = load_policy_dir(dir);
   if (auto* e = std::get_if<PolicyError>(&loaded)) return *e;
   auto& specs = std::get<std::vector<PolicySpec>>(loaded);
-  // Tenants compile (or load from the cache) side by side: start-up is most of a
-  // short `civicsift scan`, and a cold compile of five tenants takes seconds.
+  // Tenants compile (or load from the cache) side by side: a cold compile of five
+  // tenants takes seconds.
   using Result = std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError>;
   std::vector<std::optional<Result>> results(specs.size());
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next++) < specs.size();) results[i] = compile_policy(std::move(specs[i]), options);
-  };
-  std::vector<std::thread> helpers;
-  const size_t threads = std::min<size_t>(specs.size(), std::max(1u, std::thread::hardware_concurrency()));
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
-  work();
-  for (auto& h : helpers) h.join();
+  parallel_for(specs.size(), [&](size_t i) { results[i] = compile_policy(std::move(specs[i]), options); });
   std::vector<std::shared_ptr<const CompiledPolicy>> compiled;
   for (auto& r : results) {  // the first error in folder order, as a serial load would report
     if (auto* e = std::get_if<PolicyError>(&*r)) return *e;

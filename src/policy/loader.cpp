@@ -1,5 +1,6 @@
 #include "policy/loader.h"
 
+#include "common/parallel.h"
 #include "common/time.h"
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -271,14 +273,17 @@ std::variant<std::vector<PolicySpec>, PolicyError> load_policy_dir(const fs::pat
   if (ec) return PolicyError{dir, "", ec.message()};
   std::sort(files.begin(), files.end());
   if (files.empty()) return PolicyError{dir, "", "contains no policy files (*.yaml)"};
+  // Parsed side by side (YAML parsing is a third of start-up); the first problem in
+  // folder order is reported, as a file-by-file load would.
+  std::vector<std::optional<std::variant<PolicySpec, PolicyError>>> loaded(files.size());
+  parallel_for(files.size(), [&](size_t i) { loaded[i] = load_policy(files[i]); });
   std::vector<PolicySpec> out;
   std::set<std::string> tenants;
-  for (const auto& f : files) {
-    auto r = load_policy(f);
-    if (auto* e = std::get_if<PolicyError>(&r)) return *e;
-    auto& spec = std::get<PolicySpec>(r);
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (auto* e = std::get_if<PolicyError>(&*loaded[i])) return *e;
+    auto& spec = std::get<PolicySpec>(*loaded[i]);
     if (!tenants.insert(spec.tenant).second)
-      return PolicyError{f, "", fmt::format("tenant \"{}\" is defined twice", spec.tenant)};
+      return PolicyError{files[i], "", fmt::format("tenant \"{}\" is defined twice", spec.tenant)};
     out.push_back(std::move(spec));
   }
   return out;
