@@ -2,6 +2,11 @@
 
 #include <utf8proc.h>
 
+// Plain words are read sixteen bytes at a time with SSE2, which every x86-64 CPU has
+// (Hyperscan, the scan engine, runs on x86 only).
+#if !defined(__SSE2__)
+#error "civicsift's skeleton needs SSE2 (x86-64)"
+#endif
 #include <emmintrin.h>
 
 #include <algorithm>
