@@ -195,7 +195,7 @@ class Builder {
         const AsciiClass ac = kAscii[c];
         if (ac.kind == Kind::separator) {
           end_word();
-          separator_ = (c > ' ' && c != 0x7f) ? static_cast<char>(c) : ' ';
+          separator_ = separator_char(c);
         } else {
           add(ac.letter, static_cast<char>(c), ac.kind, static_cast<uint32_t>(i), static_cast<uint32_t>(i + 1));
         }
@@ -315,8 +315,7 @@ class Builder {
       separator_ = ' ';
       return k;
     }
-    // The separator that ended the word, as the general path would take it.
-    separator_ = (p[k] > ' ' && p[k] != 0x7f) ? static_cast<char>(p[k]) : ' ';
+    separator_ = separator_char(p[k]);  // the separator that ended the word
     return k + 1;
   }
 
@@ -375,6 +374,10 @@ class Builder {
     return static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(
         _mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)), _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)))));
   }
+
+  // How a separator is remembered for the one-letter word after it: "f.u.c.k" is
+  // spelled out, "u r a" is not (flush_singles compares them).
+  static char separator_char(unsigned char c) { return (c > ' ' && c != 0x7f) ? static_cast<char>(c) : ' '; }
 
   // Stores kBlock skeleton bytes, which came one each from source bytes [at, at + kBlock),
   // at the given output positions; the caller counts those it keeps.
