@@ -264,7 +264,8 @@ class Builder {
       const unsigned letters = letter_mask(lower);
       const auto spaces = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, space)));
       if (spaces == 0 || (letters & 1) == 0) break;
-      const unsigned stretch = (2u << (31 - __builtin_clz(spaces))) - 1;  // up to the last space
+      const auto taken = static_cast<size_t>(32 - __builtin_clz(spaces));  // bytes up to the last space
+      const unsigned stretch = (2u << (taken - 1)) - 1;
       // Each byte against the one before it; the first against the skeleton's last byte (a space).
       const __m128i before = _mm_or_si128(_mm_slli_si128(lower, 1), _mm_cvtsi32_si128(' '));
       const auto repeats = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(lower, before)));
@@ -272,7 +273,6 @@ class Builder {
       const unsigned one_letter_words = word_starts & (spaces >> 1);
       if (((letters | spaces) & stretch) != stretch || ((repeats | one_letter_words) & stretch) != 0) break;
       store_letters(lower, i, bytes_ + size_, begin_ + size_, runs_ + size_);  // a space stays a space
-      const auto taken = static_cast<size_t>(__builtin_popcount(stretch));
       size_ += taken;
       i += taken;
     }
