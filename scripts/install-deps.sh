@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(
   g++ cmake ninja-build pkg-config
   libhyperscan-dev libsimdjson-dev librdkafka-dev prometheus-cpp-dev
-  libcivetweb-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev libutf8proc-dev libxxhash-dev
+  libcivetweb-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev libutf8proc-dev libxxhash-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 case "${1:-build}" in

@@ -80,8 +80,8 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
 void StreamState::bound(int64_t now) {
   // First forget what no window can reach any more; if that is not enough, forget
   // everything (a burst of distinct authors larger than the budget).
-  std::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > longest_window_ms_; });
-  std::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > longest_window_ms_; });
+  absl::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > longest_window_ms_; });
+  absl::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > longest_window_ms_; });
   if (entries() > max_entries_) {
     last_post_.clear();
     removals_.clear();

@@ -8,8 +8,9 @@
 
 #include <cstdint>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "classify/classifier.h"
 
@@ -49,10 +50,10 @@ class StreamState {
 
   size_t max_entries_;
   int64_t longest_window_ms_ = 0;
-  std::unordered_map<uint64_t, int64_t> last_post_;             // author+thread+text -> last seen
+  absl::flat_hash_map<uint64_t, int64_t> last_post_;             // author+thread+text -> last seen
   // author -> removal times, oldest first: at most the policy's few `removals`, so a
   // small vector (a deque would take over half a kilobyte per author).
-  std::unordered_map<uint64_t, std::vector<int64_t>> removals_;
+  absl::flat_hash_map<uint64_t, std::vector<int64_t>> removals_;
 };
 
 }  // namespace civicsift
