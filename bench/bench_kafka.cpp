@@ -303,8 +303,9 @@ int main(int argc, char** argv) {
   const auto broker = std::move(std::get<std::unique_ptr<DevBroker>>(started));
   const std::string& bootstrap = broker->bootstrap();
 
-  // Throughput: the same backlog, read in turn by the relay and by the service, three
-  // times each in fresh consumer groups; the median of each side.
+  // Throughput: the same backlog, read in turn by the relay and by the service, five
+  // times each in fresh consumer groups; the best of each side, as for every timed
+  // figure of the benchmarks (a shared VM's slow spells only ever make a run slower).
   if (const size_t backlog = produce(bootstrap, "comments", messages, 0, 1); backlog != messages) {
     std::fprintf(stderr, "the broker took %zu of %zu backlog messages\n", backlog, messages);
     return 1;
@@ -336,8 +337,9 @@ int main(int argc, char** argv) {
                    1e6 * (process_cpu_seconds() - cpu_before) / n};
   };
   std::vector<double> relay_rates, service_rates, relay_cpu, service_cpu;
-  std::vector<std::map<std::string, double>> run_roles(3);
-  for (int run = 0; run < 3; ++run) {
+  constexpr int kRuns = 5;
+  std::vector<std::map<std::string, double>> run_roles(kRuns);
+  for (int run = 0; run < kRuns; ++run) {
     const PathRun r = relay(bootstrap, messages, "relay-" + std::to_string(run));
     const PathRun s = service_run("throughput-" + std::to_string(run), run_roles[static_cast<size_t>(run)]);
     relay_rates.push_back(r.per_second);
@@ -345,19 +347,18 @@ int main(int argc, char** argv) {
     service_rates.push_back(s.per_second);
     service_cpu.push_back(s.cpu_us_per_message);
   }
-  const double relay_rate = percentile(relay_rates, 0.5), service_rate = percentile(service_rates, 0.5);
+  const double relay_rate = *std::max_element(relay_rates.begin(), relay_rates.end());
+  const double service_rate = *std::max_element(service_rates.begin(), service_rates.end());
+  const auto least_service_cpu = std::min_element(service_cpu.begin(), service_cpu.end());
   // CPU per message includes start-up, group join and the in-process broker's work
   // for each side: where the cores go, not only how fast the messages went.
   std::printf(
       "{\"measure\":\"throughput\",\"messages\":%zu,\"relay_per_second\":%.0f,\"civicsift_per_second\":%.0f,"
       "\"relay_cpu_us\":%.2f,\"civicsift_cpu_us\":%.2f}\n",
-      messages, relay_rate, service_rate, percentile(relay_cpu, 0.5), percentile(service_cpu, 0.5));
-  // The service's CPU by thread role, for the run with the median CPU per message.
-  const double median_cpu = percentile(service_cpu, 0.5);
-  const size_t median_run =
-      static_cast<size_t>(std::find(service_cpu.begin(), service_cpu.end(), median_cpu) - service_cpu.begin());
+      messages, relay_rate, service_rate, *std::min_element(relay_cpu.begin(), relay_cpu.end()), *least_service_cpu);
+  // The service's CPU by thread role, for the run with the least CPU per message.
   std::printf("{\"measure\":\"service_cpu\"");
-  for (const auto& [role, us] : run_roles[median_run]) std::printf(",\"%s\":%.2f", role.c_str(), us);
+  for (const auto& [role, us] : run_roles[static_cast<size_t>(least_service_cpu - service_cpu.begin())]) std::printf(",\"%s\":%.2f", role.c_str(), us);
   std::printf("}\n");
   std::fflush(stdout);
 
