@@ -344,7 +344,14 @@ verdict) at a steady share of that rate:
 """)
 for t, (rate, s, rss) in scan_runs.items():
     md.append(f"| 500,000 comments, {t} thread(s) | {rate:,.0f} | {s:.2f} | {rss:.0f} MiB |\n")
+scan_budget_ns = 2 * (0.5 - warm) / 500000 * 1e9
 md.append(f"""
+Why 1,000,000/s cannot hold here: it means 500,000 comments in 0.5 s, start-up included.
+Once started ({warm:.2f} s, below), two cores have {0.5 - warm:.2f} s each, so at most
+{scan_budget_ns:,.0f} ns of CPU per comment, with perfect scaling and nothing spent on
+reading or writing. The classification core alone takes {layers['ClassifyPath'][0]:,.0f} ns
+per comment (above).
+
 ![threads](bench/plots/threads.png)
 
 ## Policy compilation
@@ -419,7 +426,8 @@ targets = [
     ("vs obscenity, profanity policy (like for like)", ">= 50x", ratio(profanity_only, npm["obscenity"]),
      profanity_only >= 50 * npm["obscenity"]),
     ("scan p99, comments up to 1 KB", "<= 10 µs", f"{latency['p99_us']:.2f} µs", latency["p99_us"] <= 10),
-    ("`civicsift scan` 500k lines, whole process", ">= 1,000,000/s", f"{best_scan:,.0f}/s", best_scan >= 1e6),
+    ("`civicsift scan` 500k lines, whole process", ">= 1,000,000/s", f"{best_scan:,.0f}/s (see its section)",
+     best_scan >= 1e6),
     ("Kafka path vs relay, same broker", ">= 85%",
      f"{kafka['throughput']['civicsift_per_second'] / kafka['throughput']['relay_per_second']:.0%}"
      f" (at most {kafka_bound:.0%} here, see above)",
@@ -450,6 +458,9 @@ skeleton and took {1e9 / peers['re2_set'][1]:,.0f} ns per comment here; civicsif
 its ratio against RE2::Set is at most {1e9 / peers['re2_set'][1]:,.0f} / {floor['ClassifyPath'][0]:,.0f} = {1e9 / peers['re2_set'][1] / floor['ClassifyPath'][0]:.1f}x with this front end.
 `@2toad/profanity` took {1e9 / npm['@2toad/profanity']:,.0f} ns per comment on bare text: 3x would need the whole
 path under {1e9 / npm['@2toad/profanity'] / 3:,.0f} ns, less than decode and skeleton alone.
+`obscenity` took {1e9 / npm['obscenity']:,.0f} ns: 50x needs a whole path under
+{1e9 / npm['obscenity'] / 50:,.0f} ns, which the profanity policy reaches and all five
+tenants' rules do not.
 
 Where the time goes (whole path {layers['ClassifyPath'][0]:,.0f} ns): decode
 {layers['Decode'][0]:,.0f} ns, skeleton {layers['Skeleton'][0]:,.0f} ns, scan + verdict
