@@ -299,6 +299,13 @@ TEST(PolicyCompiler, DigitRegexesMatchFromTheirOwnDatabase) {
   EXPECT_EQ(civicsift::testing::fired(*compiled, "darn it, call 555-0199 now"),
             (std::vector<std::string>{"town.swears", "town.phone"}));
   EXPECT_EQ(civicsift::testing::fired(*compiled, "call five five five"), std::vector<std::string>{});
+  // The digit is looked for sixteen bytes at a time, then byte by byte in the tail:
+  // a number in the first block, in the third, and only in the tail (a 32-byte prefix).
+  const std::string prefix = "please call the office today on ";
+  ASSERT_EQ(prefix.size(), 32u);
+  for (const std::string& text : std::vector<std::string>{"555-0199 is the office line",
+                                                          prefix + "555-0199 or later", prefix + "555-0199"})
+    EXPECT_EQ(civicsift::testing::fired(*compiled, text), std::vector<std::string>{"town.phone"}) << text;
 }
 
 TEST(PolicyCompiler, APolicyOfOnlyDigitRegexesKeepsOneDatabase) {
