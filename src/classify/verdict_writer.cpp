@@ -5,6 +5,9 @@
 #include <algorithm>
 
 namespace civicsift {
+
+using namespace std::string_view_literals;  // literals appended without a strlen
+
 namespace {
 
 // Length of the valid UTF-8 sequence at s[i], or 0.
@@ -48,13 +51,13 @@ void append_json_string(std::string& out, std::string_view s) {
     }
     if (c < 0x80) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"': out += "\\\""sv; break;
+        case '\\': out += "\\\\"sv; break;
+        case '\n': out += "\\n"sv; break;
+        case '\r': out += "\\r"sv; break;
+        case '\t': out += "\\t"sv; break;
         default:
-          out += "\\u00";
+          out += "\\u00"sv;
           out.push_back(hex[c >> 4]);
           out.push_back(hex[c & 0xF]);
       }
@@ -63,7 +66,7 @@ void append_json_string(std::string& out, std::string_view s) {
     }
     const size_t n = utf8_sequence(s, i);
     if (n == 0) {
-      out += "\\ufffd";
+      out += "\\ufffd"sv;
       ++i;
     } else if (n == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
                (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
@@ -98,13 +101,13 @@ std::string redact(std::string_view text, const Verdict& verdict) {
 }
 
 void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict, const VerdictOptions& options) {
-  out += "{\"id\":";
+  out += "{\"id\":"sv;
   append_json_string(out, comment.id);
-  out += ",\"tenant\":";
+  out += ",\"tenant\":"sv;
   append_json_string(out, comment.tenant);
-  out += ",\"action\":\"";
+  out += ",\"action\":\""sv;
   out += to_string(verdict.action);
-  out += "\",\"categories\":[";
+  out += "\",\"categories\":["sv;
   bool first = true;
   for (size_t c = 0; c < kCategoryCount; ++c) {
     if (!(verdict.categories & (1u << c))) continue;
@@ -114,21 +117,21 @@ void write_verdict(std::string& out, const Comment& comment, const Verdict& verd
     out += to_string(static_cast<Category>(c));
     out.push_back('"');
   }
-  out += "],\"matches\":[";
+  out += "],\"matches\":["sv;
   first = true;
   for (const Match& m : verdict.matches) {
     const RuleSpec& r = verdict.policy->rule(m.rule);
     if (!first) out.push_back(',');
     first = false;
-    out += "{\"rule\":";
+    out += "{\"rule\":"sv;
     append_json_string(out, r.id);
-    out += ",\"category\":\"";
+    out += ",\"category\":\""sv;
     out += to_string(r.category);
-    out += "\",\"clause\":";
+    out += "\",\"clause\":"sv;
     append_json_string(out, r.clause);
     fmt::format_to(std::back_inserter(out), ",\"start\":{},\"end\":{}}}", m.start, m.end);
   }
-  out += "],\"routes\":[";
+  out += "],\"routes\":["sv;
   first = true;
   for (const auto& route : verdict.routes) {
     if (!first) out.push_back(',');
@@ -137,10 +140,10 @@ void write_verdict(std::string& out, const Comment& comment, const Verdict& verd
   }
   out += ']';
   if (options.redacted_text) {
-    out += ",\"redacted_text\":";
+    out += ",\"redacted_text\":"sv;
     append_json_string(out, redact(comment.text, verdict));
   }
-  out += ",\"policy\":";
+  out += ",\"policy\":"sv;
   append_json_string(out, verdict.policy->label());
   out.push_back('}');
 }
@@ -149,15 +152,15 @@ void write_error(std::string& out, const DecodeError& error, std::optional<uint6
   out.push_back('{');
   if (line) fmt::format_to(std::back_inserter(out), "\"line\":{},", *line);
   if (!error.id.empty()) {
-    out += "\"id\":";
+    out += "\"id\":"sv;
     append_json_string(out, error.id);
     out.push_back(',');
   }
-  out += "\"error\":{\"code\":\"";
+  out += "\"error\":{\"code\":\""sv;
   out += to_string(error.code);
-  out += "\",\"message\":";
+  out += "\",\"message\":"sv;
   append_json_string(out, error.message);
-  out += "}}";
+  out += "}}"sv;
 }
 
 }  // namespace civicsift
