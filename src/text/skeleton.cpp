@@ -247,12 +247,12 @@ class Builder {
     has_letter_ |= kind == Kind::letter;
   }
 
-  // Emits the plain words from `from` on, sixteen source bytes at a time, for as long
-  // as whole blocks qualify, and returns where it stopped (`from` if at once). A block
-  // qualifies up to its last space when that stretch holds only ASCII letters and
-  // single spaces, no word of one letter (it may be spelled out) and no repeated
-  // letter: its skeleton is then the stretch lower-cased, byte for byte, so there is
-  // no branch per word. Call at a word boundary with no spelled-out letters pending.
+  // Emits the plain words from `from` on, sixteen source bytes at a time, and returns
+  // where it stopped (`from` if at once). A block is taken up to its last space while
+  // that stretch holds only ASCII letters and single spaces, no word of one letter (it
+  // may be spelled out) and no repeated letter: its skeleton is then the stretch
+  // lower-cased, byte for byte, so there is no branch per word. Call at a word
+  // boundary with no spelled-out letters pending.
   size_t plain_words(const unsigned char* p, size_t n, size_t from) {
     const size_t need = size_ + (n - from) + kBlock + 2;
     if (need > cap_) resize_output(need);
@@ -264,17 +264,23 @@ class Builder {
       const unsigned letters = letter_mask(lower);
       const auto spaces = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, space)));
       if (spaces == 0 || (letters & 1) == 0) break;
-      const auto taken = static_cast<size_t>(32 - __builtin_clz(spaces));  // bytes up to the last space
-      const unsigned stretch = (2u << (taken - 1)) - 1;
+      const unsigned stretch = (2u << (31 - __builtin_clz(spaces))) - 1;  // up to the last space
       // Each byte against the one before it; the first against the skeleton's last byte (a space).
       const __m128i before = _mm_or_si128(_mm_slli_si128(lower, 1), _mm_cvtsi32_si128(' '));
       const auto repeats = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(lower, before)));
       const unsigned word_starts = letters & ((spaces << 1) | 1);
       const unsigned one_letter_words = word_starts & (spaces >> 1);
-      if (((letters | spaces) & stretch) != stretch || ((repeats | one_letter_words) & stretch) != 0) break;
+      const unsigned disqualified = (~(letters | spaces) | repeats | one_letter_words) & stretch;
+      // Otherwise the whole words before the first byte that disqualifies it are
+      // still taken, up to the last space before that byte; the caller reads the word
+      // that holds it.
+      const unsigned spaces_taken = disqualified ? spaces & ((disqualified & (0u - disqualified)) - 1) : spaces;
+      if (spaces_taken == 0) break;
       store_letters(lower, i, bytes_ + size_, begin_ + size_, runs_ + size_);  // a space stays a space
-      size_ += taken;
-      i += taken;
+      const auto part = static_cast<size_t>(32 - __builtin_clz(spaces_taken));
+      size_ += part;
+      i += part;
+      if (disqualified) break;
     }
     if (i != from) separator_ = ' ';
     return i;
