@@ -138,6 +138,17 @@ TEST(Skeleton, RunsOfSimpleWordsMapBackByteForByte) {
   }
   EXPECT_EQ(sk.source_begin[src.size() + 1], src.size());  // where the last word ends
 
+  // A block stopped by a repeat still gives the words before it, which map back byte
+  // for byte too; the word with the repeat is read on its own.
+  const std::string partial = "the snow on the wall was high";
+  build_skeleton(partial, sk);
+  ASSERT_EQ(sk.view(), " the snow on the wal was high ");
+  const size_t wall = partial.find("wall");
+  for (size_t i = 0; i < wall; ++i) EXPECT_EQ(sk.source_begin[i + 1], i) << i;
+  EXPECT_EQ(sk.source_begin[wall + 3], wall + 2);  // the l run
+  EXPECT_EQ(sk.run_length[wall + 3], 2);
+  EXPECT_EQ(sk.source_begin[wall + 4], wall + 4);  // where "wall" ends
+
   EXPECT_EQ(skel("we saw a big dog on the road to the park"), " we saw a big dog on the road to the park ");
   EXPECT_EQ(skel("f u c k the snow on the road today"), " fuck the snow on the road today ");
   EXPECT_EQ(skel("the wall is tall and the street is green"), " the wal is tal and the stret is gren ");
