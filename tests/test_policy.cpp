@@ -283,6 +283,40 @@ TEST(RegexDigits, AnythingOptionalOrUnreadCountsAsMayMatchWithoutADigit) {
     EXPECT_FALSE(regex_requires_digit(re)) << re;
 }
 
+// One literal, many rules: a term listed by several rules (and twice by one) is one
+// pattern that fires each of them, and an allow phrase protects only its own rule.
+TEST(PolicyCompiler, ATermSharedByRulesFiresEachOfThem) {
+  TempDir dir;
+  const auto file = dir.write("town.yaml", R"(
+tenant: town
+name: Town of Test
+rules:
+  - id: town.a
+    category: spam
+    clause: "Town 1"
+    action: review
+    terms: [jackpot, jackpot]
+    allow: ["jackpot bingo night"]
+  - id: town.b
+    category: commercial
+    clause: "Town 2"
+    action: review
+    terms: [jackpot]
+  - id: town.c
+    category: spam
+    clause: "Town 3"
+    action: review
+    terms: [jackpot, prize]
+)");
+  auto compiled = civicsift::testing::compile_or_fail(file, {});
+  ASSERT_TRUE(compiled);
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "win the jackpot"),
+            (std::vector<std::string>{"town.a", "town.b", "town.c"}));
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "the jackpot bingo night"),
+            (std::vector<std::string>{"town.b", "town.c"}));
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "a prize"), std::vector<std::string>{"town.c"});
+}
+
 TEST(PolicyCompiler, DigitRegexesMatchFromTheirOwnDatabase) {
   TempDir dir;
   dir.write("lexicons/swears.yaml", kLexicon);

@@ -43,7 +43,7 @@ bool applies(const RuleSpec& rule, const PolicySpec& spec, const Comment& c) {
 
 // Each letter of a term must appear as often as in the term, or be stretched for
 // emphasis (3+ times): "fuuuck" is "fuck", but "assess" is not "asses".
-bool runs_match(const std::vector<uint16_t>& profile, const uint16_t* runs) {
+bool runs_match(std::span<const uint16_t> profile, const uint16_t* runs) {
   for (size_t k = 0; k < profile.size(); ++k) {
     const uint16_t want = profile[k], got = runs[k];
     if (want != 0 && got != want && (got < 3 || got < want)) return false;
@@ -125,7 +125,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     if (meta.view == View::raw) {
       if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
       if (meta.anchor_end && hit.to < content_end) continue;
-      const uint16_t rule = meta.rules.front();
+      const uint16_t rule = policy.rules(meta).front();
       if (!validator_accepts(spec.rules[rule], spec, text.substr(hit.from, hit.to - hit.from))) continue;
       ctx.candidates_.push_back({rule, hit.from, hit.to});
       continue;
@@ -141,14 +141,14 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       ctx.allows_.push_back({hit.pattern, start, end});
       continue;
     }
-    if (meta.length && !runs_match(meta.run_profile, sk.run_length.data() + s)) continue;
-    for (uint16_t rule : meta.rules) ctx.candidates_.push_back({rule, start, end});
+    if (meta.length && !runs_match(policy.run_profile(meta), sk.run_length.data() + s)) continue;
+    for (uint16_t rule : policy.rules(meta)) ctx.candidates_.push_back({rule, start, end});
   }
 
   auto allowed = [&](const Match& m) {
     for (const auto& a : ctx.allows_) {
       if (a.start > m.start || a.end < m.end) continue;
-      const auto& rules = policy.pattern(a.pattern).rules;
+      const auto rules = policy.rules(policy.pattern(a.pattern));
       if (std::find(rules.begin(), rules.end(), m.rule) != rules.end()) return true;
     }
     return false;

@@ -18,12 +18,12 @@
 namespace civicsift {
 namespace fs = std::filesystem;
 
-CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, std::vector<PatternMeta> patterns,
-                               bool from_cache, double compile_seconds)
+CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache,
+                               double compile_seconds)
     : spec_(std::move(spec)),
       label_(spec_.tenant + "@" + spec_.version),
       dbs_(std::move(dbs)),
-      patterns_(std::move(patterns)),
+      index_(std::move(index)),
       from_cache_(from_cache),
       compile_seconds_(compile_seconds) {
   for (size_t i = 0; i < spec_.rules.size(); ++i)
@@ -78,11 +78,24 @@ struct PatternTable {
   std::vector<std::string> expressions;
   std::vector<unsigned> flags;
   std::vector<PatternMeta> meta;
+  std::vector<uint16_t> run_profiles;
+  // Each pattern's first rule; the few literals that more rules share keep the others
+  // aside until finish() lays every pattern's rules out in one list.
+  std::vector<uint16_t> first_rule;
+  std::unordered_map<unsigned, std::vector<uint16_t>> more_rules;
   // Rule index and source text (a view of the spec's term, phrase or regex, which
   // outlives the table) of each pattern.
   std::vector<std::pair<int, std::string_view>> origin;
   // A literal's kind, bytes and run profile, as one string -> its pattern id.
   std::unordered_map<std::string, unsigned> literal_ids;
+
+  void add(std::string expression, unsigned flag, PatternMeta m, uint16_t rule, std::string_view source) {
+    expressions.push_back(std::move(expression));
+    flags.push_back(flag);
+    meta.push_back(m);
+    first_rule.push_back(rule);
+    origin.emplace_back(rule, source);
+  }
 
   void add_literal(PatternKind kind, const std::string& literal, const std::vector<uint16_t>& profile, uint16_t rule,
                    std::string_view source) {
@@ -94,8 +107,8 @@ struct PatternTable {
       key.append(reinterpret_cast<const char*>(profile.data()), profile.size() * sizeof(uint16_t));
     auto [it, inserted] = literal_ids.emplace(std::move(key), static_cast<unsigned>(meta.size()));
     if (!inserted) {
-      auto& rules = meta[it->second].rules;
-      if (rules.empty() || rules.back() != rule) rules.push_back(rule);
+      auto& more = more_rules[it->second];
+      if ((more.empty() ? first_rule[it->second] : more.back()) != rule) more.push_back(rule);
       return;
     }
     std::string expr;
@@ -105,12 +118,26 @@ struct PatternTable {
     m.view = View::skeleton;
     m.kind = kind;
     m.length = static_cast<uint32_t>(literal.size());
-    if (kind == PatternKind::term) m.run_profile = profile;
-    m.rules = {rule};
-    expressions.push_back(std::move(expr));
-    flags.push_back(0);
-    meta.push_back(std::move(m));
-    origin.emplace_back(rule, source);
+    if (kind == PatternKind::term) {
+      m.profile_begin = static_cast<uint32_t>(run_profiles.size());
+      run_profiles.insert(run_profiles.end(), profile.begin(), profile.end());
+    }
+    add(std::move(expr), 0, m, rule, source);
+  }
+
+  PatternIndex finish() {
+    PatternIndex index;
+    index.rules.reserve(meta.size() + more_rules.size());
+    for (size_t i = 0; i < meta.size(); ++i) {
+      meta[i].rules_begin = static_cast<uint32_t>(index.rules.size());
+      index.rules.push_back(first_rule[i]);
+      if (auto more = more_rules.find(static_cast<unsigned>(i)); more != more_rules.end())
+        index.rules.insert(index.rules.end(), more->second.begin(), more->second.end());
+      meta[i].rule_count = static_cast<uint16_t>(index.rules.size() - meta[i].rules_begin);
+    }
+    index.patterns = std::move(meta);
+    index.run_profiles = std::move(run_profiles);
+    return index;
   }
 };
 
@@ -212,11 +239,7 @@ void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs:
   m.view = View::skeleton;
   m.kind = PatternKind::term;
   m.length = 0;  // variable: the start comes from Hyperscan
-  m.rules = {rule};
-  t.expressions.push_back(template_regex(term));
-  t.flags.push_back(HS_FLAG_SOM_LEFTMOST);
-  t.meta.push_back(std::move(m));
-  t.origin.emplace_back(rule, term);
+  t.add(template_regex(term), HS_FLAG_SOM_LEFTMOST, m, rule, term);
 }
 
 void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const fs::path& file,
@@ -237,17 +260,13 @@ void add_regex(PatternTable& t, const std::string& source, uint16_t rule) {
   PatternMeta m;
   m.view = View::raw;
   m.kind = PatternKind::regex;
-  m.rules = {rule};
   // '^' stays in the expression: the raw text starts the scanned buffer, so Hyperscan
   // anchors it natively (and cheaply). '$' cannot, the skeleton follows the text.
   if (regex.size() >= 2 && regex.back() == '$' && regex[regex.size() - 2] != '\\') {
     m.anchor_end = true;
     regex.pop_back();
   }
-  t.expressions.push_back(std::move(regex));
-  t.flags.push_back(HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST);
-  t.meta.push_back(std::move(m));
-  t.origin.emplace_back(rule, source);
+  t.add(std::move(regex), HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST, m, rule, source);
 }
 
 const Lexicon* find_lexicon(const PolicySpec& spec, const std::string& name) {
@@ -403,7 +422,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), std::move(table.meta), from_cache,
+  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), table.finish(), from_cache,
                                                 seconds);
 }
 

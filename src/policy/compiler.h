@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -19,13 +20,24 @@ namespace civicsift {
 enum class View : uint8_t { raw, skeleton };
 enum class PatternKind : uint8_t { term, allow, regex };
 
+// A pattern's lists live in its policy's shared pools (PatternIndex), not in vectors of
+// their own: ~11,000 patterns per tenant would otherwise cost as many allocations to
+// build and to free, and scatter what a scan reads.
 struct PatternMeta {
   View view = View::raw;
   PatternKind kind = PatternKind::regex;
-  uint32_t length = 0;                // skeleton literals: bytes, framing spaces included; 0: variable (SOM)
-  std::vector<uint16_t> run_profile;  // skeleton literals: least run length per byte
-  std::vector<uint16_t> rules;        // rules this pattern fires (term, regex) or protects (allow)
-  bool anchor_end = false;            // regex ended with '$': match must end the comment
+  bool anchor_end = false;     // regex ended with '$': match must end the comment
+  uint16_t rule_count = 0;     // rules this pattern fires (term, regex) or protects (allow),
+  uint32_t rules_begin = 0;    //   in PatternIndex::rules
+  uint32_t length = 0;         // skeleton literals: bytes, framing spaces included; 0: variable (SOM)
+  uint32_t profile_begin = 0;  // skeleton term literals: `length` least run lengths, one per
+                               //   byte, in PatternIndex::run_profiles
+};
+
+struct PatternIndex {
+  std::vector<PatternMeta> patterns;  // by Hyperscan id
+  std::vector<uint16_t> rules;
+  std::vector<uint16_t> run_profiles;
 };
 
 struct HsDatabaseDeleter {
@@ -45,16 +57,19 @@ struct PolicyDatabases {
 
 class CompiledPolicy {
  public:
-  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, std::vector<PatternMeta> patterns, bool from_cache,
-                 double compile_seconds);
+  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache, double compile_seconds);
 
   const PolicySpec& spec() const { return spec_; }
   const std::string& tenant() const { return spec_.tenant; }
   const std::string& label() const { return label_; }  // "tenant@version"
   const hs_database_t* database() const { return dbs_.main.get(); }
   const hs_database_t* digit_database() const { return dbs_.digits.get(); }
-  const PatternMeta& pattern(unsigned id) const { return patterns_[id]; }
-  size_t pattern_count() const { return patterns_.size(); }
+  const PatternMeta& pattern(unsigned id) const { return index_.patterns[id]; }
+  std::span<const uint16_t> rules(const PatternMeta& p) const { return {index_.rules.data() + p.rules_begin, p.rule_count}; }
+  std::span<const uint16_t> run_profile(const PatternMeta& p) const {
+    return {index_.run_profiles.data() + p.profile_begin, p.kind == PatternKind::term ? p.length : 0};
+  }
+  size_t pattern_count() const { return index_.patterns.size(); }
   const RuleSpec& rule(uint16_t index) const { return spec_.rules[index]; }
   size_t database_bytes() const;  // both databases
   bool from_cache() const { return from_cache_; }
@@ -67,7 +82,7 @@ class CompiledPolicy {
   PolicySpec spec_;
   std::string label_;
   PolicyDatabases dbs_;
-  std::vector<PatternMeta> patterns_;
+  PatternIndex index_;
   std::vector<uint16_t> duplicate_rules_;
   bool from_cache_;
   double compile_seconds_;
