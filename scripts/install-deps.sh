@@ -7,6 +7,7 @@ build_pkgs=(
   g++ cmake ninja-build pkg-config
   libhyperscan-dev libsimdjson-dev librdkafka-dev prometheus-cpp-dev
   libcivetweb-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev libutf8proc-dev libxxhash-dev libabsl-dev
+  libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 case "${1:-build}" in

@@ -14,6 +14,10 @@ check() {  # check NAME COMMAND...: runs COMMAND, counts a failure when it fails
 }
 scan() { "$bin" scan --patterns "$data/policy" --max-bytes 512 "$@"; }
 
+# --version names the allocator the build links (ALLOCATOR: tcmalloc, or glibc in
+# sanitizer builds), since it changes the Kafka service's throughput.
+check "--version names the allocator" bash -c "$(printf '%q' "$bin") --version | grep -q '${ALLOCATOR:?}'"
+
 # Golden: every bad-input case yields its error record, valid ones their verdicts.
 scan "$data/golden_input.jsonl" > "$work/golden.out"
 check "golden output matches" diff -u "$data/golden_expected.jsonl" "$work/golden.out"

@@ -5,6 +5,11 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+#ifdef CIVICSIFT_TCMALLOC
+#include <gperftools/tcmalloc.h>
+#endif
 
 #include "app/commands.h"
 #include "app/version.h"
@@ -16,6 +21,16 @@ namespace {
 #define CIVICSIFT_STR2(x) #x
 #define CIVICSIFT_STR(x) CIVICSIFT_STR2(x)
 constexpr const char* simdjson_version() { return CIVICSIFT_STR(SIMDJSON_VERSION); }
+
+// The allocator in use (tcmalloc, or glibc's malloc in sanitizer builds): it matters
+// for the Kafka service's throughput, so a performance report should say which.
+std::string allocator_version() {
+#ifdef CIVICSIFT_TCMALLOC
+  return fmt::format("tcmalloc from {}", tc_version(nullptr, nullptr, nullptr));
+#else
+  return "glibc malloc";
+#endif
+}
 
 void add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
   cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
@@ -40,8 +55,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --log-level and --log-format also after the subcommand
   app.set_version_flag("--version",
-                       fmt::format("civicsift {} (Hyperscan {}, simdjson {}, librdkafka {})", kVersion,
-                                   hs_version(), simdjson_version(), rd_kafka_version_str()));
+                       fmt::format("civicsift {} (Hyperscan {}, simdjson {}, librdkafka {}, {})", kVersion,
+                                   hs_version(), simdjson_version(), rd_kafka_version_str(), allocator_version()));
   std::string log_level, log_format;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (default: info for run, warn otherwise)")
       ->check([](const std::string& s) { return is_log_level(s) ? std::string() : "unknown log level " + s; });
