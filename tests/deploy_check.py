@@ -544,10 +544,37 @@ def write_prometheusrule(repo):
     print(f"wrote {rel(repo, out)}")
 
 
+# In debian:bookworm-slim already, or never in an image (sanitizer runtimes).
+BASE_IMAGE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1"}
+SANITIZER_RUNTIMES = ("libasan.", "libubsan.", "libtsan.", "liblsan.")
+
+
+def check_runtime_libraries(repo, binary):
+    """Every shared library the binary needs comes from a package the image installs."""
+    stage = (repo / "deploy/Dockerfile").read_text().split("\nFROM ")[-1]  # the runtime stage
+    install = re.search(r"apt-get install -y --no-install-recommends(.*?)&&", stage, re.S)
+    if not install:
+        problem("deploy/Dockerfile", "the runtime stage installs no packages with apt-get")
+        return
+    installed = set(install.group(1).replace("\\", " ").split()) | BASE_IMAGE_PACKAGES
+    dynamic = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True).stdout
+    for soname in re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic):
+        if soname.startswith(SANITIZER_RUNTIMES):
+            continue
+        owner = subprocess.run(["dpkg", "-S", f"*/{soname}"], capture_output=True, text=True)
+        packages = {line.split(":")[0] for line in owner.stdout.splitlines() if line}
+        if not packages:
+            problem(str(binary), f"needs {soname}, which no installed Debian package provides")
+        elif not packages & installed:
+            problem("deploy/Dockerfile", f"the runtime image lacks {' or '.join(sorted(packages))} ({soname})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", required=True, type=Path, help="the civicsift repository")
     ap.add_argument("--exposition", type=Path, help="a scrape of civicsift's GET /metrics")
+    ap.add_argument("--binary", type=Path,
+                    help="the built civicsift: the Dockerfile's runtime stage must install its libraries")
     ap.add_argument("--write-prometheusrule", action="store_true",
                     help="regenerate deploy/k8s/prometheusrule.yaml from deploy/prometheus/alerts.yaml and exit")
     args = ap.parse_args()
@@ -564,6 +591,8 @@ def main():
     check_references(docs, refs)
     check_dashboards(repo, refs)
     check_deploy(repo, docs)
+    if args.binary:
+        check_runtime_libraries(repo, args.binary)
     run_promtool(repo)
     for p in problems:
         print(f"deploy_check: {p}")

@@ -106,7 +106,7 @@ done
 echo "ok prometheus scraped and answered sum(civicsift_comments_total) = $n"
 
 # deploy/: rules, rule tests, dashboard and manifests against this exposition.
-python3 "$src/tests/deploy_check.py" --repo "$src" --exposition "$work/metrics.txt" || fail "deploy_check"
+python3 "$src/tests/deploy_check.py" --repo "$src" --exposition "$work/metrics.txt" --binary "$bin" || fail "deploy_check"
 echo "ok deploy/ consistent with the exposition"
 
 # SIGHUP with a broken policy: the old one stays, the failure is counted and logged.
