@@ -45,12 +45,11 @@ def timed(cmd):
     return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def best_timed(cmd, with_cpu=False):
-    """The fastest of RUNS runs (wall seconds), the largest peak RSS (MiB) and, with
-    with_cpu, the least CPU seconds of a run."""
+def best_timed(cmd):
+    """The fastest of RUNS runs (wall seconds), the largest peak RSS (MiB) and the least
+    CPU seconds of a run."""
     runs = [timed(cmd) for _ in range(RUNS)]
-    best = min(r[0] for r in runs), max(r[1] for r in runs)
-    return (*best, min(r[2] for r in runs)) if with_cpu else best
+    return min(r[0] for r in runs), max(r[1] for r in runs), min(r[2] for r in runs)
 
 
 def generate(path, count, seed=42):
@@ -162,11 +161,11 @@ for line in res.stdout.splitlines():
 
 # 4. Compile time and database size, cold and from the cache.
 log("compile ...")
-cold, _ = best_timed([bin_, "check", "--no-cache", patterns])
+cold = best_timed([bin_, "check", "--no-cache", patterns])[0]
 subprocess.run([bin_, "scan", "--patterns", patterns, corpus], stdout=subprocess.DEVNULL, check=True)  # fill the cache
 empty = os.path.join(work, "empty.jsonl")
 open(empty, "w").close()
-warm, _ = best_timed([bin_, "scan", "--patterns", patterns, empty])
+warm = best_timed([bin_, "scan", "--patterns", patterns, empty])[0]
 dbinfo = subprocess.run([bin_, "--log-level", "debug", "scan", "--patterns", patterns, "--no-cache", empty],
                         capture_output=True, text=True).stderr
 tenant_rows = []
@@ -185,7 +184,7 @@ big = os.path.join(work, "big.jsonl")
 generate(big, 500000, seed=7)
 scan_runs = {}
 for threads in (1, 2):
-    s, rss, cpu = best_timed([bin_, "scan", "--patterns", patterns, "--threads", str(threads), big], with_cpu=True)
+    s, rss, cpu = best_timed([bin_, "scan", "--patterns", patterns, "--threads", str(threads), big])
     scan_runs[threads] = (500000 / s, s, rss, cpu)
 plot("threads", "civicsift scan, 500k comments, five tenants", "threads", "comments/s",
      [(t, round(v[0])) for t, v in scan_runs.items()])
@@ -204,7 +203,7 @@ for size in (50, 200, 1000, 4000, 10000):
                 t += base[(i + len(t)) % len(base)] + " "
             t = t.encode()[:size].decode("utf-8", "ignore")
             f.write(json.dumps({"id": f"l{i}", "tenant": "windsor", "text": t}) + "\n")
-    s, _ = best_timed([bin_, "scan", "--patterns", patterns, "--threads", "1", path])
+    s = best_timed([bin_, "scan", "--patterns", patterns, "--threads", "1", path])[0]
     s -= warm  # start-up is measured above
     length_rows.append((size, round(n / s), round(n * size / s / 1e6, 1)))
 plot("length", "civicsift scan, one thread, by comment length", "text bytes", "comments/s",
@@ -231,10 +230,10 @@ for count in (100, 1000, 3000, 10000):
             f.write(f"  - id: r{r}\n    category: spam\n    clause: x\n    action: review\n"
                     f"    terms: [{', '.join(words[r:r + 100])}]\n"
                     f"    examples: {{match: ['{words[r]}'], no_match: ['the park is lovely']}}\n")
-    cs, _ = timed([bin_, "check", "--no-cache", d])  # compiles; the scans below use the cache
+    cs = timed([bin_, "check", "--no-cache", d])[0]  # compiles; the scans below use the cache
     subprocess.run([bin_, "scan", "--patterns", d, empty], check=True)
-    start, _ = best_timed([bin_, "scan", "--patterns", d, empty])
-    s, _ = best_timed([bin_, "scan", "--patterns", d, "--threads", "1", one_tenant])
+    start = best_timed([bin_, "scan", "--patterns", d, empty])[0]
+    s = best_timed([bin_, "scan", "--patterns", d, "--threads", "1", one_tenant])[0]
     pattern_rows.append((count, round(50000 / max(s - start, 1e-3)), round(cs, 2)))
 plot("patterns", "civicsift scan, one thread, by literal count (one tenant)", "terms", "comments/s",
      [(r[0], r[1]) for r in pattern_rows], logx=True)
