@@ -73,8 +73,12 @@ size_t produce(const std::string& bootstrap, const char* topic, size_t count, do
         std::this_thread::sleep_for(std::chrono::microseconds(200));
     json.clear();
     g.next_json(json);
+    // Keyed by author, as README asks of producers: unkeyed records would be
+    // partitioned stickily (a batch at a time), and a backlog of a few batches could
+    // put three quarters of it on one worker's partitions.
+    const std::string& key = g.last_author();
     rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(json.data(), json.size()),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+                      RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
     rd_kafka_poll(p, 0);
   }
   rd_kafka_flush(p, 60000);

@@ -130,9 +130,11 @@ void CommentGenerator::next_json(std::string& out) {
   const std::string text = next_text();
   const bool outbound = u(rng_) < options_.outbound_share;
   static constexpr std::array<const char*, 4> kChannels = {"facebook", "instagram", "youtube", "x"};
-  fmt::format_to(std::back_inserter(out), R"({{"id":"c{:08d}","tenant":"{}","author":"u{}","thread":"t{}",)", n,
-                 tenant, std::uniform_int_distribution<int>(1, 5000)(rng_),
-                 std::uniform_int_distribution<int>(1, 300)(rng_));
+  // Thread before author: the order of draws that earlier streams (and seeds) were made with.
+  const int thread = std::uniform_int_distribution<int>(1, 300)(rng_);
+  last_author_ = fmt::format("u{}", std::uniform_int_distribution<int>(1, 5000)(rng_));
+  fmt::format_to(std::back_inserter(out), R"({{"id":"c{:08d}","tenant":"{}","author":"{}","thread":"t{}",)", n,
+                 tenant, last_author_, thread);
   fmt::format_to(std::back_inserter(out), R"("channel":"{}","direction":"{}","text":)", pick(rng_, kChannels),
                  outbound ? "outbound" : "inbound");
   append_json_string(out, text);

@@ -25,6 +25,9 @@ class CommentGenerator {
 
   // Appends one comment as a JSON object (no newline) to `out`.
   void next_json(std::string& out);
+  // The author of the comment next_json() appended last: the Kafka key, as README
+  // asks of producers (stateful rules keep their state per partition).
+  const std::string& last_author() const { return last_author_; }
   // The text alone, for benchmarks of the layers below decoding.
   std::string next_text();
 
@@ -38,6 +41,7 @@ class CommentGenerator {
   std::mt19937_64 rng_;
   uint64_t count_ = 0;
   std::string last_text_;
+  std::string last_author_;
 };
 
 }  // namespace civicsift::gen
