@@ -362,3 +362,90 @@ rules:
   EXPECT_TRUE(second->from_cache());
   EXPECT_EQ(civicsift::testing::fired(*second, "555.0199"), std::vector<std::string>{"town.phone"});
 }
+
+#include "policy/masked_terms.h"
+#include "text/skeleton.h"
+
+namespace {
+// The rules `word` (a skeleton word) is a masked spelling of, in callback order.
+std::vector<uint16_t> masked_rules(const MaskedTerms& terms, std::string_view word, std::vector<uint16_t> runs = {}) {
+  runs.resize(word.size(), 1);
+  std::vector<uint16_t> rules;
+  terms.match(word, runs.data(), [&](uint16_t rule) { rules.push_back(rule); });
+  return rules;
+}
+}  // namespace
+
+TEST(MaskedTerms, OneInteriorBlockMaskedWithTwoLettersKept) {
+  MaskedTerms terms;
+  std::vector<uint16_t> runs;
+  const std::string fuck = text::term_skeleton("fuck", &runs);
+  terms.add(fuck, runs, 3);
+  terms.add(fuck, runs, 3);  // the same term twice in a rule counts once
+  const std::string shit = text::term_skeleton("shit", &runs);
+  terms.add(shit, runs, 5);
+  EXPECT_EQ(terms.size(), 2u);
+  for (const char* word : {"f*ck", "fu*k", "f*k", "s*it", "sh*t", "s*t"})
+    EXPECT_EQ(masked_rules(terms, word).size(), 1u) << word;
+  EXPECT_EQ(masked_rules(terms, "f*ck"), std::vector<uint16_t>{3});
+  EXPECT_EQ(masked_rules(terms, "sh*t"), std::vector<uint16_t>{5});
+  // Nothing hidden, a mask at an edge, two masked blocks, other letters, no mask.
+  for (const char* word : {"fu*ck", "*uck", "fuc*", "f*c*k", "f*cks", "g*ck", "fuck", "f*", "*"})
+    EXPECT_TRUE(masked_rules(terms, word).empty()) << word;
+}
+
+TEST(MaskedTerms, LetterRunsFitAsForUnmaskedTerms) {
+  MaskedTerms terms;
+  std::vector<uint16_t> runs;
+  const std::string assess = text::term_skeleton("assess", &runs);
+  ASSERT_EQ(assess, "ases");  // each doubled s is one letter with a run of 2
+  terms.add(assess, runs, 1);
+  std::vector<uint16_t> fuck_runs;
+  terms.add(text::term_skeleton("fuck", &fuck_runs), fuck_runs, 2);
+  EXPECT_EQ(masked_rules(terms, "fu*k", {1, 4, 1, 1}), std::vector<uint16_t>{2});  // "fuuuu*k": stretched
+  EXPECT_TRUE(masked_rules(terms, "fu*k", {1, 2, 1, 1}).empty());                  // "fuu*k": another word
+  EXPECT_TRUE(masked_rules(terms, "fu*k", {1, 1, 1, 2}).empty());                  // "fu*kk"
+  // The letters kept must keep the doubled s of "assess": "a*ess" and "ass*ss" do, "a*es"
+  // and "as*s" do not.
+  EXPECT_EQ(masked_rules(terms, "a*es", {1, 1, 1, 2}), std::vector<uint16_t>{1});
+  EXPECT_EQ(masked_rules(terms, "as*s", {1, 2, 1, 2}), std::vector<uint16_t>{1});
+  EXPECT_TRUE(masked_rules(terms, "a*es", {1, 1, 1, 1}).empty());
+  EXPECT_TRUE(masked_rules(terms, "as*s", {1, 1, 1, 2}).empty());
+}
+
+TEST(PolicyCompiler, MaskedSpellingsAreLookedUpNotCompiledExceptForPeers) {
+  TempDir dir;
+  const auto file = dir.write("town.yaml", R"(
+tenant: town
+name: Town of Test
+rules:
+  - id: town.swears
+    category: profanity
+    clause: "Town 1"
+    action: remove
+    terms: [fuck, ass, "piece of crap"]
+  - id: town.spam
+    category: spam
+    clause: "Town 2"
+    action: review
+    terms: [fuck]
+)");
+  auto compiled = civicsift::testing::compile_or_fail(file, {});
+  ASSERT_TRUE(compiled);
+  // One literal per distinct term; "fuck" of both rules in the index ("ass" is "as" with a
+  // doubled s, too short to mask; phrases are not masked).
+  EXPECT_EQ(compiled->pattern_count(), 3u);
+  EXPECT_EQ(compiled->masked_terms().size(), 2u);
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "what the f*ck, fu**k and f#k"),
+            (std::vector<std::string>{"town.swears", "town.spam", "town.swears", "town.spam", "town.swears",
+                                      "town.spam"}));
+  Verdict v;
+  civicsift::testing::fired(*compiled, "oh F**K you", Direction::inbound, &v);
+  ASSERT_EQ(v.matches.size(), 2u);
+  EXPECT_EQ(v.matches[0].start, 3u);  // source bytes of the masked word, "F**K"
+  EXPECT_EQ(v.matches[0].end, 7u);
+  // The peers have no lookup: they get the spellings as literals ("f*ck", "f*k", "fu*k").
+  auto expressions = policy_expressions(compiled->spec());
+  ASSERT_TRUE(std::holds_alternative<std::vector<PatternExpression>>(expressions));
+  EXPECT_EQ(std::get<std::vector<PatternExpression>>(expressions).size(), 6u);
+}

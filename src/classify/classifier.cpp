@@ -69,6 +69,29 @@ bool has_ascii_digit(std::string_view text) {
   return false;
 }
 
+// Masked spellings of terms ("f*ck"): each skeleton word that holds a mask is looked up
+// in the policy's MaskedTerms. `sk` is marked for scanning (text::mark_for_scan). Reads
+// each byte at most twice, however many masks a word holds.
+void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, std::vector<Match>& out) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(sk.bytes.data() + sk.offset);
+  constexpr auto mask = static_cast<unsigned char>(text::kMask ^ text::kScanBit);
+  constexpr auto space = static_cast<unsigned char>(' ' ^ text::kScanBit);
+  size_t from = 0;  // the words before it are read; it is a space
+  while (const void* found = std::memchr(bytes + from, mask, sk.size - from)) {
+    const auto at = static_cast<size_t>(static_cast<const unsigned char*>(found) - bytes);
+    size_t begin = at, end = at + 1;
+    while (begin > from && bytes[begin - 1] != space) --begin;
+    while (end < sk.size && bytes[end] != space) ++end;  // the skeleton ends with a space
+    from = end;
+    if (!MaskedTerms::possible_length(end - begin)) continue;
+    char word[MaskedTerms::kMaxLetters];
+    for (size_t k = begin; k < end; ++k) word[k - begin] = static_cast<char>(bytes[k] ^ text::kScanBit);
+    // The word's first letter to where it ends (the space after it), as for a literal.
+    terms.match({word, end - begin}, sk.run_length.data() + begin,
+                [&](uint16_t rule) { out.push_back({rule, sk.source_begin[begin], sk.source_begin[end]}); });
+  }
+}
+
 }  // namespace
 
 ScanContext::ScanContext() = default;
@@ -144,6 +167,8 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     if (meta.length && !runs_match(policy.run_profile(meta), sk.run_length.data() + s)) continue;
     for (uint16_t rule : policy.rules(meta)) ctx.candidates_.push_back({rule, start, end});
   }
+
+  if (!policy.masked_terms().empty()) add_masked_matches(policy.masked_terms(), sk, ctx.candidates_);
 
   auto allowed = [&](const Match& m) {
     for (const auto& a : ctx.allows_) {

@@ -88,6 +88,10 @@ struct PatternTable {
   std::vector<std::pair<int, std::string_view>> origin;
   // A literal's kind, bytes and run profile, as one string -> its pattern id.
   std::unordered_map<std::string, unsigned> literal_ids;
+  // Where masked spellings go: looked up after the scan (MaskedTerms), or, for the
+  // benchmark peers, which have no such step, literals like any other.
+  MaskedSpellings masked_spellings = MaskedSpellings::looked_up;
+  MaskedTerms masked;
 
   void add(std::string expression, unsigned flag, PatternMeta m, uint16_t rule, std::string_view source) {
     expressions.push_back(std::move(expression));
@@ -127,6 +131,7 @@ struct PatternTable {
 
   PatternIndex finish() {
     PatternIndex index;
+    index.masked = std::move(masked);
     index.rules.reserve(meta.size() + more_rules.size());
     for (size_t i = 0; i < meta.size(); ++i) {
       meta[i].rules_begin = static_cast<uint32_t>(index.rules.size());
@@ -149,6 +154,7 @@ bool is_ascii_word(std::string_view s) {
 
 // " term " and its grawlix-masked spellings: one interior block of letters replaced by
 // the mask ("f*ck", "fu*k", "f*k"), first and last letters kept, at least two letters kept.
+// Those spellings go to the table's MaskedTerms, or are enumerated as literals.
 void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(term, &runs);
@@ -174,7 +180,11 @@ void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const
   };
   add(0, 0);
   const size_t n = skel.size();
-  if (n < 3 || n > 12 || !is_ascii_word(skel)) return;
+  if (n < MaskedTerms::kMinLetters || n > MaskedTerms::kMaxLetters || !is_ascii_word(skel)) return;
+  if (t.masked_spellings == MaskedSpellings::looked_up) {
+    t.masked.add(skel, runs, rule);
+    return;
+  }
   for (size_t i = 1; i + 1 < n; ++i) {
     for (size_t j = i; j + 1 < n; ++j) {  // mask covers [i, j]
       if (n - (j - i + 1) < 2) continue;
@@ -275,8 +285,9 @@ const Lexicon* find_lexicon(const PolicySpec& spec, const std::string& name) {
   return nullptr;
 }
 
-PatternTable build_table(const PolicySpec& spec) {
+PatternTable build_table(const PolicySpec& spec, MaskedSpellings masked_spellings) {
   PatternTable t;
+  t.masked_spellings = masked_spellings;
   for (size_t i = 0; i < spec.rules.size(); ++i) {
     const auto& r = spec.rules[i];
     const auto rule = static_cast<uint16_t>(i);
@@ -344,7 +355,7 @@ void write_cache(const fs::path& file, const hs_database_t* db) {
 std::variant<std::vector<PatternExpression>, PolicyError> policy_expressions(const PolicySpec& spec) {
   PatternTable table;
   try {
-    table = build_table(spec);
+    table = build_table(spec, MaskedSpellings::literals);
   } catch (const PolicyError& e) {
     return e;
   }
@@ -359,7 +370,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   const auto started = std::chrono::steady_clock::now();
   PatternTable table;
   try {
-    table = build_table(spec);
+    table = build_table(spec, MaskedSpellings::looked_up);
   } catch (const PolicyError& e) {
     return e;
   }

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "policy/masked_terms.h"
 #include "policy/policy.h"
 
 namespace civicsift {
@@ -21,7 +22,7 @@ enum class View : uint8_t { raw, skeleton };
 enum class PatternKind : uint8_t { term, allow, regex };
 
 // A pattern's lists live in its policy's shared pools (PatternIndex), not in vectors of
-// their own: ~11,000 patterns per tenant would otherwise cost as many allocations to
+// their own: ~3,500 patterns per tenant would otherwise cost as many allocations to
 // build and to free, and scatter what a scan reads.
 struct PatternMeta {
   View view = View::raw;
@@ -38,7 +39,12 @@ struct PatternIndex {
   std::vector<PatternMeta> patterns;  // by Hyperscan id
   std::vector<uint16_t> rules;
   std::vector<uint16_t> run_profiles;
+  MaskedTerms masked;  // masked spellings of single-word terms, matched after the scan
 };
+
+// Masked spellings of terms ("f*ck") are looked up after the scan in the policy's
+// MaskedTerms; policy_expressions() lists them as literals for engines without that step.
+enum class MaskedSpellings : uint8_t { looked_up, literals };
 
 struct HsDatabaseDeleter {
   void operator()(hs_database_t* db) const { hs_free_database(db); }
@@ -66,6 +72,7 @@ class CompiledPolicy {
   const hs_database_t* digit_database() const { return dbs_.digits.get(); }
   const PatternMeta& pattern(unsigned id) const { return index_.patterns[id]; }
   std::span<const uint16_t> rules(const PatternMeta& p) const { return {index_.rules.data() + p.rules_begin, p.rule_count}; }
+  const MaskedTerms& masked_terms() const { return index_.masked; }
   std::span<const uint16_t> run_profile(const PatternMeta& p) const {
     return {index_.run_profiles.data() + p.profile_begin, p.kind == PatternKind::term ? p.length : 0};
   }
@@ -95,9 +102,10 @@ struct CompileOptions {
 std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
                                                                                   const CompileOptions& options);
 
-// The expressions a policy compiles to, with their Hyperscan flags, in pattern-id
-// order: for benchmark peers (RE2, PCRE2) and tools. A scan runs over the comment's
-// text, a newline and its skeleton (text/skeleton.h).
+// The expressions a policy compiles to, with their Hyperscan flags, and the masked
+// spellings of its terms as literals too (civicsift looks those up after the scan):
+// for benchmark peers (RE2, PCRE2) and tools, so they find all civicsift does. A scan
+// runs over the comment's text, a newline and its skeleton (text/skeleton.h).
 struct PatternExpression {
   std::string expression;
   unsigned flags = 0;  // HS_FLAG_*

@@ -1,0 +1,45 @@
+#include "policy/masked_terms.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace civicsift {
+
+void MaskedTerms::add(std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule) {
+  const char first = skeleton.front(), last = skeleton.back();
+  auto& bucket_terms = by_ends_[bucket(first, last)];
+  for (const Term& t : bucket_terms)  // the same term twice in a rule (two lexicons, say)
+    if (t.rule == rule && std::string_view(letters_).substr(t.begin, t.length) == skeleton &&
+        std::equal(runs.begin(), runs.end(), runs_.begin() + t.begin))
+      return;
+  bucket_terms.push_back({static_cast<uint32_t>(letters_.size()), static_cast<uint8_t>(skeleton.size()), rule});
+  letters_.append(skeleton);
+  runs_.insert(runs_.end(), runs.begin(), runs.end());
+  ++count_;
+}
+
+namespace {
+
+// As for an unmasked term: each letter appears as often as in the term, or is
+// stretched for emphasis (3+ times): "fuuu*k" is "fuck", "fu*kk" is not.
+bool runs_fit(const uint16_t* want, const uint16_t* got, size_t n) {
+  for (size_t k = 0; k < n; ++k)
+    if (got[k] != want[k] && (got[k] < 3 || got[k] < want[k])) return false;
+  return true;
+}
+
+}  // namespace
+
+bool MaskedTerms::fits(const Term& t, std::string_view prefix, std::string_view suffix, const uint16_t* prefix_runs,
+                       const uint16_t* suffix_runs) const {
+  // The mask hides at least one letter; both ends are letters the term has.
+  if (prefix.size() + suffix.size() >= t.length) return false;
+  const char* letters = letters_.data() + t.begin;
+  const uint16_t* runs = runs_.data() + t.begin;
+  const size_t suffix_at = t.length - suffix.size();
+  return std::memcmp(letters, prefix.data(), prefix.size()) == 0 &&
+         std::memcmp(letters + suffix_at, suffix.data(), suffix.size()) == 0 &&
+         runs_fit(runs, prefix_runs, prefix.size()) && runs_fit(runs + suffix_at, suffix_runs, suffix.size());
+}
+
+}  // namespace civicsift
