@@ -5,6 +5,7 @@
 //   --patterns patterns           the five full policy packs (default)
 //   --patterns tests/data/policy  a starter-size policy (6 rules, masked-vulgarity lexicon)
 #include <benchmark/benchmark.h>
+#include <hs/hs.h>
 
 #include <algorithm>
 #include <chrono>
@@ -95,6 +96,58 @@ void BM_WriteVerdict(benchmark::State& state) {
   report(state, c);
 }
 BENCHMARK(BM_WriteVerdict);
+
+// Hyperscan alone: the scans classify() makes (the tenant's main database over the
+// text, a newline and the marked skeleton; its digit database over the text when that
+// holds a digit), on buffers prepared beforehand and laid out one after another. No
+// skeleton, no verdict: what the engine costs with these policies, a lower bound for
+// any path that scans them.
+void BM_Engine(benchmark::State& state) {
+  const auto& c = corpus();
+  struct Scan {
+    const CompiledPolicy* policy;
+    size_t begin, text_size, size;  // in `buffers`
+    bool digit;
+  };
+  std::string buffers;
+  std::vector<Scan> scans;
+  hs_scratch_t* scratch = nullptr;
+  text::Skeleton sk;
+  for (const Comment& comment : c.comments) {
+    const CompiledPolicy* policy = c.policies->find(comment.tenant);
+    sk.offset = comment.text.size() + 1;
+    sk.bytes.assign(comment.text);
+    sk.bytes += '\n';
+    text::build_skeleton(comment.text, sk);
+    text::mark_for_scan(sk);
+    const bool digit = policy->digit_database() &&
+                       std::any_of(comment.text.begin(), comment.text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    scans.push_back({policy, buffers.size(), comment.text.size(), sk.offset + sk.size, digit});
+    buffers.append(sk.bytes, 0, sk.offset + sk.size);
+  }
+  for (const auto& p : c.policies->policies()) {
+    if (hs_alloc_scratch(p->database(), &scratch) != HS_SUCCESS) state.SkipWithError("hs_alloc_scratch");
+    if (p->digit_database() && hs_alloc_scratch(p->digit_database(), &scratch) != HS_SUCCESS)
+      state.SkipWithError("hs_alloc_scratch");
+  }
+  size_t matches = 0;
+  auto on_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
+    ++*static_cast<size_t*>(ctx);
+    return 0;
+  };
+  size_t i = 0;
+  for (auto _ : state) {
+    const Scan& s = scans[i];
+    const char* at = buffers.data() + s.begin;
+    hs_scan(s.policy->database(), at, static_cast<unsigned>(s.size), 0, scratch, on_match, &matches);
+    if (s.digit) hs_scan(s.policy->digit_database(), at, static_cast<unsigned>(s.text_size), 0, scratch, on_match, &matches);
+    i = (i + 1) % kCorpusSize;
+  }
+  benchmark::DoNotOptimize(matches);
+  hs_free_scratch(scratch);
+  report(state, c);
+}
+BENCHMARK(BM_Engine);
 
 // Scan latency per comment of at most 1 KB (skeleton + one scan + verdict), each
 // timed alone: the percentiles a moderation queue feels, not the mean.
