@@ -401,7 +401,8 @@ TEST(MaskedTerms, LetterRunsFitAsForUnmaskedTerms) {
   ASSERT_EQ(assess, "ases");  // each doubled s is one letter with a run of 2
   terms.add(assess, runs, 1);
   std::vector<uint16_t> fuck_runs;
-  terms.add(text::term_skeleton("fuck", &fuck_runs), fuck_runs, 2);
+  const std::string fuck = text::term_skeleton("fuck", &fuck_runs);  // before the runs are read
+  terms.add(fuck, fuck_runs, 2);
   EXPECT_EQ(masked_rules(terms, "fu*k", {1, 4, 1, 1}), std::vector<uint16_t>{2});  // "fuuuu*k": stretched
   EXPECT_TRUE(masked_rules(terms, "fu*k", {1, 2, 1, 1}).empty());                  // "fuu*k": another word
   EXPECT_TRUE(masked_rules(terms, "fu*k", {1, 1, 1, 2}).empty());                  // "fu*kk"
@@ -411,6 +412,10 @@ TEST(MaskedTerms, LetterRunsFitAsForUnmaskedTerms) {
   EXPECT_EQ(masked_rules(terms, "as*s", {1, 2, 1, 2}), std::vector<uint16_t>{1});
   EXPECT_TRUE(masked_rules(terms, "a*es", {1, 1, 1, 1}).empty());
   EXPECT_TRUE(masked_rules(terms, "as*s", {1, 1, 1, 2}).empty());
+  // Only what the compiler passes: 3 to 12 ASCII letters, one run length each.
+  EXPECT_THROW(terms.add("fuck", std::vector<uint16_t>{}, 2), std::invalid_argument);
+  EXPECT_THROW(terms.add("f ck", fuck_runs, 2), std::invalid_argument);
+  EXPECT_THROW(terms.add("fu", std::vector<uint16_t>{1, 1}, 2), std::invalid_argument);
 }
 
 TEST(PolicyCompiler, MaskedSpellingsAreLookedUpNotCompiledExceptForPeers) {

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace civicsift {
 
 void MaskedTerms::add(std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule) {
+  // The compiler only passes such terms; the buckets rely on it.
+  const bool letters = std::all_of(skeleton.begin(), skeleton.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+  if (!letters || skeleton.size() < kMinLetters || skeleton.size() > kMaxLetters || runs.size() != skeleton.size())
+    throw std::invalid_argument("masked term: 3 to 12 ASCII letters, one run length each");
   const char first = skeleton.front(), last = skeleton.back();
   auto& bucket_terms = by_ends_[bucket(first, last)];
   for (const Term& t : bucket_terms)  // the same term twice in a rule (two lexicons, say)

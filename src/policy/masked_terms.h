@@ -21,7 +21,8 @@ namespace civicsift {
 class MaskedTerms {
  public:
   // A term's skeleton (ASCII letters, 3 to 12 of them) with the run length of each
-  // letter (text::term_skeleton), and the rule it belongs to.
+  // letter (text::term_skeleton), and the rule it belongs to. Throws
+  // std::invalid_argument for anything else.
   void add(std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule);
 
   bool empty() const { return count_ == 0; }
