@@ -41,16 +41,6 @@ bool applies(const RuleSpec& rule, const PolicySpec& spec, const Comment& c) {
   return !rule.during_election || spec.election.contains(c.ts_ms ? c.ts_ms : now_ms());
 }
 
-// Each letter of a term must appear as often as in the term, or be stretched for
-// emphasis (3+ times): "fuuuck" is "fuck", but "assess" is not "asses".
-bool runs_match(std::span<const uint16_t> profile, const uint16_t* runs) {
-  for (size_t k = 0; k < profile.size(); ++k) {
-    const uint16_t want = profile[k], got = runs[k];
-    if (want != 0 && got != want && (got < 3 || got < want)) return false;
-  }
-  return true;
-}
-
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // Sixteen bytes at a time (GCC leaves the byte loop scalar): a byte is a digit when
@@ -164,7 +154,10 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       ctx.allows_.push_back({hit.pattern, start, end});
       continue;
     }
-    if (meta.length && !runs_match(policy.run_profile(meta), sk.run_length.data() + s)) continue;
+    if (meta.length) {
+      const auto profile = policy.run_profile(meta);
+      if (!text::runs_fit(profile.data(), sk.run_length.data() + s, profile.size())) continue;
+    }
     for (uint16_t rule : policy.rules(meta)) ctx.candidates_.push_back({rule, start, end});
   }
 

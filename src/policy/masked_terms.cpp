@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "text/skeleton.h"
+
 namespace civicsift {
 
 void MaskedTerms::add(std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule) {
@@ -23,18 +25,6 @@ void MaskedTerms::add(std::string_view skeleton, std::span<const uint16_t> runs,
   ++count_;
 }
 
-namespace {
-
-// As for an unmasked term: each letter appears as often as in the term, or is
-// stretched for emphasis (3+ times): "fuuu*k" is "fuck", "fu*kk" is not.
-bool runs_fit(const uint16_t* want, const uint16_t* got, size_t n) {
-  for (size_t k = 0; k < n; ++k)
-    if (got[k] != want[k] && (got[k] < 3 || got[k] < want[k])) return false;
-  return true;
-}
-
-}  // namespace
-
 bool MaskedTerms::fits(const Term& t, std::string_view prefix, std::string_view suffix, const uint16_t* prefix_runs,
                        const uint16_t* suffix_runs) const {
   // The mask hides at least one letter; both ends are letters the term has.
@@ -44,7 +34,8 @@ bool MaskedTerms::fits(const Term& t, std::string_view prefix, std::string_view 
   const size_t suffix_at = t.length - suffix.size();
   return std::memcmp(letters, prefix.data(), prefix.size()) == 0 &&
          std::memcmp(letters + suffix_at, suffix.data(), suffix.size()) == 0 &&
-         runs_fit(runs, prefix_runs, prefix.size()) && runs_fit(runs + suffix_at, suffix_runs, suffix.size());
+         text::runs_fit(runs, prefix_runs, prefix.size()) &&
+         text::runs_fit(runs + suffix_at, suffix_runs, suffix.size());  // as for unmasked terms
 }
 
 }  // namespace civicsift

@@ -48,6 +48,15 @@ inline constexpr unsigned char kScanBit = 0x80;
 // Flips kScanBit in every byte of the skeleton part of `sk.bytes`.
 void mark_for_scan(Skeleton& sk);
 
+// Whether the letters of a skeleton match those of a term, by their run lengths: each
+// letter appears as often as in the term, or is stretched for emphasis (3+ times), so
+// "fuuuck" is "fuck" but "assess" is not "asses". `want[k]` 0: any (spaces, masks).
+inline bool runs_fit(const uint16_t* want, const uint16_t* got, size_t n) {
+  for (size_t k = 0; k < n; ++k)
+    if (want[k] != 0 && got[k] != want[k] && (got[k] < 3 || got[k] < want[k])) return false;
+  return true;
+}
+
 // The skeleton of a policy term without the surrounding spaces, e.g. "f u c k" -> "fuck".
 std::string term_skeleton(std::string_view term, std::vector<uint16_t>* run_lengths = nullptr);
 
