@@ -27,6 +27,31 @@ TEST(JsonString, EscapesAndRoundTripsThroughSimdjson) {
     EXPECT_EQ(roundtrip(s), s);
 }
 
+// The plain runs are found sixteen bytes at a time: every special byte, at every
+// position of strings longer than one block, ends its run where a byte loop would.
+TEST(JsonString, FindsEverySpecialByteAtEveryPositionOfLongStrings) {
+  for (const std::string& special : std::vector<std::string>{"\"", "\\", "\n", std::string("\0", 1), "\x7f", "\xC3\xA9", "\xFF", "\xE2\x80\xA8"}) {
+    for (size_t length : {15u, 16u, 17u, 31u, 32u, 33u, 47u}) {
+      for (size_t at = 0; at <= length; ++at) {
+        std::string s(length, 'a');
+        for (size_t k = 0; k < length; ++k) s[k] = static_cast<char>('a' + k % 26);
+        s.insert(at, special);
+        if (special == "\xFF") {
+          std::string json;
+          append_json_string(json, s);
+          EXPECT_EQ(json, "\"" + s.substr(0, at) + "\\ufffd" + s.substr(at + 1) + "\"") << length << " " << at;
+        } else if (special == "\xE2\x80\xA8") {
+          std::string json;
+          append_json_string(json, s);
+          EXPECT_EQ(json, "\"" + s.substr(0, at) + "\\u2028" + s.substr(at + 3) + "\"") << length << " " << at;
+        } else {
+          EXPECT_EQ(roundtrip(s), s) << length << " " << at;
+        }
+      }
+    }
+  }
+}
+
 TEST(JsonString, EscapesLineSeparatorsAndReplacesInvalidUtf8) {
   std::string json;
   append_json_string(json, "a\xE2\x80\xA8" "b\xE2\x80\xA9");

@@ -1,5 +1,6 @@
 #include "classify/verdict_writer.h"
 
+#include <emmintrin.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -30,6 +31,24 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return n;
 }
 
+// Where the run of bytes JSON takes as they are (printable ASCII but '"' and '\\')
+// that starts at s[i] ends: sixteen bytes at a time, then byte by byte. As signed
+// bytes, control characters and every byte >= 0x80 are both below 0x20.
+size_t plain_run_end(std::string_view s, size_t i) {
+  const __m128i below = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  for (; i + 16 <= s.size(); i += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i special =
+        _mm_or_si128(_mm_cmplt_epi8(b, below), _mm_or_si128(_mm_cmpeq_epi8(b, quote), _mm_cmpeq_epi8(b, backslash)));
+    if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(special))) return i + static_cast<size_t>(__builtin_ctz(mask));
+  }
+  for (; i < s.size(); ++i) {
+    const auto d = static_cast<unsigned char>(s[i]);
+    if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
+  }
+  return i;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -39,12 +58,7 @@ void append_json_string(std::string& out, std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      size_t j = i + 1;  // copy runs of plain ASCII at once
-      while (j < s.size()) {
-        const auto d = static_cast<unsigned char>(s[j]);
-        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-        ++j;
-      }
+      const size_t j = plain_run_end(s, i + 1);  // copy runs of plain ASCII at once
       out.append(s.data() + i, j - i);
       i = j;
       continue;
