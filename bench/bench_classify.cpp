@@ -33,22 +33,17 @@ const Corpus& corpus() {
   return built;
 }
 
-// Where a thread starts in the corpus: with two threads, half the corpus apart, so
-// they do not read the same comments at the same time (that would share the cache
-// as two workers of a real stream never do).
-size_t start_of(const benchmark::State& state) {
-  return static_cast<size_t>(state.thread_index()) * kCorpusSize / static_cast<size_t>(state.threads());
-}
-
 void report(benchmark::State& state, const Corpus& c) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
-  state.counters["avg_text_bytes"] = static_cast<double>(c.text_bytes) / kCorpusSize;
+  // A property of the corpus: averaged over threads, not summed.
+  state.counters["avg_text_bytes"] =
+      benchmark::Counter(static_cast<double>(c.text_bytes) / kCorpusSize, benchmark::Counter::kAvgThreads);
 }
 
 void BM_Decode(benchmark::State& state) {
   const auto& c = corpus();
   Decoder decoder;
-  size_t i = start_of(state);
+  size_t i = bench::thread_start(state, kCorpusSize);
   for (auto _ : state) {
     auto r = decoder.decode(c.json[i]);
     benchmark::DoNotOptimize(r);
@@ -62,7 +57,7 @@ BENCHMARK(BM_Decode)->Threads(2)->UseRealTime();
 void BM_Skeleton(benchmark::State& state) {
   const auto& c = corpus();
   text::Skeleton sk;
-  size_t i = start_of(state);
+  size_t i = bench::thread_start(state, kCorpusSize);
   for (auto _ : state) {
     text::build_skeleton(c.comments[i].text, sk);
     benchmark::DoNotOptimize(sk.view().data());
@@ -77,7 +72,7 @@ void BM_ScanAndVerdict(benchmark::State& state) {
   const auto& c = corpus();
   ScanContext ctx;
   Verdict v;
-  size_t i = start_of(state);
+  size_t i = bench::thread_start(state, kCorpusSize);
   for (auto _ : state) {
     const Comment& comment = c.comments[i];
     classify(*c.policies->find(comment.tenant), comment, ctx, v);
@@ -145,7 +140,7 @@ void BM_Engine(benchmark::State& state) {
     ++*static_cast<size_t*>(ctx);
     return 0;
   };
-  size_t i = start_of(state);
+  size_t i = bench::thread_start(state, kCorpusSize);
   for (auto _ : state) {
     const Scan& s = scans[i];
     const char* at = buffers.data() + s.begin;

@@ -316,9 +316,9 @@ for name, label in (("Decode", "decode"), ("Skeleton", "skeleton"), ("Engine", "
 stage_floor = sum(layers[n][0] for n in STAGES)
 two_core_floor = sum(layers[n + " x2"][0] for n in STAGES)  # wall ns per comment, both cores busy
 # What the stages cost with both cores busy, against half their one-thread cost (1.00:
-# two cores do twice the work of one). Measured, not assumed: on this VM a core does
-# less while the other one works too (shared caches, and a host that may run both
-# virtual CPUs on one physical core).
+# two cores do twice the work of one). Measured, not assumed: on this VM a core may do
+# less while the other one works too (shared caches and host), or more (one virtual CPU
+# alone is not always as fast as two busy ones).
 two_core_factor = two_core_floor / stage_floor
 md.append(f"""
 The four stages together (the stage floor, below) take {stage_floor:,.0f} ns per comment on one

@@ -56,7 +56,7 @@ Corpus build_corpus(const std::string& patterns, size_t count, uint64_t seed) {
 void run_whole_path(benchmark::State& state, const Corpus& corpus) {
   CommentProcessor processor(corpus.policies, DecoderOptions{});
   std::string out;
-  size_t i = static_cast<size_t>(state.thread_index()) * corpus.size() / static_cast<size_t>(state.threads());
+  size_t i = thread_start(state, corpus.size());
   for (auto _ : state) {
     out.clear();
     processor.process(corpus.json[i], std::nullopt, out);

@@ -29,6 +29,13 @@ struct Corpus {
 // `count` comments with `seed`.
 Corpus build_corpus(const std::string& patterns, size_t count, uint64_t seed = 42);
 
+// Where a benchmark thread starts in a corpus of `size` comments: with several threads,
+// evenly apart, so they do not read the same comments at the same time (that would
+// share the cache as two workers of a real stream never do).
+inline size_t thread_start(const benchmark::State& state, size_t size) {
+  return static_cast<size_t>(state.thread_index()) * size / static_cast<size_t>(state.threads());
+}
+
 // The whole classify path over the corpus, one comment per iteration: JSON bytes ->
 // decode -> skeleton -> scan -> verdict JSON.
 void run_whole_path(benchmark::State& state, const Corpus& corpus);
