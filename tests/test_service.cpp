@@ -308,6 +308,27 @@ TEST(KafkaService, TopicTemplates) {
   EXPECT_EQ(expand_topic("verdicts", "windsor", "remove"), "verdicts");
 }
 
+TEST(KafkaService, AnOutputTopicLibrdkafkaRefusesCountsProduceErrorsAndCommitsNothing) {
+  const Brokers broker = brokers_for_test();
+  const auto input = comments(20, 11);
+  produce_all(broker.bootstrap, "comments", input);
+  ServiceConfig cfg = config_for(broker.bootstrap);
+  cfg.verdict_topic = std::string(600, 'v') + ".{tenant}";  // librdkafka takes at most 512 bytes
+  cfg.shutdown_timeout_ms = 1000;  // the held offsets never drain
+  {
+    Service service(cfg, test_policies());
+    run_until(service, [&] { return service.counters().produce_errors.load() >= input.size(); });
+    EXPECT_EQ(service.counters().produce_errors.load(), input.size());
+    EXPECT_EQ(service.counters().acknowledged.load(), 0u);
+  }
+  // Every offset stayed held: with a topic it can write to, a restart classifies them all.
+  cfg.verdict_topic = "verdicts";
+  Service again(cfg, test_policies());
+  run_until(again, [&] { return again.counters().acknowledged.load() >= input.size(); });
+  EXPECT_EQ(again.counters().verdicts.load(), input.size());
+  EXPECT_EQ(read_topic(broker.bootstrap, "verdicts", input.size()).size(), input.size());
+}
+
 TEST(KafkaService, AnUnknownLibrdkafkaPropertyIsNamedAtStart) {
   // librdkafka rejects an unknown property when the service starts, naming it.
   ServiceConfig c;

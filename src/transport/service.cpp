@@ -393,24 +393,51 @@ struct Service::Impl {
     return false;
   }
 
-  void produce(const std::string& topic, std::string_view value, std::string_view key, rd_kafka_headers_t* headers,
-               const std::shared_ptr<PartitionTracker>& tracker, int64_t offset, int64_t source_timestamp_ms = -1) {
+  // A worker's handles of the topics it produces to. Naming the topic in every
+  // produce call would have librdkafka look it up under a write lock on the whole
+  // client, which its broker threads read-lock all the time.
+  class TopicHandles {
+   public:
+    explicit TopicHandles(rd_kafka_t* producer) : producer_(producer) {}
+    TopicHandles(const TopicHandles&) = delete;
+    TopicHandles& operator=(const TopicHandles&) = delete;
+    ~TopicHandles() {
+      for (auto& [name, topic] : by_name_) rd_kafka_topic_destroy(topic);
+    }
+    // Null when librdkafka refuses the name (e.g. too long).
+    rd_kafka_topic_t* get(const std::string& name) {
+      const auto it = by_name_.find(name);
+      if (it != by_name_.end()) return it->second;
+      rd_kafka_topic_t* topic = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
+      if (topic) by_name_.emplace(name, topic);
+      return topic;
+    }
+
+   private:
+    rd_kafka_t* producer_;
+    std::unordered_map<std::string, rd_kafka_topic_t*> by_name_;
+  };
+
+  void produce(TopicHandles& topics, const std::string& topic, std::string_view value, std::string_view key,
+               rd_kafka_headers_t* headers, const std::shared_ptr<PartitionTracker>& tracker, int64_t offset,
+               int64_t source_timestamp_ms = -1) {
+    rd_kafka_topic_t* handle = topics.get(topic);
     auto* d = new Delivery{tracker, offset, source_timestamp_ms};
-    const rd_kafka_resp_err_t err = rd_kafka_producev(
-        producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+    const rd_kafka_resp_err_t err = !handle ? rd_kafka_last_error() : rd_kafka_producev(
+        producer, RD_KAFKA_V_RKT(handle), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
     if (err) {
-      // Not enqueued (e.g. an invalid topic name): the offset stays held, so it is
-      // consumed again after a restart rather than lost.
+      // Not enqueued (e.g. an invalid topic name). The hold taken below is never
+      // released: the offset is not committed, so the message is consumed again after
+      // a restart rather than lost.
       self.counters_.produce_errors++;
       if (self.observer_) self.observer_->on_produce_error();
       spdlog::error("cannot produce to {}: {}", topic, rd_kafka_err2str(err));
       rd_kafka_headers_destroy(headers);
       delete d;
-      return;
     }
-    std::lock_guard lock(tracker->mu);
+    std::lock_guard lock(tracker->mu);  // the delivery hold, released by its report
     auto it = std::lower_bound(tracker->pending.begin(), tracker->pending.end(), std::make_pair(offset, INT32_MIN));
     if (it != tracker->pending.end() && it->first == offset) ++it->second;
   }
@@ -421,12 +448,13 @@ struct Service::Impl {
     uint64_t generation;
     std::unordered_map<int32_t, StreamState> states;  // per partition: stateful rules stay correct
     std::string out;
+    TopicHandles topics;
   };
 
   void work(unsigned index) {
     Worker w{CommentProcessor(self.policies(), DecoderOptions{config.max_bytes, 32, {}},
                               VerdictOptions{config.redacted_text}),
-             self.policies_generation_.load(), {}, {}};
+             self.policies_generation_.load(), {}, {}, TopicHandles(producer)};
     std::deque<WorkItem> batch;
     while (queues[index]->pop_all(batch, workers_closed)) {
       for (WorkItem& item : batch) process(w, item);
@@ -465,9 +493,9 @@ struct Service::Impl {
       if (!config.copy_topic.empty()) {
         rd_kafka_headers_t* copy = rd_kafka_headers_copy(h);
         rd_kafka_header_add(copy, "verdict", -1, w.out.data(), static_cast<ssize_t>(w.out.size()));
-        produce(expand_topic(config.copy_topic, c.tenant, action), payload, c.id, copy, item.tracker, m->offset);
+        produce(w.topics, expand_topic(config.copy_topic, c.tenant, action), payload, c.id, copy, item.tracker, m->offset);
       }
-      produce(expand_topic(config.verdict_topic, c.tenant, action), w.out, c.id, h, item.tracker, m->offset,
+      produce(w.topics, expand_topic(config.verdict_topic, c.tenant, action), w.out, c.id, h, item.tracker, m->offset,
               source_timestamp_ms);
       self.counters_.verdicts++;
     } else {
@@ -483,7 +511,7 @@ struct Service::Impl {
       rd_kafka_header_add(h, "source.topic", -1, source, -1);
       rd_kafka_header_add(h, "source.partition", -1, partition.data(), static_cast<ssize_t>(partition.size()));
       rd_kafka_header_add(h, "source.offset", -1, offset.data(), static_cast<ssize_t>(offset.size()));
-      produce(config.dlq_topic, payload, std::string_view(static_cast<const char*>(m->key), m->key_len), h,
+      produce(w.topics, config.dlq_topic, payload, std::string_view(static_cast<const char*>(m->key), m->key_len), h,
               item.tracker, m->offset);
       self.counters_.dead_letters++;
     }
