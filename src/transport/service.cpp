@@ -195,10 +195,18 @@ struct Service::Impl {
       spdlog::warn("delivery to {} failed ({}); retrying", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
       rd_kafka_headers_t* headers = nullptr;
       rd_kafka_message_headers(m, &headers);
-      rd_kafka_producev(impl->producer, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(m->rkt)),
-                        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
-                        RD_KAFKA_V_HEADERS(headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0)),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+      rd_kafka_headers_t* copy = headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0);
+      const rd_kafka_resp_err_t err = rd_kafka_producev(
+          impl->producer, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_VALUE(m->payload, m->len),
+          RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+      if (err) {
+        // Refused outright (e.g. the queue is full): the hold stays, so the offset is
+        // not committed and the message is consumed again after a restart.
+        spdlog::error("cannot produce to {} again: {}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err));
+        rd_kafka_headers_destroy(copy);
+        delete d;
+      }
       return;
     }
     impl->self.counters_.acknowledged++;
