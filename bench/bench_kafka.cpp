@@ -258,32 +258,26 @@ PathRun relay(const std::string& bootstrap, size_t count, const std::string& gro
 // pays in `civicsift run`. The workers' path takes no lock of the bench's own.
 class LatencyObserver final : public ServiceObserver {
  public:
-  explicit LatencyObserver(ServiceObserver* metrics) : metrics_(metrics) {}
+  explicit LatencyObserver(const PolicySet& policies) : metrics_("bench") { metrics_.set_policies(policies); }
   void on_verdict(const Comment& c, const Verdict& v, double seconds) override {
     if (!seen_first_.load(std::memory_order_relaxed) && !seen_first_.exchange(true))
       first_ = Clock::now();  // the first message consumed, classified
-    if (metrics_) metrics_->on_verdict(c, v, seconds);
+    metrics_.on_verdict(c, v, seconds);
   }
-  void on_invalid(DecodeErrorCode code) override {
-    if (metrics_) metrics_->on_invalid(code);
-  }
+  void on_invalid(DecodeErrorCode code) override { metrics_.on_invalid(code); }
   void on_verdict_acknowledged(double seconds) override {  // the delivery-report thread only
     {
       std::lock_guard lock(mu_);
       last_ = Clock::now();
       latencies_.push_back(seconds);
     }
-    if (metrics_) metrics_->on_verdict_acknowledged(seconds);
+    metrics_.on_verdict_acknowledged(seconds);
   }
-  void on_produce_error() override {
-    if (metrics_) metrics_->on_produce_error();
-  }
+  void on_produce_error() override { metrics_.on_produce_error(); }
   void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) override {
-    if (metrics_) metrics_->on_consumer_lag(topic, partition, lag);
+    metrics_.on_consumer_lag(topic, partition, lag);
   }
-  void on_partitions_revoked() override {
-    if (metrics_) metrics_->on_partitions_revoked();
-  }
+  void on_partitions_revoked() override { metrics_.on_partitions_revoked(); }
   std::vector<double> take(Clock::time_point* first = nullptr, Clock::time_point* last = nullptr) {
     std::lock_guard lock(mu_);
     if (first) *first = first_;
@@ -292,7 +286,7 @@ class LatencyObserver final : public ServiceObserver {
   }
 
  private:
-  ServiceObserver* metrics_;
+  Metrics metrics_;
   std::atomic<bool> seen_first_{false};
   std::mutex mu_;
   std::vector<double> latencies_;
@@ -355,9 +349,7 @@ int main(int argc, char** argv) {
   auto service_run = [&](const std::string& group, std::map<std::string, double>& by_role) {
     const double cpu_before = process_cpu_seconds();
     const auto threads_before = thread_cpu();
-    Metrics metrics("bench");
-    metrics.set_policies(*policies);
-    LatencyObserver observer(&metrics);
+    LatencyObserver observer(*policies);
     Service service(service_config(bootstrap, group), policies, &observer);
     std::thread runner([&] {
       pthread_setname_np(pthread_self(), "cs-consume");
@@ -414,9 +406,7 @@ int main(int argc, char** argv) {
     std::vector<double> latencies;
   };
   auto live_run = [&](double rate, double duration, const std::string& group) {
-    Metrics metrics("bench");
-    metrics.set_policies(*policies);
-    LatencyObserver observer(&metrics);
+    LatencyObserver observer(*policies);
     ServiceConfig config = service_config(bootstrap, group);
     config.kafka["auto.offset.reset"] = "latest";  // only the live stream, not the backlog
     Service service(config, policies, &observer);
