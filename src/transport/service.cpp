@@ -53,6 +53,20 @@ struct PartitionTracker {
   std::deque<std::pair<int64_t, int>> pending;  // offset, outstanding holds
   int64_t next_offset = -1;  // after the last dispatched message (transactions)
   int64_t transaction_base = -1;  // first offset of the open transaction: where an abort rewinds to
+  int64_t done_next = -1;      // after the done prefix: the offset to store next
+  bool store_queued = false;   // waits in Impl::to_store
+
+  // The holds on `offset`, or null. A partition's offsets are mostly consecutive, so
+  // this is usually one subtraction; gaps (compaction, transaction markers) fall back
+  // to a binary search. Under `mu`.
+  int* holds(int64_t offset) {
+    if (pending.empty()) return nullptr;
+    const int64_t guess = offset - pending.front().first;
+    if (guess >= 0 && guess < static_cast<int64_t>(pending.size()) && pending[static_cast<size_t>(guess)].first == offset)
+      return &pending[static_cast<size_t>(guess)].second;
+    auto it = std::lower_bound(pending.begin(), pending.end(), std::make_pair(offset, INT32_MIN));
+    return it != pending.end() && it->first == offset ? &it->second : nullptr;
+  }
 };
 
 // The msg_opaque of every produced record.
@@ -146,6 +160,8 @@ struct Service::Impl {
   std::mutex trackers_mu;
   std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>, TrackerKeyLess> trackers;
   std::vector<std::vector<WorkItem>> dispatch;  // per worker: consumed, not yet handed over (consumer thread)
+  std::mutex to_store_mu;
+  std::vector<std::shared_ptr<PartitionTracker>> to_store;  // done prefixes grown since the last store
   Clock::time_point last_transaction = Clock::now();
   bool in_transaction = false;  // consumer thread only
   std::mutex fatal_mu;
@@ -157,26 +173,49 @@ struct Service::Impl {
 
   unsigned worker_of(int32_t partition) const { return static_cast<unsigned>(partition) % threads; }
 
-  // Releases one hold on `offset`; stores the offset after the done prefix.
+  // Releases one hold on `offset`. When the done prefix grows, its end waits to be
+  // stored with the others (store_done_offsets).
   void release(const std::shared_ptr<PartitionTracker>& t, int64_t offset, int holds = 1) {
-    int64_t next = -1;
     {
       std::lock_guard lock(t->mu);
-      auto it = std::lower_bound(t->pending.begin(), t->pending.end(), std::make_pair(offset, INT32_MIN));
-      if (it == t->pending.end() || it->first != offset) return;
-      it->second -= holds;
+      int* left = t->holds(offset);
+      if (!left) return;
+      *left -= holds;
+      bool grown = false;
       while (!t->pending.empty() && t->pending.front().second <= 0) {
-        next = t->pending.front().first + 1;
+        t->done_next = t->pending.front().first + 1;
         t->pending.pop_front();
         self.counters_.finished++;
+        grown = true;
       }
+      // Transactions send their offsets themselves.
+      if (!grown || config.exactly_once || t->store_queued) return;
+      t->store_queued = true;
     }
-    if (next < 0 || config.exactly_once) return;  // transactions send offsets themselves
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, t->topic.c_str(), t->partition)->offset = next;
-    rd_kafka_offsets_store(consumer, list);  // fails harmlessly after a revoke
+    std::lock_guard lock(to_store_mu);
+    to_store.push_back(t);
+  }
+
+  // Stores the end of each grown done prefix, all in one call. Storing per message
+  // took a partition list (three allocations) and librdkafka's partition lock for
+  // every acknowledgement; this runs once per batch of delivery reports instead.
+  // Each partition's latest end is read under its lock here, so a store never goes
+  // back to an older offset whichever thread released last.
+  void store_done_offsets() {
+    std::vector<std::shared_ptr<PartitionTracker>> grown;
+    {
+      std::lock_guard lock(to_store_mu);
+      if (to_store.empty()) return;
+      grown.swap(to_store);
+    }
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(grown.size()));
+    for (const auto& t : grown) {
+      std::lock_guard lock(t->mu);
+      t->store_queued = false;
+      rd_kafka_topic_partition_list_add(list, t->topic.c_str(), t->partition)->offset = t->done_next;
+    }
+    rd_kafka_offsets_store(consumer, list);  // fails harmlessly for partitions since revoked
     rd_kafka_topic_partition_list_destroy(list);
-    self.counters_.committed_offsets.store(static_cast<uint64_t>(next));
   }
 
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -378,7 +417,8 @@ struct Service::Impl {
     rd_kafka_topic_partition_list_destroy(positions);
   }
 
-  // Waits until every consumed message was processed and acknowledged.
+  // Waits until every consumed message was processed and acknowledged, and stores
+  // their offsets.
   bool drain(int timeout_ms) {
     flush_dispatch();  // what the consumer thread still holds counts as in flight
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -394,7 +434,10 @@ struct Service::Impl {
           }
         }
       }
-      if (idle) return true;
+      if (idle) {
+        store_done_offsets();  // for the commit that follows
+        return true;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     spdlog::warn("drain timed out after {} ms; uncommitted messages will be consumed again", timeout_ms);
@@ -446,8 +489,7 @@ struct Service::Impl {
       delete d;
     }
     std::lock_guard lock(tracker->mu);  // the delivery hold, released by its report
-    auto it = std::lower_bound(tracker->pending.begin(), tracker->pending.end(), std::make_pair(offset, INT32_MIN));
-    if (it != tracker->pending.end() && it->first == offset) ++it->second;
+    if (int* holds = tracker->holds(offset)) ++*holds;
   }
 
   // A worker's own state: nothing here is shared, so classifying takes no lock.
@@ -625,7 +667,10 @@ struct Service::Impl {
     std::atomic<bool> polling{true};
     std::thread poller([&] {  // serves delivery reports
       pthread_setname_np(pthread_self(), "cs-deliver");
-      while (polling.load()) rd_kafka_poll(producer, 100);
+      while (polling.load()) {
+        rd_kafka_poll(producer, 100);
+        store_done_offsets();
+      }
     });
     spdlog::info("consuming {} as group {} with {} worker(s)", config.input_topic, config.group, threads);
 

@@ -67,7 +67,6 @@ struct ServiceCounters {
   std::atomic<uint64_t> acknowledged{0};
   std::atomic<uint64_t> finished{0};  // input messages whose every record was acknowledged
   std::atomic<uint64_t> produce_errors{0};
-  std::atomic<uint64_t> committed_offsets{0};
   std::atomic<uint64_t> aborted_transactions{0};  // exactly_once: aborted and redone
   std::atomic<int> assigned_partitions{0};  // > 0: the service is consuming
 };
