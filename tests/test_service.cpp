@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <mutex>
 #include <unistd.h>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "gen/generator.h"
@@ -315,12 +318,23 @@ TEST(KafkaService, AnOutputTopicLibrdkafkaRefusesCountsProduceErrorsAndCommitsNo
   ServiceConfig cfg = config_for(broker.bootstrap);
   cfg.verdict_topic = std::string(600, 'v') + ".{tenant}";  // librdkafka takes at most 512 bytes
   cfg.shutdown_timeout_ms = 1000;  // the held offsets never drain
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
   {
     Service service(cfg, test_policies());
     run_until(service, [&] { return service.counters().produce_errors.load() >= input.size(); });
     EXPECT_EQ(service.counters().produce_errors.load(), input.size());
     EXPECT_EQ(service.counters().acknowledged.load(), 0u);
   }
+  spdlog::set_default_logger(previous);
+  // One error line for the twenty refusals, not one each: the counter has the number.
+  const std::string lines = log.str();
+  size_t refusals_logged = 0;
+  for (size_t at = lines.find("cannot produce to"); at != std::string::npos; at = lines.find("cannot produce to", at + 1))
+    ++refusals_logged;
+  EXPECT_EQ(refusals_logged, 1u) << lines;
   // Every offset stayed held: with a topic it can write to, a restart classifies them all.
   cfg.verdict_topic = "verdicts";
   Service again(cfg, test_policies());

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <pthread.h>
 #include <unistd.h>
@@ -68,6 +69,38 @@ struct PartitionTracker {
     return it != pending.end() && it->first == offset ? &it->second : nullptr;
   }
 };
+
+// Lets one line through per interval and counts the others, for errors that come once
+// per message (a topic librdkafka refuses, a broker failing every delivery): a line per
+// message would bury the log. The counters and metrics keep the exact numbers.
+class LogThrottle {
+ public:
+  // Whether to log this one; `held_back` is how many were not logged since the last line.
+  bool admit(uint64_t& held_back) {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    if (logged_once_ && now - last_ < kInterval) {
+      ++held_back_;
+      return false;
+    }
+    logged_once_ = true;
+    last_ = now;
+    held_back = std::exchange(held_back_, 0);
+    return true;
+  }
+
+ private:
+  static constexpr std::chrono::seconds kInterval{10};
+  std::mutex mu_;
+  bool logged_once_ = false;
+  Clock::time_point last_;
+  uint64_t held_back_ = 0;
+};
+
+// " (and N more since the last such line)", or nothing.
+std::string held_back_note(uint64_t held_back) {
+  return held_back ? fmt::format(" (and {} more since the last such line)", held_back) : std::string();
+}
 
 // The msg_opaque of every produced record.
 struct Delivery {
@@ -160,6 +193,7 @@ struct Service::Impl {
   std::mutex trackers_mu;
   std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>, TrackerKeyLess> trackers;
   std::vector<std::vector<WorkItem>> dispatch;  // per worker: consumed, not yet handed over (consumer thread)
+  LogThrottle produce_refused_log, delivery_failed_log;
   std::mutex to_store_mu;
   std::vector<std::shared_ptr<PartitionTracker>> to_store;  // done prefixes grown since the last store
   Clock::time_point last_transaction = Clock::now();
@@ -231,7 +265,9 @@ struct Service::Impl {
       // Not acknowledged: produce it again (from the poll thread), keep the hold.
       impl->self.counters_.produce_errors++;
       if (impl->self.observer_) impl->self.observer_->on_produce_error();
-      spdlog::warn("delivery to {} failed ({}); retrying", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+      if (uint64_t held_back = 0; impl->delivery_failed_log.admit(held_back))
+        spdlog::warn("delivery to {} failed ({}); retrying{}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+                     held_back_note(held_back));
       rd_kafka_headers_t* headers = nullptr;
       rd_kafka_message_headers(m, &headers);
       rd_kafka_headers_t* copy = headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0);
@@ -242,7 +278,9 @@ struct Service::Impl {
       if (err) {
         // Refused outright (e.g. the queue is full): the hold stays, so the offset is
         // not committed and the message is consumed again after a restart.
-        spdlog::error("cannot produce to {} again: {}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err));
+        if (uint64_t held_back = 0; impl->produce_refused_log.admit(held_back))
+          spdlog::error("cannot produce to {} again: {}{}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err),
+                        held_back_note(held_back));
         rd_kafka_headers_destroy(copy);
         delete d;
       }
@@ -484,7 +522,8 @@ struct Service::Impl {
       // a restart rather than lost.
       self.counters_.produce_errors++;
       if (self.observer_) self.observer_->on_produce_error();
-      spdlog::error("cannot produce to {}: {}", topic, rd_kafka_err2str(err));
+      if (uint64_t held_back = 0; produce_refused_log.admit(held_back))
+        spdlog::error("cannot produce to {}: {}{}", topic, rd_kafka_err2str(err), held_back_note(held_back));
       rd_kafka_headers_destroy(headers);
       delete d;
     }
