@@ -131,6 +131,49 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
   EXPECT_EQ(metrics.exposition().find("civicsift_consumer_lag_messages{"), std::string::npos);
 }
 
+TEST(Metrics, CountsFromManyThreadsAddUpOnceAcrossScrapes) {
+  Metrics metrics("test");
+  Comment comment;
+  comment.tenant = "town";
+  Verdict verdict;
+  verdict.action = Action::remove;
+  verdict.categories = (1u << static_cast<unsigned>(Category::profanity)) | (1u << static_cast<unsigned>(Category::pii));
+  Comment other = comment;
+  other.tenant = "village";
+  Verdict allowed;
+  constexpr int kThreads = 4, kEach = 2500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        metrics.on_verdict(comment, verdict, 1e-6);  // on a bound: counted in its bucket
+        metrics.on_verdict(other, allowed, 3e-3);
+        metrics.on_verdict_acknowledged(0.5);
+        if (i == kEach / 2) (void)metrics.exposition();  // scrapes while the threads count
+      }
+    });
+  for (auto& t : threads) t.join();
+  const std::string first = metrics.exposition();
+  const std::string second = metrics.exposition();
+  EXPECT_EQ(first, second);  // a scrape moves what is new, never the same counts twice
+  const std::string n = std::to_string(kThreads * kEach), both = std::to_string(2 * kThreads * kEach);
+  for (const std::string& line :
+       {"civicsift_comments_total{action=\"remove\",tenant=\"town\"} " + n,
+        "civicsift_comments_total{action=\"allow\",tenant=\"village\"} " + n,
+        "civicsift_category_matches_total{category=\"profanity\",tenant=\"town\"} " + n,
+        "civicsift_category_matches_total{category=\"pii\",tenant=\"town\"} " + n,
+        "civicsift_scan_duration_seconds_count " + both,
+        "civicsift_scan_duration_seconds_bucket{le=\"1e-06\"} " + n,
+        "civicsift_scan_duration_seconds_bucket{le=\"0.0025\"} " + n,
+        "civicsift_scan_duration_seconds_bucket{le=\"0.01\"} " + both,
+        "civicsift_end_to_end_latency_seconds_count " + n,
+        std::string("civicsift_end_to_end_latency_seconds_bucket{le=\"0.25\"} 0"),
+        "civicsift_end_to_end_latency_seconds_bucket{le=\"0.5\"} " + n})
+    EXPECT_NE(first.find(line + "\n"), std::string::npos) << line << "\n" << first;
+  EXPECT_NE(first.find("civicsift_end_to_end_latency_seconds_sum " + std::to_string(kThreads * kEach / 2) + "\n"),
+            std::string::npos);
+}
+
 TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
   auto metrics = std::make_shared<Metrics>("1.2.3");
   std::atomic<bool> ready{false};

@@ -306,6 +306,63 @@ TEST(KafkaService, ProduceFetchAndCommitErrorsAndABrokerOutageLoseNothing) {
       << verdicts.records() << " records; consumed " << service.counters().consumed.load();
 }
 
+TEST(KafkaService, ACopyTopicGetsEachOriginalWithItsVerdictAndTheCommitWaitsForBothRecords) {
+  if (real_brokers()) GTEST_SKIP() << "the copy topic is created on first use by the mock cluster";
+  auto broker = start_broker();
+  std::vector<std::string> ids;
+  const auto input = comments(400, 12, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.copy_topic = "moderation.{tenant}";
+  {
+    Service service(cfg, test_policies());
+    run_until(service, [&] { return service.counters().finished.load() >= input.size(); });
+    EXPECT_EQ(service.counters().acknowledged.load(), 2 * input.size());
+  }
+  const auto verdicts = read_topic(broker->bootstrap(), "verdicts", input.size());
+  const auto copies = read_topic(broker->bootstrap(), "moderation.town", input.size());
+  ASSERT_EQ(copies.size(), input.size());
+  EXPECT_EQ(verdicts.size(), input.size());
+  const std::set<std::string> originals(input.begin(), input.end());
+  std::set<std::string> keys;
+  for (const Record& copy : copies) {
+    keys.insert(copy.key);
+    EXPECT_TRUE(originals.count(copy.value));
+    EXPECT_NE(copy.headers.at("verdict").find("\"id\":\"" + copy.key + "\""), std::string::npos);
+    EXPECT_NE(copy.headers.at("verdict").find("\"action\":\"" + copy.headers.at("action") + "\""), std::string::npos);
+  }
+  EXPECT_EQ(keys, std::set<std::string>(ids.begin(), ids.end()));
+
+  // A message is done only when both its records are: with copies refused, every
+  // verdict is acknowledged yet no offset is finished, so none is committed.
+  const auto more = comments(50, 13);
+  produce_all(broker->bootstrap(), "comments", more);
+  ServiceConfig refused = cfg;
+  refused.copy_topic = std::string(600, 'c') + ".{tenant}";  // librdkafka takes at most 512 bytes
+  refused.shutdown_timeout_ms = 1000;  // the held offsets never drain
+  {
+    Service service(refused, test_policies());
+    run_until(service, [&] { return service.counters().acknowledged.load() >= more.size(); });
+    EXPECT_EQ(service.counters().acknowledged.load(), more.size());
+    EXPECT_EQ(service.counters().produce_errors.load(), more.size());
+    EXPECT_EQ(service.counters().finished.load(), 0u);
+  }
+  // The restart answers those again, and after its commit nothing is left.
+  {
+    Service service(cfg, test_policies());
+    run_until(service, [&] { return service.counters().finished.load() >= more.size(); });
+    EXPECT_EQ(service.counters().consumed.load(), more.size());
+  }
+  Service again(cfg, test_policies());
+  std::chrono::steady_clock::time_point assigned_at{};
+  run_until(again, [&] {
+    if (again.counters().assigned_partitions.load() == 0) return false;
+    if (assigned_at == std::chrono::steady_clock::time_point{}) assigned_at = std::chrono::steady_clock::now();
+    return std::chrono::steady_clock::now() - assigned_at > 2s;  // time to fetch anything left
+  });
+  EXPECT_EQ(again.counters().consumed.load(), 0u);
+}
+
 TEST(KafkaService, TopicTemplates) {
   EXPECT_EQ(expand_topic("moderation.{tenant}.{action}", "windsor", "remove"), "moderation.windsor.remove");
   EXPECT_EQ(expand_topic("verdicts", "windsor", "remove"), "verdicts");

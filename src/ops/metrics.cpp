@@ -2,8 +2,25 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <bit>
+#include <deque>
+
 namespace civicsift {
 namespace {
+
+std::atomic<uint64_t> next_metrics_id{1};
+
+// A count one thread writes and scrapes read: a relaxed load and store, not a locked
+// read-modify-write.
+class Cell {
+ public:
+  void add() { value_.store(value_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
 
 // Scans take microseconds; a 10 ms bucket still catches a multi-kilobyte outlier.
 const prometheus::Histogram::BucketBoundaries kScanBuckets = {1e-6, 2e-6, 5e-6, 1e-5,   2e-5,   5e-5,
@@ -13,6 +30,45 @@ const prometheus::Histogram::BucketBoundaries kEndToEndBuckets = {0.001, 0.0025,
                                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
 
 }  // namespace
+
+// One thread's observations of one histogram, bucketed as prometheus-cpp does (the
+// first bucket whose bound is at least the value).
+struct Metrics::HistogramCells {
+  explicit HistogramCells(const prometheus::Histogram::BucketBoundaries& boundaries)
+      : bounds(boundaries), counts(boundaries.size() + 1) {}
+  void observe(double value) {
+    counts[static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin())].add();
+    sum.store(sum.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+  }
+  void add_to(std::vector<uint64_t>& total_counts, double& total_sum) const {
+    for (size_t i = 0; i < counts.size(); ++i) total_counts[i] += counts[i].get();
+    total_sum += sum.load(std::memory_order_relaxed);
+  }
+  const prometheus::Histogram::BucketBoundaries& bounds;
+  std::vector<Cell> counts;  // the last one is above every bound
+  std::atomic<double> sum{0};
+};
+
+// One thread's cells. Only that thread writes them.
+struct Metrics::Shard {
+  struct TenantCells {
+    explicit TenantCells(std::string_view name) : tenant(name) {}
+    std::string tenant;
+    std::array<Cell, 4> actions;
+    std::array<Cell, kCategoryCount> categories;
+  };
+  // A deployment serves a handful of tenants: a walk beats hashing the name.
+  TenantCells& cells_for(std::string_view tenant) {
+    for (TenantCells& t : tenants)
+      if (t.tenant == tenant) return t;
+    std::lock_guard lock(mu);
+    return tenants.emplace_back(tenant);
+  }
+  std::mutex mu;  // the owner appends to `tenants` under it; scrapes walk them under it
+  std::deque<TenantCells> tenants;  // elements never move
+  HistogramCells scan{kScanBuckets};
+  HistogramCells end_to_end{kEndToEndBuckets};
+};
 
 Metrics::Metrics(std::string_view build_version)
     : registry_(std::make_shared<prometheus::Registry>()),
@@ -74,7 +130,10 @@ Metrics::Metrics(std::string_view build_version)
       policy_reloads_(prometheus::BuildCounter()
                           .Name("civicsift_policy_reloads_total")
                           .Help("Policy reloads by tenant and result (success, failure)")
-                          .Register(*registry_)) {
+                          .Register(*registry_)),
+      id_(next_metrics_id.fetch_add(1)),
+      scan_reported_{std::vector<uint64_t>(kScanBuckets.size() + 1)},
+      end_to_end_reported_{std::vector<uint64_t>(kEndToEndBuckets.size() + 1)} {
   // Every error code's series exists from the start: a rate over a series that
   // appears at its first increment misses that increment.
   for (int code = 0; code <= static_cast<int>(DecodeErrorCode::unknown_tenant); ++code)
@@ -87,13 +146,15 @@ Metrics::Metrics(std::string_view build_version)
       .Set(1);
 }
 
+Metrics::~Metrics() = default;
+
 void Metrics::watch_service(const Service* service) { service_.store(service); }
 
 void Metrics::set_policies(const PolicySet& policies) {
   // Each tenant's series exist before its first comment or reload, for the same reason.
   for (const auto& p : policies.policies()) {
+    std::lock_guard lock(tenants_mu_);
     TenantSeries& s = series_for(p->tenant());
-    std::unique_lock lock(tenants_mu_);
     for (unsigned c = 0; c < kCategoryCount; ++c)
       if (!s.categories[c])
         s.categories[c] = &category_matches_.Add(
@@ -114,12 +175,7 @@ void Metrics::record_reload(std::string_view tenant, bool ok) {
   policy_reloads_.Add({{"tenant", std::string(tenant)}, {"result", ok ? "success" : "failure"}}).Increment();
 }
 
-Metrics::TenantSeries& Metrics::series_for(std::string_view tenant) {
-  {
-    std::shared_lock lock(tenants_mu_);
-    if (auto it = tenants_.find(tenant); it != tenants_.end()) return it->second;
-  }
-  std::unique_lock lock(tenants_mu_);
+Metrics::TenantSeries& Metrics::series_for(std::string_view tenant) const {
   auto [it, inserted] = tenants_.try_emplace(std::string(tenant));
   if (inserted) {
     for (unsigned a = 0; a < it->second.actions.size(); ++a)
@@ -129,27 +185,26 @@ Metrics::TenantSeries& Metrics::series_for(std::string_view tenant) {
   return it->second;  // map nodes are stable; entries are never erased
 }
 
+Metrics::Shard& Metrics::shard() {
+  // Found without a lock after a thread's first report. Instances are told apart by
+  // id, not address: a new Metrics may take the address of one destroyed.
+  thread_local uint64_t cached_for = 0;
+  thread_local Shard* cached = nullptr;
+  if (cached_for == id_) return *cached;
+  std::lock_guard lock(shards_mu_);
+  std::unique_ptr<Shard>& s = shards_[std::this_thread::get_id()];  // a finished thread's cells serve its id's next owner
+  if (!s) s = std::make_unique<Shard>();
+  cached_for = id_;
+  cached = s.get();
+  return *s;
+}
+
 void Metrics::on_verdict(const Comment& comment, const Verdict& verdict, double seconds) {
-  scan_duration_.Observe(seconds);
-  TenantSeries& s = series_for(comment.tenant);
-  s.actions[static_cast<unsigned>(verdict.action)]->Increment();
-  if (!verdict.categories) return;
-  for (unsigned c = 0; c < kCategoryCount; ++c) {
-    if (!(verdict.categories & (1u << c))) continue;
-    prometheus::Counter* counter;
-    {
-      std::shared_lock lock(tenants_mu_);
-      counter = s.categories[c];
-    }
-    if (!counter) {
-      std::unique_lock lock(tenants_mu_);
-      if (!s.categories[c])
-        s.categories[c] = &category_matches_.Add(
-            {{"tenant", std::string(comment.tenant)}, {"category", std::string(to_string(static_cast<Category>(c)))}});
-      counter = s.categories[c];
-    }
-    counter->Increment();
-  }
+  Shard& s = shard();
+  s.scan.observe(seconds);
+  Shard::TenantCells& t = s.cells_for(comment.tenant);
+  t.actions[static_cast<unsigned>(verdict.action)].add();
+  for (uint32_t bits = verdict.categories; bits; bits &= bits - 1) t.categories[std::countr_zero(bits)].add();
 }
 
 void Metrics::on_invalid(DecodeErrorCode reason) {
@@ -158,7 +213,7 @@ void Metrics::on_invalid(DecodeErrorCode reason) {
   dead_letters_.Increment();
 }
 
-void Metrics::on_verdict_acknowledged(double seconds) { end_to_end_.Observe(seconds < 0 ? 0 : seconds); }
+void Metrics::on_verdict_acknowledged(double seconds) { shard().end_to_end.observe(seconds < 0 ? 0 : seconds); }
 
 void Metrics::on_produce_error() { produce_errors_.Increment(); }
 
@@ -179,9 +234,68 @@ void Metrics::on_partitions_revoked() {
   lag_series_.clear();
 }
 
+void Metrics::fold_histogram(prometheus::Histogram& into, const std::vector<uint64_t>& counts, double sum,
+                             HistogramReported& reported) {
+  std::vector<double> increments(counts.size());
+  bool any = false;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    increments[i] = static_cast<double>(counts[i] - reported.counts[i]);
+    any = any || counts[i] != reported.counts[i];
+  }
+  if (!any) return;
+  into.ObserveMultiple(increments, sum - reported.sum);
+  reported.counts = counts;
+  reported.sum = sum;
+}
+
+void Metrics::fold_shards() const {
+  struct TenantTotals {
+    std::array<uint64_t, 4> actions{};
+    std::array<uint64_t, kCategoryCount> categories{};
+  };
+  std::map<std::string, TenantTotals, std::less<>> tenants;
+  std::vector<uint64_t> scan_counts(kScanBuckets.size() + 1), end_to_end_counts(kEndToEndBuckets.size() + 1);
+  double scan_sum = 0, end_to_end_sum = 0;
+  {
+    std::lock_guard lock(shards_mu_);
+    for (const auto& [thread, shard] : shards_) {
+      std::lock_guard shard_lock(shard->mu);
+      for (const Shard::TenantCells& cells : shard->tenants) {
+        TenantTotals& totals = tenants[cells.tenant];
+        for (size_t a = 0; a < totals.actions.size(); ++a) totals.actions[a] += cells.actions[a].get();
+        for (size_t c = 0; c < kCategoryCount; ++c) totals.categories[c] += cells.categories[c].get();
+      }
+      shard->scan.add_to(scan_counts, scan_sum);
+      shard->end_to_end.add_to(end_to_end_counts, end_to_end_sum);
+    }
+  }
+  {
+    std::lock_guard lock(tenants_mu_);
+    for (const auto& [tenant, totals] : tenants) {
+      TenantSeries& s = series_for(tenant);
+      for (size_t a = 0; a < totals.actions.size(); ++a) {
+        if (totals.actions[a] == s.actions_reported[a]) continue;
+        s.actions[a]->Increment(static_cast<double>(totals.actions[a] - s.actions_reported[a]));
+        s.actions_reported[a] = totals.actions[a];
+      }
+      for (size_t c = 0; c < kCategoryCount; ++c) {
+        if (totals.categories[c] == s.categories_reported[c]) continue;
+        if (!s.categories[c])  // a tenant set_policies did not name
+          s.categories[c] = &category_matches_.Add(
+              {{"tenant", tenant}, {"category", std::string(to_string(static_cast<Category>(c)))}});
+        s.categories[c]->Increment(static_cast<double>(totals.categories[c] - s.categories_reported[c]));
+        s.categories_reported[c] = totals.categories[c];
+      }
+    }
+  }
+  fold_histogram(scan_duration_, scan_counts, scan_sum, scan_reported_);
+  fold_histogram(end_to_end_, end_to_end_counts, end_to_end_sum, end_to_end_reported_);
+}
+
 std::vector<prometheus::MetricFamily> Metrics::Collect() const {
+  std::lock_guard lock(scrape_mu_);
+  fold_shards();
   if (const Service* s = service_.load()) {
-    std::lock_guard lock(scrape_mu_);
     const uint64_t consumed = s->counters().consumed.load();
     // The counters live in the service; references reach them from this const method.
     if (consumed > consumed_reported_) consumed_.Increment(static_cast<double>(consumed - consumed_reported_));

@@ -1,6 +1,11 @@
 // ops: civicsift's Prometheus metrics (prometheus-cpp). A Service reports to it as
 // its ServiceObserver; scrapes read it as a Collectable. Labels hold tenants,
 // actions, categories, error codes, topics and partitions: never comment data.
+//
+// What is reported once per message (verdicts by tenant, action and category; scan
+// and end-to-end durations) goes to cells of the reporting thread, as Envoy's stats
+// do: no lock and no cache line shared between cores on the hot path. A scrape adds
+// the threads' cells up and moves what is new into the registry's series.
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -11,12 +16,14 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "policy/compiler.h"
 #include "transport/service.h"
@@ -26,6 +33,7 @@ namespace civicsift {
 class Metrics final : public ServiceObserver, public prometheus::Collectable {
  public:
   explicit Metrics(std::string_view build_version);
+  ~Metrics() override;
 
   // Gauges read from the service at each scrape: in-flight messages, assigned
   // partitions, messages consumed. The service must outlive the scrapes (or be unset).
@@ -52,8 +60,17 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   struct TenantSeries {
     std::array<prometheus::Counter*, 4> actions{};
     std::array<prometheus::Counter*, kCategoryCount> categories{};
+    // What the scrapes moved into the series so far, summed over threads.
+    std::array<uint64_t, 4> actions_reported{};
+    std::array<uint64_t, kCategoryCount> categories_reported{};
   };
-  TenantSeries& series_for(std::string_view tenant);
+  struct Shard;
+  struct HistogramCells;
+  TenantSeries& series_for(std::string_view tenant) const;  // under tenants_mu_
+  // The calling thread's cells.
+  Shard& shard();
+  // Moves what the threads counted since the last scrape into the series (under scrape_mu_).
+  void fold_shards() const;
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& comments_;
@@ -70,8 +87,20 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   prometheus::Family<prometheus::Gauge>& policy_info_;
   prometheus::Family<prometheus::Counter>& policy_reloads_;
 
-  std::shared_mutex tenants_mu_;
-  std::map<std::string, TenantSeries, std::less<>> tenants_;
+  // What the scrapes moved into a histogram so far, summed over threads.
+  struct HistogramReported {
+    std::vector<uint64_t> counts;  // by bucket
+    double sum = 0;
+  };
+  static void fold_histogram(prometheus::Histogram& into, const std::vector<uint64_t>& counts, double sum,
+                             HistogramReported& reported);
+
+  mutable std::mutex tenants_mu_;
+  mutable std::map<std::string, TenantSeries, std::less<>> tenants_;
+  const uint64_t id_;  // tells this instance's cells apart in a thread's cache
+  mutable std::mutex shards_mu_;
+  std::map<std::thread::id, std::unique_ptr<Shard>> shards_;
+  mutable HistogramReported scan_reported_, end_to_end_reported_;
   std::mutex gauges_mu_;
   std::map<std::string, prometheus::Gauge*> policy_info_series_;  // by tenant
   std::map<std::pair<std::string, int32_t>, prometheus::Gauge*> lag_series_;

@@ -209,12 +209,12 @@ struct Service::Impl {
 
   // Releases one hold on `offset`. When the done prefix grows, its end waits to be
   // stored with the others (store_done_offsets).
-  void release(const std::shared_ptr<PartitionTracker>& t, int64_t offset, int holds = 1) {
+  void release(const std::shared_ptr<PartitionTracker>& t, int64_t offset) {
     {
       std::lock_guard lock(t->mu);
       int* left = t->holds(offset);
       if (!left) return;
-      *left -= holds;
+      --*left;
       bool grown = false;
       while (!t->pending.empty() && t->pending.front().second <= 0) {
         t->done_next = t->pending.front().first + 1;
@@ -482,6 +482,13 @@ struct Service::Impl {
     return false;
   }
 
+  // Where a record goes: the topic's handle, or why librdkafka refused the name.
+  struct Destination {
+    std::string topic;
+    rd_kafka_topic_t* handle = nullptr;
+    rd_kafka_resp_err_t refused = RD_KAFKA_RESP_ERR_NO_ERROR;
+  };
+
   // A worker's handles of the topics it produces to. Naming the topic in every
   // produce call would have librdkafka look it up under a write lock on the whole
   // client, which its broker threads read-lock all the time.
@@ -491,44 +498,74 @@ struct Service::Impl {
     TopicHandles(const TopicHandles&) = delete;
     TopicHandles& operator=(const TopicHandles&) = delete;
     ~TopicHandles() {
-      for (auto& [name, topic] : by_name_) rd_kafka_topic_destroy(topic);
+      for (auto& [name, to] : by_name_)
+        if (to.handle) rd_kafka_topic_destroy(to.handle);
     }
-    // Null when librdkafka refuses the name (e.g. too long).
-    rd_kafka_topic_t* get(const std::string& name) {
+    // A refused name is remembered too: names come from the topic patterns, tenants
+    // and actions, so they are few. References stay valid (map nodes do not move).
+    const Destination& get(const std::string& name) {
       const auto it = by_name_.find(name);
       if (it != by_name_.end()) return it->second;
-      rd_kafka_topic_t* topic = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
-      if (topic) by_name_.emplace(name, topic);
-      return topic;
+      Destination to{name, rd_kafka_topic_new(producer_, name.c_str(), nullptr), RD_KAFKA_RESP_ERR_NO_ERROR};
+      if (!to.handle) to.refused = rd_kafka_last_error();
+      return by_name_.emplace(name, std::move(to)).first->second;
     }
 
    private:
     rd_kafka_t* producer_;
-    std::unordered_map<std::string, rd_kafka_topic_t*> by_name_;
+    std::unordered_map<std::string, Destination> by_name_;
   };
 
-  void produce(TopicHandles& topics, const std::string& topic, std::string_view value, std::string_view key,
-               rd_kafka_headers_t* headers, const std::shared_ptr<PartitionTracker>& tracker, int64_t offset,
-               int64_t source_timestamp_ms = -1) {
-    rd_kafka_topic_t* handle = topics.get(topic);
-    auto* d = new Delivery{tracker, offset, source_timestamp_ms};
-    const rd_kafka_resp_err_t err = !handle ? rd_kafka_last_error() : rd_kafka_producev(
-        producer, RD_KAFKA_V_RKT(handle), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+  // One topic pattern's destinations by tenant and action, expanded and looked up
+  // once per pair rather than per message. Tenants are those of the policies (an
+  // unknown one is a dead letter), so the table stays small.
+  class TopicRoutes {
+   public:
+    explicit TopicRoutes(const std::string& pattern) : pattern_(pattern) {}
+    const Destination& get(TopicHandles& handles, std::string_view tenant, Action action) {
+      auto it = by_tenant_.find(tenant);
+      if (it == by_tenant_.end()) it = by_tenant_.emplace(std::string(tenant), Routes{}).first;
+      const Destination*& to = it->second[static_cast<size_t>(action)];
+      if (!to) to = &handles.get(expand_topic(pattern_, tenant, to_string(action)));
+      return *to;
+    }
+
+   private:
+    using Routes = std::array<const Destination*, 4>;  // by action
+    struct NameHash {
+      using is_transparent = void;
+      size_t operator()(std::string_view name) const { return std::hash<std::string_view>()(name); }
+    };
+    const std::string& pattern_;
+    std::unordered_map<std::string, Routes, NameHash, std::equal_to<>> by_tenant_;
+  };
+
+  // Produces one record, which takes over one hold on `offset`: its delivery report
+  // releases it.
+  void produce(const Destination& to, std::string_view value, std::string_view key, rd_kafka_headers_t* headers,
+               std::shared_ptr<PartitionTracker> tracker, int64_t offset, int64_t source_timestamp_ms = -1) {
+    auto* d = new Delivery{std::move(tracker), offset, source_timestamp_ms};
+    const rd_kafka_resp_err_t err = !to.handle ? to.refused : rd_kafka_producev(
+        producer, RD_KAFKA_V_RKT(to.handle), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
     if (err) {
-      // Not enqueued (e.g. an invalid topic name). The hold taken below is never
+      // Not enqueued (e.g. an invalid topic name). The record's hold is never
       // released: the offset is not committed, so the message is consumed again after
       // a restart rather than lost.
       self.counters_.produce_errors++;
       if (self.observer_) self.observer_->on_produce_error();
       if (uint64_t held_back = 0; produce_refused_log.admit(held_back))
-        spdlog::error("cannot produce to {}: {}{}", topic, rd_kafka_err2str(err), held_back_note(held_back));
+        spdlog::error("cannot produce to {}: {}{}", to.topic, rd_kafka_err2str(err), held_back_note(held_back));
       rd_kafka_headers_destroy(headers);
       delete d;
     }
-    std::lock_guard lock(tracker->mu);  // the delivery hold, released by its report
-    if (int* holds = tracker->holds(offset)) ++*holds;
+  }
+
+  // One more hold on `offset`, for a second record.
+  static void add_hold(PartitionTracker& t, int64_t offset) {
+    std::lock_guard lock(t.mu);
+    if (int* holds = t.holds(offset)) ++*holds;
   }
 
   // A worker's own state: nothing here is shared, so classifying takes no lock.
@@ -538,12 +575,14 @@ struct Service::Impl {
     std::unordered_map<int32_t, StreamState> states;  // per partition: stateful rules stay correct
     std::string out;
     TopicHandles topics;
+    TopicRoutes verdict_routes, copy_routes;
   };
 
   void work(unsigned index) {
     Worker w{CommentProcessor(self.policies(), DecoderOptions{config.max_bytes, 32, {}},
                               VerdictOptions{config.redacted_text}),
-             self.policies_generation_.load(), {}, {}, TopicHandles(producer)};
+             self.policies_generation_.load(), {}, {}, TopicHandles(producer),
+             TopicRoutes(config.verdict_topic), TopicRoutes(config.copy_topic)};
     std::deque<WorkItem> batch;
     while (queues[index]->pop_all(batch, workers_closed)) {
       for (WorkItem& item : batch) process(w, item);
@@ -551,6 +590,8 @@ struct Service::Impl {
     }
   }
 
+  // Classifies one message and produces its one record (two with a copy topic), which
+  // take over the message's hold.
   void process(Worker& w, WorkItem& item) {
     ServiceObserver* observer = self.observer_;
     if (!item.message) {
@@ -571,7 +612,8 @@ struct Service::Impl {
         observer->on_verdict(w.processor.comment(), w.processor.verdict(),
                              std::chrono::duration<double>(Clock::now() - started).count());
       const Comment& c = w.processor.comment();
-      const std::string_view action = to_string(w.processor.verdict().action);
+      const Action verdict_action = w.processor.verdict().action;
+      const std::string_view action = to_string(verdict_action);
       rd_kafka_headers_t* h = rd_kafka_headers_new(3);
       rd_kafka_header_add(h, "tenant", -1, c.tenant.data(), static_cast<ssize_t>(c.tenant.size()));
       rd_kafka_header_add(h, "action", -1, action.data(), static_cast<ssize_t>(action.size()));
@@ -580,12 +622,13 @@ struct Service::Impl {
       const std::string source_ts = std::to_string(source_timestamp_ms);
       rd_kafka_header_add(h, "source.timestamp", -1, source_ts.data(), static_cast<ssize_t>(source_ts.size()));
       if (!config.copy_topic.empty()) {
+        add_hold(*item.tracker, m->offset);  // before either record can be acknowledged
         rd_kafka_headers_t* copy = rd_kafka_headers_copy(h);
         rd_kafka_header_add(copy, "verdict", -1, w.out.data(), static_cast<ssize_t>(w.out.size()));
-        produce(w.topics, expand_topic(config.copy_topic, c.tenant, action), payload, c.id, copy, item.tracker, m->offset);
+        produce(w.copy_routes.get(w.topics, c.tenant, verdict_action), payload, c.id, copy, item.tracker, m->offset);
       }
-      produce(w.topics, expand_topic(config.verdict_topic, c.tenant, action), w.out, c.id, h, item.tracker, m->offset,
-              source_timestamp_ms);
+      produce(w.verdict_routes.get(w.topics, c.tenant, verdict_action), w.out, c.id, h, std::move(item.tracker),
+              m->offset, source_timestamp_ms);
       self.counters_.verdicts++;
     } else {
       // The original bytes, and why, on the dead-letter topic. The message text is
@@ -600,14 +643,12 @@ struct Service::Impl {
       rd_kafka_header_add(h, "source.topic", -1, source, -1);
       rd_kafka_header_add(h, "source.partition", -1, partition.data(), static_cast<ssize_t>(partition.size()));
       rd_kafka_header_add(h, "source.offset", -1, offset.data(), static_cast<ssize_t>(offset.size()));
-      produce(w.topics, config.dlq_topic, payload, std::string_view(static_cast<const char*>(m->key), m->key_len), h,
-              item.tracker, m->offset);
+      produce(w.topics.get(config.dlq_topic), payload, std::string_view(static_cast<const char*>(m->key), m->key_len), h,
+              std::move(item.tracker), m->offset);
       self.counters_.dead_letters++;
     }
-    const int64_t done_offset = m->offset;
     rd_kafka_message_destroy(m);
     queued--;
-    release(item.tracker, done_offset);  // the processing hold
   }
 
   // Hands the consumed messages to their workers (consumer thread).
@@ -752,7 +793,9 @@ struct Service::Impl {
       }
       {
         std::lock_guard lock(tracker->mu);
-        tracker->pending.emplace_back(m->offset, 1);  // the processing hold
+        // One hold while the message is processed; the record produced for it takes
+        // it over, so a worker answering with one record touches no tracker lock.
+        tracker->pending.emplace_back(m->offset, 1);
         tracker->next_offset = m->offset + 1;
         if (tracker->transaction_base < 0) tracker->transaction_base = m->offset;
       }
