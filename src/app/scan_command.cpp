@@ -1,6 +1,7 @@
 // civicsift scan: JSON lines in, one verdict or error record per line out, in input
 // order, using every core while memory stays bounded by the batches in flight.
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -180,8 +181,10 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
   uint64_t batches_total = 0;
 
   std::vector<std::thread> workers;
+  // Named threads, as the service's: `top -H` and profiles tell the stages apart.
   for (unsigned t = 0; t < threads; ++t) {
-    workers.emplace_back([&] {
+    workers.emplace_back([&, t] {
+      pthread_setname_np(pthread_self(), fmt::format("cs-scan-{}", t).c_str());
       CommentProcessor processor(policies, decoder_options, VerdictOptions{options.redacted_text});
       std::unique_lock lock(mu);
       while (true) {
@@ -201,6 +204,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
     });
   }
   std::thread reader([&] {
+    pthread_setname_np(pthread_self(), "cs-read");
     auto take = [&] {
       std::lock_guard lock(mu);
       if (spare.empty()) return std::make_unique<ScanBatch>();
