@@ -29,6 +29,14 @@ const prometheus::Histogram::BucketBoundaries kScanBuckets = {1e-6, 2e-6, 5e-6, 
 const prometheus::Histogram::BucketBoundaries kEndToEndBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
 
+// Moves what `total` grew by since it was last reported into `counter`. Totals only
+// grow, so a total at or below the reported one adds nothing.
+void advance(prometheus::Counter& counter, uint64_t total, uint64_t& reported) {
+  if (total <= reported) return;
+  counter.Increment(static_cast<double>(total - reported));
+  reported = total;
+}
+
 }  // namespace
 
 // One thread's observations of one histogram, bucketed as prometheus-cpp does (the
@@ -54,7 +62,7 @@ struct Metrics::Shard {
   struct TenantCells {
     explicit TenantCells(std::string_view name) : tenant(name) {}
     std::string tenant;
-    std::array<Cell, 4> actions;
+    std::array<Cell, kActionCount> actions;
     std::array<Cell, kCategoryCount> categories;
   };
   // A deployment serves a handful of tenants: a walk beats hashing the name.
@@ -154,11 +162,7 @@ void Metrics::set_policies(const PolicySet& policies) {
   // Each tenant's series exist before its first comment or reload, for the same reason.
   for (const auto& p : policies.policies()) {
     std::lock_guard lock(tenants_mu_);
-    TenantSeries& s = series_for(p->tenant());
-    for (unsigned c = 0; c < kCategoryCount; ++c)
-      if (!s.categories[c])
-        s.categories[c] = &category_matches_.Add(
-            {{"tenant", p->tenant()}, {"category", std::string(to_string(static_cast<Category>(c)))}});
+    series_for(p->tenant());
     for (const char* result : {"success", "failure"}) policy_reloads_.Add({{"tenant", p->tenant()}, {"result", result}});
   }
   std::lock_guard lock(gauges_mu_);
@@ -178,9 +182,12 @@ void Metrics::record_reload(std::string_view tenant, bool ok) {
 Metrics::TenantSeries& Metrics::series_for(std::string_view tenant) const {
   auto [it, inserted] = tenants_.try_emplace(std::string(tenant));
   if (inserted) {
-    for (unsigned a = 0; a < it->second.actions.size(); ++a)
+    for (unsigned a = 0; a < kActionCount; ++a)
       it->second.actions[a] =
           &comments_.Add({{"tenant", it->first}, {"action", std::string(to_string(static_cast<Action>(a)))}});
+    for (unsigned c = 0; c < kCategoryCount; ++c)
+      it->second.categories[c] = &category_matches_.Add(
+          {{"tenant", it->first}, {"category", std::string(to_string(static_cast<Category>(c)))}});
   }
   return it->second;  // map nodes are stable; entries are never erased
 }
@@ -250,7 +257,7 @@ void Metrics::fold_histogram(prometheus::Histogram& into, const std::vector<uint
 
 void Metrics::fold_shards() const {
   struct TenantTotals {
-    std::array<uint64_t, 4> actions{};
+    std::array<uint64_t, kActionCount> actions{};
     std::array<uint64_t, kCategoryCount> categories{};
   };
   std::map<std::string, TenantTotals, std::less<>> tenants;
@@ -273,19 +280,9 @@ void Metrics::fold_shards() const {
     std::lock_guard lock(tenants_mu_);
     for (const auto& [tenant, totals] : tenants) {
       TenantSeries& s = series_for(tenant);
-      for (size_t a = 0; a < totals.actions.size(); ++a) {
-        if (totals.actions[a] == s.actions_reported[a]) continue;
-        s.actions[a]->Increment(static_cast<double>(totals.actions[a] - s.actions_reported[a]));
-        s.actions_reported[a] = totals.actions[a];
-      }
-      for (size_t c = 0; c < kCategoryCount; ++c) {
-        if (totals.categories[c] == s.categories_reported[c]) continue;
-        if (!s.categories[c])  // a tenant set_policies did not name
-          s.categories[c] = &category_matches_.Add(
-              {{"tenant", tenant}, {"category", std::string(to_string(static_cast<Category>(c)))}});
-        s.categories[c]->Increment(static_cast<double>(totals.categories[c] - s.categories_reported[c]));
-        s.categories_reported[c] = totals.categories[c];
-      }
+      for (size_t a = 0; a < kActionCount; ++a) advance(*s.actions[a], totals.actions[a], s.actions_reported[a]);
+      for (size_t c = 0; c < kCategoryCount; ++c)
+        advance(*s.categories[c], totals.categories[c], s.categories_reported[c]);
     }
   }
   fold_histogram(scan_duration_, scan_counts, scan_sum, scan_reported_);
@@ -296,10 +293,8 @@ std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   std::lock_guard lock(scrape_mu_);
   fold_shards();
   if (const Service* s = service_.load()) {
-    const uint64_t consumed = s->counters().consumed.load();
     // The counters live in the service; references reach them from this const method.
-    if (consumed > consumed_reported_) consumed_.Increment(static_cast<double>(consumed - consumed_reported_));
-    consumed_reported_ = std::max(consumed_reported_, consumed);
+    advance(consumed_, s->counters().consumed.load(), consumed_reported_);
     inflight_.Set(static_cast<double>(s->inflight()));
     assigned_partitions_.Set(s->counters().assigned_partitions.load());
   }

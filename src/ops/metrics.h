@@ -58,10 +58,10 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
 
  private:
   struct TenantSeries {
-    std::array<prometheus::Counter*, 4> actions{};
+    std::array<prometheus::Counter*, kActionCount> actions{};
     std::array<prometheus::Counter*, kCategoryCount> categories{};
     // What the scrapes moved into the series so far, summed over threads.
-    std::array<uint64_t, 4> actions_reported{};
+    std::array<uint64_t, kActionCount> actions_reported{};
     std::array<uint64_t, kCategoryCount> categories_reported{};
   };
   struct Shard;

@@ -8,7 +8,7 @@ constexpr std::array<std::string_view, kCategoryCount> kCategoryNames = {
     "profanity", "sexual", "hate", "harassment", "threat", "self_harm", "illegal", "security", "commercial",
     "spam", "pii", "confidential", "copyright", "political", "religious", "election", "defamation", "off_topic",
 };
-constexpr std::array<std::string_view, 4> kActionNames = {"allow", "review", "remove", "escalate"};
+constexpr std::array<std::string_view, kActionCount> kActionNames = {"allow", "review", "remove", "escalate"};
 }  // namespace
 
 std::string_view to_string(Category c) { return kCategoryNames[static_cast<size_t>(c)]; }
@@ -19,6 +19,7 @@ std::optional<Category> parse_category(std::string_view s) {
   return std::nullopt;
 }
 
+static_assert(static_cast<size_t>(Action::escalate) + 1 == kActionCount);
 std::string_view to_string(Action a) { return kActionNames[static_cast<size_t>(a)]; }
 
 std::optional<Action> parse_action(std::string_view s) {

@@ -23,6 +23,7 @@ std::optional<Category> parse_category(std::string_view s);
 
 // Ordered by severity: a verdict takes the most severe action any rule asks for.
 enum class Action : uint8_t { allow, review, remove, escalate };
+inline constexpr size_t kActionCount = 4;  // arrays indexed by Action are this long
 std::string_view to_string(Action a);
 std::optional<Action> parse_action(std::string_view s);
 

@@ -22,7 +22,6 @@
 #include "common/time.h"
 
 namespace civicsift {
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::string expand_topic(const std::string& pattern, std::string_view tenant, std::string_view action) {
@@ -72,21 +71,29 @@ struct PartitionTracker {
 
 // Lets one line through per interval and counts the others, for errors that come once
 // per message (a topic librdkafka refuses, a broker failing every delivery): a line per
-// message would bury the log. The counters and metrics keep the exact numbers.
+// message would bury the log. The counters and metrics keep the exact numbers; lines
+// held back after the last one let through are only in them.
 class LogThrottle {
  public:
-  // Whether to log this one; `held_back` is how many were not logged since the last line.
-  bool admit(uint64_t& held_back) {
-    std::lock_guard lock(mu_);
-    const auto now = Clock::now();
-    if (logged_once_ && now - last_ < kInterval) {
-      ++held_back_;
-      return false;
+  // Logs unless a line went out less than an interval ago; the next line that does go
+  // out says how many were held back.
+  template <typename... Args>
+  void log(spdlog::level::level_enum level, fmt::format_string<Args...> format, Args&&... args) {
+    uint64_t held_back = 0;
+    {
+      std::lock_guard lock(mu_);
+      const auto now = Clock::now();
+      if (logged_once_ && now - last_ < kInterval) {
+        ++held_back_;
+        return;
+      }
+      logged_once_ = true;
+      last_ = now;
+      held_back = std::exchange(held_back_, 0);
     }
-    logged_once_ = true;
-    last_ = now;
-    held_back = std::exchange(held_back_, 0);
-    return true;
+    std::string line = fmt::format(format, std::forward<Args>(args)...);
+    if (held_back) line += fmt::format(" (and {} more since the last such line)", held_back);
+    spdlog::log(level, "{}", line);
   }
 
  private:
@@ -96,11 +103,6 @@ class LogThrottle {
   Clock::time_point last_;
   uint64_t held_back_ = 0;
 };
-
-// " (and N more since the last such line)", or nothing.
-std::string held_back_note(uint64_t held_back) {
-  return held_back ? fmt::format(" (and {} more since the last such line)", held_back) : std::string();
-}
 
 // The msg_opaque of every produced record.
 struct Delivery {
@@ -193,9 +195,10 @@ struct Service::Impl {
   std::mutex trackers_mu;
   std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>, TrackerKeyLess> trackers;
   std::vector<std::vector<WorkItem>> dispatch;  // per worker: consumed, not yet handed over (consumer thread)
-  LogThrottle produce_refused_log, delivery_failed_log;
+  LogThrottle produce_refused_log, delivery_failed_log, retry_refused_log;
   std::mutex to_store_mu;
   std::vector<std::shared_ptr<PartitionTracker>> to_store;  // done prefixes grown since the last store
+  std::mutex store_mu;  // one store_done_offsets() at a time (see there)
   Clock::time_point last_transaction = Clock::now();
   bool in_transaction = false;  // consumer thread only
   std::mutex fatal_mu;
@@ -206,6 +209,12 @@ struct Service::Impl {
   static constexpr size_t kDispatchBatch = 256;
 
   unsigned worker_of(int32_t partition) const { return static_cast<unsigned>(partition) % threads; }
+
+  // A record not enqueued, or not delivered.
+  void count_produce_error() {
+    self.counters_.produce_errors++;
+    if (self.observer_) self.observer_->on_produce_error();
+  }
 
   // Releases one hold on `offset`. When the done prefix grows, its end waits to be
   // stored with the others (store_done_offsets).
@@ -233,9 +242,12 @@ struct Service::Impl {
   // Stores the end of each grown done prefix, all in one call. Storing per message
   // took a partition list (three allocations) and librdkafka's partition lock for
   // every acknowledgement; this runs once per batch of delivery reports instead.
-  // Each partition's latest end is read under its lock here, so a store never goes
-  // back to an older offset whichever thread released last.
+  // The delivery thread and the consumer thread (drain) both call it. One at a time:
+  // otherwise a store taken off the list but not yet made could land after a commit
+  // that drain() let through, or after a newer store of the same partition, moving
+  // its offset back.
   void store_done_offsets() {
+    std::lock_guard store_lock(store_mu);
     std::vector<std::shared_ptr<PartitionTracker>> grown;
     {
       std::lock_guard lock(to_store_mu);
@@ -263,11 +275,9 @@ struct Service::Impl {
     }
     if (m->err) {
       // Not acknowledged: produce it again (from the poll thread), keep the hold.
-      impl->self.counters_.produce_errors++;
-      if (impl->self.observer_) impl->self.observer_->on_produce_error();
-      if (uint64_t held_back = 0; impl->delivery_failed_log.admit(held_back))
-        spdlog::warn("delivery to {} failed ({}); retrying{}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
-                     held_back_note(held_back));
+      impl->count_produce_error();
+      impl->delivery_failed_log.log(spdlog::level::warn, "delivery to {} failed ({}); retrying",
+                                    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
       rd_kafka_headers_t* headers = nullptr;
       rd_kafka_message_headers(m, &headers);
       rd_kafka_headers_t* copy = headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0);
@@ -278,9 +288,8 @@ struct Service::Impl {
       if (err) {
         // Refused outright (e.g. the queue is full): the hold stays, so the offset is
         // not committed and the message is consumed again after a restart.
-        if (uint64_t held_back = 0; impl->produce_refused_log.admit(held_back))
-          spdlog::error("cannot produce to {} again: {}{}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err),
-                        held_back_note(held_back));
+        impl->retry_refused_log.log(spdlog::level::err, "cannot produce to {} again: {}", rd_kafka_topic_name(m->rkt),
+                                    rd_kafka_err2str(err));
         rd_kafka_headers_destroy(copy);
         delete d;
       }
@@ -531,7 +540,7 @@ struct Service::Impl {
     }
 
    private:
-    using Routes = std::array<const Destination*, 4>;  // by action
+    using Routes = std::array<const Destination*, kActionCount>;  // by action
     struct NameHash {
       using is_transparent = void;
       size_t operator()(std::string_view name) const { return std::hash<std::string_view>()(name); }
@@ -553,10 +562,8 @@ struct Service::Impl {
       // Not enqueued (e.g. an invalid topic name). The record's hold is never
       // released: the offset is not committed, so the message is consumed again after
       // a restart rather than lost.
-      self.counters_.produce_errors++;
-      if (self.observer_) self.observer_->on_produce_error();
-      if (uint64_t held_back = 0; produce_refused_log.admit(held_back))
-        spdlog::error("cannot produce to {}: {}{}", to.topic, rd_kafka_err2str(err), held_back_note(held_back));
+      count_produce_error();
+      produce_refused_log.log(spdlog::level::err, "cannot produce to {}: {}", to.topic, rd_kafka_err2str(err));
       rd_kafka_headers_destroy(headers);
       delete d;
     }
