@@ -364,7 +364,8 @@ masked spellings), still the whole path from JSON to verdict with offsets.
 
 `bench_kafka`: the same backlog of {kafka['throughput']['messages']:,} generated comments over 16 partitions read by a
 pure relay (consume, produce the same bytes, the service's client settings and offset
-handling, no parsing or scanning) and by `civicsift run`'s service (two workers, five
+handling: each input offset stored once its copy is acknowledged, the stores made
+together once per batch of delivery reports; no parsing or scanning) and by `civicsift run`'s service (two workers, five
 tenants, every event counted in the production Prometheus metrics as in `civicsift run`)
 and by the same service with the floor policies (below), five times each in turn, the best
 run of each. The backlog is large enough that a run
@@ -433,11 +434,12 @@ CPU per message 10.1 to 9.1 µs on average, the workers' share 4.9 to 4.4 µs.
 
 Work around classification, trimmed on 3 December 2026 (second pass): verdict metrics
 go to per-thread cells added up at scrape (no rwlock, histogram mutex or shared atomic
-per verdict), output topics are resolved once per (tenant, action), and the record
-produced for a message takes over the message's hold (no tracker lock on the worker).
-Four alternating rounds of the commit before and after: floor-policy workers 1.98 to
-1.81 µs per message on average and the floor run's CPU 4.72 to 4.42 µs; with the five
-policies the difference was inside the VM's noise (6.86 to 6.73 µs). What remains of the
+of the metrics per verdict; the service's own totals stay shared atomics), output topics
+are resolved once per (tenant, action), and the record produced for a message takes over
+the message's hold (no tracker lock on the worker). Four alternating rounds of the commit
+before and after (averages over those rounds, which ran apart from the tables above):
+floor-policy workers 1.98 to 1.81 µs per message and the floor run's CPU 4.72 to 4.42 µs;
+with the five policies the difference was inside the VM's noise (6.86 to 6.73 µs). What remains of the
 workers' own plumbing is mostly the allocator behind librdkafka: in a profile of the
 workers after this change, tcmalloc took about 17% of their time, refilling thread caches
 that the broker and delivery threads empty by freeing what the workers allocated, and

@@ -125,6 +125,10 @@ class PolicySet {
   std::map<std::string, const CompiledPolicy*, std::less<>> by_tenant_;
 };
 
+// Compiles every tenant of `specs` (e.g. from load_policy_dir), side by side.
+std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(std::vector<PolicySpec> specs,
+                                                                                 const CompileOptions& options);
+
 // Loads and compiles every tenant in `dir`.
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const std::filesystem::path& dir,
                                                                               const CompileOptions& options);
