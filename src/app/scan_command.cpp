@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <deque>
@@ -119,8 +119,17 @@ void apply_state(ScanBatch& batch, StreamState& state, Decoder& decoder, const V
   batch.output.swap(out);
 }
 
+// A batch's output goes to stdout in one write(2): it is already a large buffer, and
+// stdio would copy it into its own first.
 bool write_out(const std::string& s) {
-  return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+  size_t done = 0;
+  while (done < s.size()) {
+    const ssize_t n = ::write(STDOUT_FILENO, s.data() + done, s.size() - done);
+    if (n > 0) done += static_cast<size_t>(n);
+    else if (n < 0 && errno == EINTR) continue;
+    else return false;
+  }
+  return true;
 }
 
 // Reads every input in order into numbered batches; `take` gives an empty batch
@@ -298,9 +307,6 @@ int run_scan(const ScanOptions& options) {
     close_all();
     return 2;
   }
-  static char out_buffer[1 << 20];
-  std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
-
   DecoderOptions decoder_options;
   decoder_options.max_bytes = options.max_bytes;
   decoder_options.default_tenant = options.default_tenant;
@@ -308,7 +314,6 @@ int run_scan(const ScanOptions& options) {
   const int rc = threads == 1 ? scan_single_thread(policies, options, inputs, decoder_options)
                               : scan_parallel(policies, options, inputs, decoder_options, threads);
   close_all();
-  if (std::fflush(stdout) != 0 && rc == 0) return 1;
   return rc;
 }
 
