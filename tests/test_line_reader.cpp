@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <random>
 #include <string>
 
 #include "app/line_reader.h"
@@ -10,13 +11,15 @@ using civicsift::LineReader;
 
 namespace {
 // Feeds `input` through a pipe and returns the lines (oversize ones as "<N bytes>").
-std::vector<std::string> read_all(const std::string& input, size_t max_line, size_t batch_lines = 3) {
+// With `recycle`, one batch is reused throughout, as `civicsift scan` recycles them.
+std::vector<std::string> read_all(const std::string& input, size_t max_line, size_t batch_lines = 3,
+                                  bool recycle = false, size_t max_write = 7) {
   int fds[2];
   EXPECT_EQ(pipe(fds), 0);
   std::thread writer([&] {
     size_t off = 0;
     while (off < input.size()) {
-      const auto n = write(fds[1], input.data() + off, std::min<size_t>(input.size() - off, 7));
+      const auto n = write(fds[1], input.data() + off, std::min<size_t>(input.size() - off, max_write));
       if (n <= 0) break;
       off += static_cast<size_t>(n);
     }
@@ -25,13 +28,22 @@ std::vector<std::string> read_all(const std::string& input, size_t max_line, siz
   std::vector<std::string> lines;
   LineReader reader(fds[0], max_line);
   uint64_t expected_first = 1;
+  LineBatch recycled;
   while (true) {
-    LineBatch batch;
+    LineBatch fresh;
+    LineBatch& batch = recycle ? recycled : fresh;
     batch.first_line = expected_first;
     if (!reader.next(batch, batch_lines, 1 << 20)) break;
-    for (const auto& l : batch.lines)
-      lines.push_back(l.oversize ? "<" + std::to_string(l.oversize) + " bytes>"
-                                 : batch.data.substr(l.offset, l.length));
+    for (const auto& l : batch.lines) {
+      if (l.oversize) {
+        lines.push_back("<" + std::to_string(l.oversize) + " bytes>");
+        continue;
+      }
+      // What the parser is promised: the newline, then padding it may read.
+      EXPECT_GE(batch.data.size(), l.offset + l.length + 1 + civicsift::kParserPadding);
+      EXPECT_EQ(batch.data[l.offset + l.length], '\n');
+      lines.push_back(batch.data.substr(l.offset, l.length));
+    }
     expected_first += batch.lines.size();
   }
   writer.join();
@@ -50,4 +62,35 @@ TEST(LineReader, SkipsOversizeLinesButCountsThem) {
   const std::string big(5000, 'x');
   EXPECT_EQ(read_all("ok\n" + big + "\nafter\n" + big, 100),
             (std::vector<std::string>{"ok", "<5000 bytes>", "after", "<5000 bytes>"}));
+}
+
+// Megabytes of lines of every length, oversize ones among them (some longer than the
+// reader's buffer), read in batches cut by line count and by bytes, fresh or recycled:
+// every line comes out once, in order, whole.
+TEST(LineReader, KeepsEveryLineAcrossBufferRefillsAndHandOvers) {
+  std::mt19937 rng(7);
+  const size_t max_line = 3000;
+  std::string input;
+  std::vector<std::string> expected;
+  while (input.size() < (5u << 20)) {
+    const size_t pick = rng() % 1000;
+    const size_t length = pick == 0 ? (1u << 20) + rng() % 100000  // longer than the buffer
+                          : pick < 20 ? max_line + 1 + rng() % 5000
+                                      : rng() % 400;
+    std::string line(length, ' ');
+    for (char& c : line) c = static_cast<char>('a' + rng() % 26);
+    input += line;
+    input += '\n';
+    expected.push_back(length > max_line ? "<" + std::to_string(length) + " bytes>" : line);
+  }
+  input += "last line, no newline";
+  expected.push_back("last line, no newline");
+  for (const size_t batch_lines : {size_t{3}, size_t{4096}})
+    for (const bool recycle : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "batch_lines " << batch_lines << (recycle ? ", recycled" : ", fresh"));
+      const auto lines = read_all(input, max_line, batch_lines, recycle, 65536);
+      ASSERT_EQ(lines.size(), expected.size());
+      for (size_t i = 0; i < lines.size(); ++i)  // one line's mismatch, not megabytes of them
+        ASSERT_EQ(lines[i], expected[i]) << "line " << i + 1;
+    }
 }

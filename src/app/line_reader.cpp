@@ -9,7 +9,10 @@
 namespace civicsift {
 
 LineReader::LineReader(int fd, size_t max_line_bytes)
-    : fd_(fd), max_line_(max_line_bytes), buf_(std::max<size_t>(1 << 20, max_line_bytes + 1)) {}
+    : fd_(fd),
+      max_line_(max_line_bytes),
+      capacity_(std::max<size_t>(1 << 20, max_line_bytes + 1)),
+      buf_(capacity_ + 1 + kParserPadding, ' ') {}
 
 bool LineReader::fill() {
   if (eof_) return false;
@@ -18,74 +21,88 @@ bool LineReader::fill() {
     end_ -= begin_;
     begin_ = 0;
   }
-  while (end_ < buf_.size()) {
-    const ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+  const size_t before = end_;
+  while (end_ < capacity_) {
+    const ssize_t n = ::read(fd_, buf_.data() + end_, capacity_ - end_);
     if (n > 0) {
       end_ += static_cast<size_t>(n);
-      return true;
+      continue;
     }
-    if (n == 0) break;
-    if (errno == EINTR) continue;
-    error_ = std::strerror(errno);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) error_ = std::strerror(errno);
+    eof_ = true;
     break;
   }
-  eof_ = true;
-  return false;
+  return end_ > before;
 }
 
 bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
-  const size_t lines_before = batch.lines.size();
-  auto keep = [&](const char* p, size_t n) {
-    LineBatch::Line line;
-    line.offset = static_cast<uint32_t>(batch.data.size());
-    line.length = static_cast<uint32_t>(n);
-    batch.data.append(p, n);
-    batch.data.push_back('\n');
-    batch.lines.push_back(line);
+  batch.lines.clear();
+  if (end_ - begin_ < capacity_ / 2) fill();
+  // buf_[kept_from, kept_end): the kept lines, each with its newline. Until one is
+  // kept, reading on may move the buffer's bytes; after, a partial line waits for the
+  // next batch.
+  size_t kept_from = 0, kept_end = 0;
+  auto keep = [&](size_t from, size_t length) {
+    if (kept_end == 0) kept_from = from;
+    batch.lines.push_back({static_cast<uint32_t>(from), static_cast<uint32_t>(length), 0});
+    kept_end = from + length + 1;
   };
-  while (batch.lines.size() - lines_before < max_lines && batch.data.size() < max_bytes) {
+  while (batch.lines.size() < max_lines && kept_end - kept_from < max_bytes) {
     const char* start = buf_.data() + begin_;
     const size_t avail = end_ - begin_;
     const void* nl = avail ? std::memchr(start, '\n', avail) : nullptr;
-    if (discarding_) {  // skip the rest of an oversize line
-      if (nl) {
-        const size_t n = static_cast<const char*>(nl) - start;
-        batch.lines.push_back({static_cast<uint32_t>(batch.data.size()), 0, discarding_ + n});
-        discarding_ = 0;
-        begin_ += n + 1;
-        continue;
-      }
-      discarding_ += avail;
-      begin_ = end_;
-      if (!fill()) {
-        batch.lines.push_back({static_cast<uint32_t>(batch.data.size()), 0, discarding_});
-        discarding_ = 0;
-      }
-      continue;
-    }
     if (nl) {
-      const size_t n = static_cast<const char*>(nl) - start;
-      if (n > max_line_) batch.lines.push_back({static_cast<uint32_t>(batch.data.size()), 0, n});
-      else keep(start, n);
+      const auto n = static_cast<size_t>(static_cast<const char*>(nl) - start);
+      if (discarding_ || n > max_line_) {
+        batch.lines.push_back({0, 0, discarding_ + n});
+        discarding_ = 0;
+      } else {
+        keep(begin_, n);
+      }
       begin_ += n + 1;
       continue;
     }
-    if (avail > max_line_) {
-      discarding_ = avail;
+    if (kept_end > 0) break;
+    if (discarding_ || avail > max_line_) {  // inside an oversize line: its bytes are dropped
+      discarding_ += avail;
       begin_ = end_;
-      continue;
     }
-    if (!fill()) {
-      if (end_ > begin_) {  // last line without a newline
-        keep(buf_.data() + begin_, end_ - begin_);
-        begin_ = end_;
-      }
-      break;
+    if (fill()) continue;
+    // The input ended (or failed): a last line without a newline still counts.
+    if (discarding_) {
+      batch.lines.push_back({0, 0, discarding_});
+      discarding_ = 0;
+    } else if (end_ > begin_) {
+      buf_[end_] = '\n';  // room for it is kept past capacity_
+      keep(begin_, end_ - begin_);
+      begin_ = end_;
     }
+    break;
   }
-  const bool added = batch.lines.size() > lines_before;
-  if (added) batch.data.append(kParserPadding, ' ');
-  return added;
+  if (batch.lines.empty()) return false;
+  if (kept_end == 0) return true;  // oversize lines only: nothing to hand over
+  const size_t unread = end_ - begin_;
+  if (unread <= kept_end - kept_from) {
+    // The batch takes the buffer the lines were read into, whole, and reading goes on
+    // in the batch's previous buffer from the bytes not yet in a line: the smaller
+    // part is the one copied.
+    std::string next = std::move(batch.data);
+    next.resize(buf_.size(), ' ');  // a recycled batch's buffer has this size already
+    std::memcpy(next.data(), buf_.data() + begin_, unread);
+    batch.data = std::move(buf_);
+    buf_ = std::move(next);
+    begin_ = 0;
+    end_ = unread;
+  } else {
+    // Many short lines cut by max_lines: copying them out costs less than moving the rest.
+    const size_t size = kept_end - kept_from;
+    if (batch.data.size() < size + kParserPadding) batch.data.resize(size + kParserPadding, ' ');
+    std::memcpy(batch.data.data(), buf_.data() + kept_from, size);
+    for (auto& line : batch.lines)
+      if (!line.oversize) line.offset -= static_cast<uint32_t>(kept_from);
+  }
+  return true;
 }
 
 }  // namespace civicsift

@@ -15,7 +15,9 @@ struct LineBatch {
   };
   uint64_t sequence = 0;
   uint64_t first_line = 1;  // 1-based number of lines[0] in the whole input
-  std::string data;         // the kept lines, each followed by '\n', then parser padding
+  // The buffer the lines were read into: each kept line is followed by '\n' and at
+  // least kParserPadding more readable bytes; bytes outside the lines mean nothing.
+  std::string data;
   std::vector<Line> lines;
   std::string output;       // filled by whoever processes the batch
 };
@@ -25,21 +27,26 @@ class LineReader {
   // `fd` is read, not closed. Lines longer than `max_line_bytes` are skipped, their length kept.
   LineReader(int fd, size_t max_line_bytes);
 
-  // Appends up to `max_lines` lines or about `max_bytes` of data to `batch`. Returns
-  // false when the input is exhausted and nothing was added. A last line without a
-  // newline still counts; a final newline does not start another line.
+  // Fills `batch` with the next lines, up to `max_lines` or about `max_bytes`, as read
+  // from the input and without copying them: the batch takes over the reader's buffer
+  // and the reader goes on in the batch's previous `data` (recycling batches recycles
+  // buffers). Returns false when the input is exhausted and nothing was added. A last
+  // line without a newline still counts; a final newline does not start another line.
   bool next(LineBatch& batch, size_t max_lines, size_t max_bytes);
 
   // Set when a read failed (errno text); the batches read before stay valid.
   const std::string& error() const { return error_; }
 
  private:
-  bool fill();  // reads more into buf_; false at end of input or on error
+  // Moves the unread bytes to the front of buf_ and reads until it holds capacity_
+  // bytes or the input ends; false when nothing more came (end of input or an error).
+  bool fill();
 
   int fd_;
   size_t max_line_;
-  std::vector<char> buf_;
-  size_t begin_ = 0, end_ = 0;
+  size_t capacity_;  // bytes read ahead at most; buf_ has room for a '\n' and the padding after them
+  std::string buf_;
+  size_t begin_ = 0, end_ = 0;  // buf_[begin_, end_): read, not yet in a batch
   bool eof_ = false;
   uint64_t discarding_ = 0;  // > 0: inside an oversize line, bytes seen so far
   std::string error_;

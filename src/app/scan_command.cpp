@@ -48,8 +48,7 @@ struct ScanBatch : LineBatch {
   std::vector<LineFacts> facts;  // lines that stateful rules may change
   size_t fact_count = 0;         // facts[0, fact_count) belong to this batch
 
-  void reset() {
-    data.clear();
+  void reset() {  // `data` keeps its size too: LineReader::next reads into it
     lines.clear();
     output.clear();
     fact_count = 0;
