@@ -31,6 +31,7 @@ CONFIG_KEYS = {
     "watch_patterns", "watch_interval_ms", "log_format", "log_level",
     "statistics_interval_ms",  # librdkafka statistics period (the lag gauge)
     "redacted_text",  # verdicts carry the text with matched spans replaced by [category]
+    "max_matches",  # matches listed per verdict; "matches_omitted" counts the rest
 }
 CONFIG_ENUMS = {
     "delivery": {"at_least_once", "exactly_once"},
@@ -52,6 +53,8 @@ CONTRACT = {
     "civicsift_assigned_partitions": ("gauge", set()),
     "civicsift_inflight_messages": ("gauge", set()),
     "civicsift_produce_errors_total": ("counter", set()),
+    "civicsift_replaced_records_total": ("counter", set()),
+    "civicsift_undeliverable_total": ("counter", set()),
     "civicsift_policy_info": ("gauge", {"tenant", "version"}),
     "civicsift_policy_reloads_total": ("counter", {"tenant", "result"}),
     "civicsift_build_info": ("gauge", {"version"}),

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "classify/verdict_writer.h"
 #include "test_util.h"
 
 using namespace civicsift;
@@ -189,4 +190,32 @@ TEST_F(ClassifierTest, HandlesNulEmptyAndHugeText) {
   std::string big(2 << 20, 'a');
   big += " shit";
   EXPECT_EQ(fire(big), kSwears);
+}
+
+// Hits are recorded up to a cap that bounds memory. Padding a comment with harmless
+// hits (here a rule for outbound posts only, which an inbound comment cannot fire)
+// must not hide what comes after them: past the cap the verdict is at least review.
+TEST(ClassifierHitCap, ACommentPaddedPastTheHitCapGoesToReview) {
+  TempDir dir;
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
+tenant: town
+rules:
+  - {id: town.staff-x, category: off_topic, clause: "1", action: remove, direction: outbound, regex: ['x']}
+  - {id: town.threat, category: threat, clause: "2", action: escalate, terms: [kill you]}
+)"));
+  ASSERT_TRUE(policy);
+  Verdict v;
+  EXPECT_EQ(fired(*policy, "xx I will kill you", Direction::inbound, &v), std::vector<std::string>{"town.threat"});
+  EXPECT_FALSE(v.hits_capped);
+  const std::string padded = std::string(70000, 'x') + " I will kill you";
+  fired(*policy, padded, Direction::inbound, &v);
+  EXPECT_TRUE(v.hits_capped);
+  EXPECT_GE(v.action, Action::review);
+  Comment c;
+  c.id = "p";
+  c.tenant = "town";
+  c.text = padded;
+  std::string out;
+  write_verdict(out, c, v);
+  EXPECT_NE(out.find("\"hits_capped\":true"), std::string::npos);
 }

@@ -122,3 +122,38 @@ TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
   ASSERT_TRUE(std::holds_alternative<DecodeError>(r));
   EXPECT_EQ(std::get<DecodeError>(r).id, "c9");
 }
+
+// Unknown fields are ignored whatever number they hold: ones too large for a double
+// or a 64-bit integer too. A malformed number is still malformed JSON.
+TEST(Decoder, IgnoresNumbersOfAnySizeInUnknownFieldsButNotMalformedOnes) {
+  Decoder d;
+  const Comment c = decode_ok(
+      d, R"({"id":"a","tenant":"t","text":"x","big":123456789012345678901234567890,"huge":1e400,"list":[-0.5e-3, 18446744073709551616 ]})");
+  EXPECT_EQ(c.text, "x");
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","n":01})"), DecodeErrorCode::not_json);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","n":1.})"), DecodeErrorCode::not_json);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","n":-})"), DecodeErrorCode::not_json);
+}
+
+// A contract field given twice would be read one way here and another way by whoever
+// else reads the record ("text" once harmless, once a threat): refused.
+TEST(Decoder, RefusesAContractFieldGivenTwice) {
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"I will hurt you","text":"hello"})"),
+            DecodeErrorCode::invalid_field);
+  EXPECT_EQ(error_of(R"({"id":"a","id":"b","tenant":"t","text":"x"})"), DecodeErrorCode::invalid_field);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","author":"p","author":"q"})"),
+            DecodeErrorCode::invalid_field);
+  Decoder d;
+  EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x","extra":1,"extra":2})").id, "a");  // not ours
+}
+
+// Optional fields set to null are absent; a direction given must be one of the two.
+TEST(Decoder, OptionalFieldsMayBeNullButNotEmptyWhereAValueIsRequired) {
+  Decoder d;
+  const Comment c = decode_ok(
+      d, R"({"id":"a","tenant":"t","text":"x","author":null,"thread":null,"channel":null,"ts":null,"direction":null})");
+  EXPECT_EQ(c.author, "");
+  EXPECT_EQ(c.direction, Direction::inbound);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","direction":""})"), DecodeErrorCode::invalid_field);
+  EXPECT_EQ(error_of(R"({"id":null,"tenant":"t","text":"x"})"), DecodeErrorCode::id_not_string);
+}

@@ -97,6 +97,8 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
   metrics.on_invalid(DecodeErrorCode::not_json);
   metrics.on_verdict_acknowledged(0.012);
   metrics.on_produce_error();
+  metrics.on_record_replaced();
+  metrics.on_undeliverable();
   metrics.on_consumer_lag("comments", 2, 17);
   metrics.on_consumer_lag("comments", 3, -1);  // unknown lag is not reported
   metrics.record_reload("town", false);
@@ -106,7 +108,8 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
        {"civicsift_comments_total", "civicsift_category_matches_total", "civicsift_invalid_input_total",
         "civicsift_dead_letter_total", "civicsift_messages_consumed_total", "civicsift_scan_duration_seconds",
         "civicsift_end_to_end_latency_seconds", "civicsift_consumer_lag_messages", "civicsift_assigned_partitions",
-        "civicsift_inflight_messages", "civicsift_produce_errors_total", "civicsift_policy_info",
+        "civicsift_inflight_messages", "civicsift_produce_errors_total", "civicsift_replaced_records_total",
+        "civicsift_undeliverable_total", "civicsift_policy_info",
         "civicsift_policy_reloads_total", "civicsift_build_info"})
     EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
   const std::string action(to_string(verdict.action));
@@ -114,6 +117,8 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
       << text;
   EXPECT_NE(text.find("civicsift_invalid_input_total{reason=\"not_json\"} 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_dead_letter_total 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_replaced_records_total 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_undeliverable_total 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_scan_duration_seconds_count 2"), std::string::npos);
   EXPECT_NE(text.find("civicsift_end_to_end_latency_seconds_bucket{le=\"0.025\"} 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_consumer_lag_messages{partition=\"2\",topic=\"comments\"} 17"), std::string::npos);

@@ -224,6 +224,34 @@ void run_until(Service& service, const std::function<bool()>& done, std::chrono:
   EXPECT_EQ(error, "");
 }
 
+// How many messages a new run of `cfg` consumes once it holds partitions, given two
+// seconds to fetch anything left: 0 when everything before was committed.
+uint64_t consumed_by_a_restart(const ServiceConfig& cfg) {
+  Service again(cfg, test_policies());
+  std::chrono::steady_clock::time_point assigned_at{};
+  run_until(again, [&] {
+    if (again.counters().assigned_partitions.load() == 0) return false;
+    if (assigned_at == std::chrono::steady_clock::time_point{}) assigned_at = std::chrono::steady_clock::now();
+    return std::chrono::steady_clock::now() - assigned_at > 2s;
+  });
+  return again.counters().consumed.load();
+}
+
+// Sends the default logger's lines to a string while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
 }  // namespace
 
 TEST(KafkaService, EveryMessageYieldsExactlyOneRecordAndRestartsResumeAfterTheCommit) {
@@ -353,14 +381,38 @@ TEST(KafkaService, ACopyTopicGetsEachOriginalWithItsVerdictAndTheCommitWaitsForB
     run_until(service, [&] { return service.counters().finished.load() >= more.size(); });
     EXPECT_EQ(service.counters().consumed.load(), more.size());
   }
-  Service again(cfg, test_policies());
-  std::chrono::steady_clock::time_point assigned_at{};
-  run_until(again, [&] {
-    if (again.counters().assigned_partitions.load() == 0) return false;
-    if (assigned_at == std::chrono::steady_clock::time_point{}) assigned_at = std::chrono::steady_clock::now();
-    return std::chrono::steady_clock::now() - assigned_at > 2s;  // time to fetch anything left
-  });
-  EXPECT_EQ(again.counters().consumed.load(), 0u);
+  EXPECT_EQ(consumed_by_a_restart(cfg), 0u);
+}
+
+// When even the dead letter is refused (here the key, a huge comment id, is too large
+// for any record), the input is given up on: counted, logged by its coordinates, and
+// its offset released so that those after it still commit.
+TEST(KafkaService, AnInputNoRecordCanCarryIsCountedAsUndeliverableAndDoesNotHoldItsPartition) {
+  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster";
+  auto broker = start_broker();
+  const std::string huge_id(1200, 'i');
+  const std::vector<std::string> input = {R"({"id":"a","tenant":"town","text":"hello"})",
+                                          R"({"id":")" + huge_id + R"(","tenant":"town","text":"hello"})",
+                                          R"({"id":"b","tenant":"town","text":"hello"})"};
+  produce_all(broker->bootstrap(), "comments", input, 0);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.kafka["message.max.bytes"] = "1000";  // librdkafka's least
+  std::string lines;
+  {
+    CapturedLog log;
+    Service service(cfg, test_policies());
+    run_until(service, [&] { return service.counters().finished.load() >= input.size(); });
+    EXPECT_EQ(service.counters().finished.load(), input.size());
+    EXPECT_EQ(service.counters().replaced_records.load(), 1u);
+    EXPECT_EQ(service.counters().undeliverable.load(), 1u);
+    lines = log.text();
+  }
+  EXPECT_NE(lines.find("giving up on comments [0] offset 1"), std::string::npos) << lines;
+  EXPECT_EQ(lines.find(huge_id), std::string::npos) << "an input's content never goes to the log";
+  std::set<std::string> keys;
+  for (const Record& v : read_topic(broker->bootstrap(), "verdicts", 2)) keys.insert(v.key);
+  EXPECT_EQ(keys, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(consumed_by_a_restart(cfg), 0u);
 }
 
 TEST(KafkaService, TopicTemplates) {
@@ -375,19 +427,16 @@ TEST(KafkaService, AnOutputTopicLibrdkafkaRefusesCountsProduceErrorsAndCommitsNo
   ServiceConfig cfg = config_for(broker.bootstrap);
   cfg.verdict_topic = std::string(600, 'v') + ".{tenant}";  // librdkafka takes at most 512 bytes
   cfg.shutdown_timeout_ms = 1000;  // the held offsets never drain
-  std::ostringstream log;
-  const auto previous = spdlog::default_logger();
-  spdlog::set_default_logger(
-      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  std::string lines;
   {
+    CapturedLog log;
     Service service(cfg, test_policies());
     run_until(service, [&] { return service.counters().produce_errors.load() >= input.size(); });
     EXPECT_EQ(service.counters().produce_errors.load(), input.size());
     EXPECT_EQ(service.counters().acknowledged.load(), 0u);
+    lines = log.text();
   }
-  spdlog::set_default_logger(previous);
   // One error line for the twenty refusals, not one each: the counter has the number.
-  const std::string lines = log.str();
   size_t refusals_logged = 0;
   for (size_t at = lines.find("cannot produce to"); at != std::string::npos; at = lines.find("cannot produce to", at + 1))
     ++refusals_logged;
@@ -455,12 +504,13 @@ TEST(KafkaService, BackpressureWaitsAndDropsNothing) {
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
 
-TEST(KafkaService, ARebalanceBetweenTwoInstancesLosesNothing) {
-  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster";
+// Two instances share the input: the second joins while the first is busy.
+static void check_a_rebalance_loses_nothing(const std::string& assignment_strategy) {
   auto broker = start_broker();
   std::vector<std::string> ids;
   auto input = comments(3000, 13, &ids);
   ServiceConfig cfg = config_for(broker->bootstrap());
+  if (!assignment_strategy.empty()) cfg.kafka["partition.assignment.strategy"] = assignment_strategy;
   Service first(cfg, test_policies());
   std::string first_error;
   std::thread t1([&] { first_error = first.run(); });
@@ -493,6 +543,66 @@ TEST(KafkaService, ARebalanceBetweenTwoInstancesLosesNothing) {
   EXPECT_GT(second_partitions, 0) << "the second instance got partitions";
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()))  // at least once: none lost
       << verdicts.records() << " verdict records read";
+  // Stopping gave every partition back (incremental assignments count up and down).
+  EXPECT_EQ(first.counters().assigned_partitions.load() + second.counters().assigned_partitions.load(), 0)
+      << "both stopped and gave theirs back";
+}
+
+TEST(KafkaService, ARebalanceBetweenTwoInstancesLosesNothing) {
+  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster";
+  check_a_rebalance_loses_nothing("");
+}
+
+TEST(KafkaService, ACooperativeRebalanceMovesOnlySomePartitionsAndLosesNothing) {
+  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster";
+  check_a_rebalance_loses_nothing("cooperative-sticky");
+}
+
+// A record the producer refuses for its size (a dead letter carrying a large invalid
+// input, the copy of a large comment) would hold its offset for ever: a dead letter
+// without the payload takes its place, and the partition's offsets move on.
+TEST(KafkaService, ARecordTooLargeToPublishIsReplacedByADeadLetterAndItsOffsetCommits) {
+  if (real_brokers()) GTEST_SKIP() << "uses the mock cluster's topic auto-creation";
+  auto broker = start_broker();
+  std::vector<std::string> generated_ids, ids, input;
+  const auto generated = comments(60, 51, &generated_ids);
+  for (size_t i = 0; i < generated.size(); ++i) {
+    if (generated[i].size() > 1000) continue;  // the generator's long comments would be refused too
+    input.push_back(generated[i]);
+    ids.push_back(generated_ids[i]);
+  }
+  const std::string big_text(6000, 'a');
+  input.push_back("not json " + big_text);
+  input.push_back(R"({"id":"big","tenant":"town","text":")" + big_text + R"("})");
+  ids.push_back("big");
+  produce_all(broker->bootstrap(), "comments", input, 0);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.copy_topic = "moderation.{tenant}";
+  cfg.kafka["message.max.bytes"] = "5000";
+  {
+    Service service(cfg, test_policies());
+    run_until(service, [&] { return service.counters().finished.load() >= input.size(); });
+    EXPECT_EQ(service.counters().finished.load(), input.size());
+    EXPECT_EQ(service.counters().replaced_records.load(), 2u);
+    EXPECT_EQ(service.counters().undeliverable.load(), 0u);
+  }
+  const auto dead = read_topic(broker->bootstrap(), "comments.dlq", 2);
+  ASSERT_EQ(dead.size(), 2u);
+  std::set<std::string> refused;
+  for (const Record& d : dead) {
+    EXPECT_EQ(d.headers.at("error.code"), "undeliverable");
+    EXPECT_EQ(d.value, "");  // the input stays in its topic, at the offset named
+    EXPECT_EQ(d.headers.at("source.topic"), "comments");
+    refused.insert(d.headers.at("error.message").substr(0, d.headers.at("error.message").find(' ')));
+    EXPECT_NE(d.headers.at("error.message").find("too large"), std::string::npos) << d.headers.at("error.message");
+  }
+  EXPECT_EQ(refused, (std::set<std::string>{"comments.dlq", "moderation.town"}));
+  std::set<std::string> verdict_keys;
+  for (const Record& v : read_topic(broker->bootstrap(), "verdicts", ids.size())) verdict_keys.insert(v.key);
+  EXPECT_EQ(verdict_keys, std::set<std::string>(ids.begin(), ids.end()));  // the big comment's verdict fits
+
+  // Committed past them: a restart has nothing left to consume.
+  EXPECT_EQ(consumed_by_a_restart(cfg), 0u);
 }
 
 TEST(KafkaService, AReloadUnderASteadyStreamLosesNothingAndLaterVerdictsUseTheNewPolicy) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "classify/state.h"
+#include "classify/verdict_writer.h"
 #include "common/time.h"
 #include "test_util.h"
 
@@ -40,11 +41,17 @@ rules:
     clause: "Town 6"
     action: remove
     duplicate_within: 1h
+  - id: town.staff-repeats
+    category: off_topic
+    clause: "Town 9"
+    action: review
+    direction: outbound
+    duplicate_within: 1h
 )yaml"));
     ASSERT_TRUE(policy_);
   }
   Verdict post(StreamState& state, std::string_view author, std::string_view thread, std::string_view text,
-               int64_t ts) {
+               int64_t ts, Direction direction = Direction::inbound) {
     Comment c;
     c.id = "x";
     c.tenant = "town";
@@ -52,9 +59,10 @@ rules:
     c.thread = thread;
     c.text = text;
     c.ts_ms = ts;
+    c.direction = direction;
     Verdict v;
     classify(*policy_, c, ctx_, v);
-    state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(text.size()), ts}, v);
+    state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(text.size()), ts, direction}, v);
     return v;
   }
   TempDir dir_;
@@ -92,4 +100,53 @@ TEST_F(StreamStateTest, MemoryStaysBounded) {
   StreamState s(1000);
   for (int i = 0; i < 10000; ++i) post(s, "author" + std::to_string(i), "t", "hello", kHour + i);
   EXPECT_LE(s.entries(), 1000u);
+}
+
+// A duplicate's match spans the whole text, so it starts first: the verdict lists it
+// first, and redaction (which reads matches in text order) still covers every span.
+TEST_F(StreamStateTest, ADuplicateMatchKeepsTheMatchesInTextOrder) {
+  StreamState s;
+  post(s, "a", "t", "well shit, again", kHour);
+  const Verdict dup = post(s, "a", "t", "well shit, again", kHour + 1);
+  ASSERT_EQ(dup.matches.size(), 2u);
+  EXPECT_EQ(policy_->rule(dup.matches[0].rule).id, "town.single-posts");
+  EXPECT_LT(dup.matches[0].start, dup.matches[1].start);
+  EXPECT_EQ(redact("well shit, again", dup), "[spam]");
+}
+
+// A duplicate rule scoped to one direction applies to posts of that direction only.
+TEST_F(StreamStateTest, ADuplicateRuleKeepsItsDirectionScope) {
+  StreamState s;
+  post(s, "staff", "t", "Office closed today", kHour, Direction::outbound);
+  std::vector<std::string> fired;
+  for (const Match& m : post(s, "staff", "t", "Office closed today", kHour + 1, Direction::outbound).matches)
+    fired.push_back(policy_->rule(m.rule).id);
+  EXPECT_EQ(fired, (std::vector<std::string>{"town.single-posts", "town.staff-repeats"}));
+  post(s, "resident", "t", "Office closed today", kHour);
+  fired.clear();
+  for (const Match& m : post(s, "resident", "t", "Office closed today", kHour + 1).matches)
+    fired.push_back(policy_->rule(m.rule).id);
+  EXPECT_EQ(fired, std::vector<std::string>{"town.single-posts"});
+}
+
+// Authors and threads are free text (NUL included): "a\0" + "b" is not "a" + "\0b".
+TEST_F(StreamStateTest, KeysOfDifferentAuthorsAndThreadsNeverCollide) {
+  StreamState s;
+  post(s, std::string_view("a\0", 2), "b", "hello there", kHour);
+  EXPECT_EQ(post(s, "a", std::string_view("\0b", 2), "hello there", kHour + 1).action, Action::allow);
+}
+
+// Reaching the memory bound forgets only what no window can still use (here 7 days,
+// the repeat-offender window), even before any duplicate was seen; and a post dated far
+// in the future does not make everything look old.
+TEST_F(StreamStateTest, TheBoundKeepsWhatAWindowStillNeeds) {
+  StreamState s(100);
+  const int64_t now = now_ms(), day = 24 * kHour;
+  for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 8 * day);
+  post(s, "early", "t", "same words", now - 1000);
+  for (int i = 0; i < 39; ++i) post(s, "author" + std::to_string(i), "t", "hello", now - 999 + i);
+  ASSERT_EQ(s.entries(), 100u);
+  post(s, "time-traveller", "t", "hello", now + 1000 * day);  // the 101st: the bound applies
+  EXPECT_EQ(s.entries(), 41u);  // the 60 stale ones went
+  EXPECT_EQ(post(s, "early", "t", "same words", now).action, Action::remove) << "its first post was forgotten";
 }

@@ -147,3 +147,35 @@ lexicons: [l]
   EXPECT_EQ(plain.find("redacted_text"), std::string::npos);
   EXPECT_EQ(plain.find("555"), std::string::npos);  // a verdict never carries the text
 }
+
+// A comment that matches tens of thousands of times must still give a record the
+// broker takes: the first max_matches are listed, the rest only counted.
+TEST(VerdictWriter, MaxMatchesListsTheFirstSpansAndCountsTheRest) {
+  TempDir dir;
+  auto policy = civicsift::testing::compile_or_fail(dir.write(
+      "t.yaml", "tenant: town\nrules: [{id: town.swears, category: profanity, clause: '1', action: remove, terms: [shit]}]\n"));
+  ASSERT_TRUE(policy);
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "shit ";
+  Verdict v;
+  civicsift::testing::fired(*policy, text, Direction::inbound, &v);
+  ASSERT_EQ(v.matches.size(), 5000u);
+  Comment c;
+  c.id = "many";
+  c.tenant = "town";
+  c.text = text;
+  std::string all, capped;
+  write_verdict(all, c, v);
+  write_verdict(capped, c, v, VerdictOptions{false, 3});
+  EXPECT_EQ(all.find("matches_omitted"), std::string::npos);
+  EXPECT_GT(all.size(), 100 * capped.size());
+  simdjson::padded_string padded(capped);
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  ASSERT_EQ(parser.parse(padded).get(e), simdjson::SUCCESS) << capped;
+  simdjson::dom::array listed = e["matches"];
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(int64_t(listed.at(2)["start"]), 10);  // the first three, in text order
+  EXPECT_EQ(int64_t(e["matches_omitted"]), 4997);
+  EXPECT_EQ(std::string_view(e["action"]), "remove");
+}

@@ -22,11 +22,13 @@ bool LineReader::fill() {
     begin_ = 0;
   }
   const size_t before = end_;
+  // One read that brings bytes is enough: from a pipe (`tail -f ... | civicsift scan`)
+  // the lines that came are answered now, not once a megabyte has gathered.
   while (end_ < capacity_) {
     const ssize_t n = ::read(fd_, buf_.data() + end_, capacity_ - end_);
     if (n > 0) {
       end_ += static_cast<size_t>(n);
-      continue;
+      break;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) error_ = std::strerror(errno);

@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
   auto* scan_cmd = app.add_subcommand("scan", "Classify JSON lines (files or stdin) and print one verdict per line");
   add_policy_options(*scan_cmd, scan.policy, scan_no_cache);
   scan_cmd->add_option("--tenant", scan.default_tenant, "Tenant for comments that carry none");
-  scan_cmd->add_option("--max-bytes", scan.max_bytes, "Longest accepted line in bytes")->capture_default_str();
+  // Bounded: offsets into a line are 32-bit, and the reader's buffer is this large.
+  scan_cmd->add_option("--max-bytes", scan.max_bytes, "Longest accepted line in bytes (at most 256 MiB)")
+      ->check(CLI::Range(size_t{1}, size_t{256} << 20))
+      ->capture_default_str();
   scan_cmd->add_option("--threads", scan.threads, "Worker threads (default: one per core)");
   scan_cmd->add_flag("--redacted-text", scan.redacted_text,
                      "Verdicts carry \"redacted_text\": the text with each matched span replaced by [category]");

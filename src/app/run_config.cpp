@@ -26,7 +26,11 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
       else if (key == "dlq_topic") c.dlq_topic = v.as<std::string>();
       else if (key == "copy_topic") c.copy_topic = v.as<std::string>();
       else if (key == "threads") c.threads = v.as<unsigned>();
-      else if (key == "max_bytes") c.max_bytes = v.as<size_t>();
+      else if (key == "max_bytes") {
+        c.max_bytes = v.as<size_t>();
+        if (c.max_bytes == 0 || c.max_bytes > (size_t{256} << 20))
+          return fmt::format("{}: key \"max_bytes\" must be between 1 and 268435456", file.string());
+      }
       else if (key == "max_queued") c.max_queued = v.as<size_t>();
       else if (key == "shutdown_timeout_ms") c.shutdown_timeout_ms = v.as<int>();
       else if (key == "delivery") {
@@ -39,6 +43,7 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
       else if (key == "patterns") c.patterns = v.as<std::string>();
       else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
       else if (key == "redacted_text") c.redacted_text = v.as<bool>();
+      else if (key == "max_matches") c.max_matches = v.as<size_t>();
       else if (key == "statistics_interval_ms") c.statistics_interval_ms = v.as<int>();
       else if (key == "metrics_address") run.metrics_address = v.as<std::string>();
       else if (key == "watch_patterns") run.watch_patterns = v.as<bool>();

@@ -82,7 +82,7 @@ void process_batch(CommentProcessor& processor, ScanBatch& batch, size_t max_byt
       const Comment& c = processor.comment();
       const Verdict& v = processor.verdict();
       const StreamState::Key key = StreamState::key(
-          {c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), c.ts_ms}, v);
+          {c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), c.ts_ms, c.direction}, v);
       if (key.keeps_state) {
         if (batch.fact_count == batch.facts.size()) batch.facts.emplace_back();
         LineFacts& f = batch.facts[batch.fact_count++];

@@ -35,12 +35,6 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
   return true;
 }
 
-bool applies(const RuleSpec& rule, const PolicySpec& spec, const Comment& c) {
-  if (rule.direction != DirectionScope::any && (rule.direction == DirectionScope::inbound) != (c.direction == Direction::inbound))
-    return false;
-  return !rule.during_election || spec.election.contains(c.ts_ms ? c.ts_ms : now_ms());
-}
-
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // Sixteen bytes at a time (GCC leaves the byte loop scalar): a byte is a digit when
@@ -84,6 +78,12 @@ void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, std:
 
 }  // namespace
 
+bool rule_applies(const RuleSpec& rule, const PolicySpec& spec, Direction direction, int64_t ts_ms) {
+  if (rule.direction != DirectionScope::any && (rule.direction == DirectionScope::inbound) != (direction == Direction::inbound))
+    return false;
+  return !rule.during_election || spec.election.contains(ts_ms ? ts_ms : now_ms());
+}
+
 ScanContext::ScanContext() = default;
 ScanContext::~ScanContext() { hs_free_scratch(scratch_); }
 
@@ -99,6 +99,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   out.matches.clear();
   out.routes.clear();
   out.text_hash = 0;
+  out.hits_capped = false;
 
   const std::string_view text = comment.text;
   ctx.ensure_scratch(policy.database());
@@ -125,6 +126,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_, on_match,
               &ctx.hits_) != HS_SUCCESS)
     throw std::runtime_error("hs_scan failed");
+  out.hits_capped = ctx.hits_.size() >= kMaxHits;
 
   // Where the comment's content ends, for regexes anchored with '$'.
   uint32_t content_end = raw_end;
@@ -180,12 +182,10 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   for (size_t i = 0; i < c.size(); ++i) {
     const Match& m = c[i];
     if (!out.matches.empty() && out.matches.back().rule == m.rule && m.start < out.matches.back().end) continue;
-    if (!applies(spec.rules[m.rule], spec, comment) || allowed(m)) continue;
+    if (!rule_applies(spec.rules[m.rule], spec, comment.direction, comment.ts_ms) || allowed(m)) continue;
     out.matches.push_back(m);
   }
-  std::sort(out.matches.begin(), out.matches.end(), [](const Match& a, const Match& b) {
-    return a.start != b.start ? a.start < b.start : a.rule < b.rule;
-  });
+  order_matches(out.matches);
 
   if (policy.keeps_state()) out.text_hash = XXH3_64bits(sk.view().data(), sk.size);
   aggregate(policy, out);
@@ -212,6 +212,7 @@ void aggregate(const CompiledPolicy& policy, Verdict& out) {
   if (t.escalate > 0 && out.score >= t.escalate) out.action = std::max(out.action, Action::escalate);
   else if (t.remove > 0 && out.score >= t.remove) out.action = std::max(out.action, Action::remove);
   else if (t.review > 0 && out.score >= t.review) out.action = std::max(out.action, Action::review);
+  if (out.hits_capped) out.action = std::max(out.action, Action::review);
 }
 
 }  // namespace civicsift

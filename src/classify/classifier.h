@@ -8,6 +8,7 @@
 
 #include <hs/hs.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -33,6 +34,10 @@ struct Verdict {
   std::vector<Match> matches;            // by start offset
   std::vector<std::string_view> routes;  // views into the policy, distinct
   uint64_t text_hash = 0;                // of the skeleton, when the policy keeps state
+  // The scan stopped recording hits (65,536): what it did not record may have
+  // mattered, so the verdict is at least `review`. Padding a comment with harmless
+  // hits then cannot hide a threat after them.
+  bool hits_capped = false;
 
   bool has(Category c) const { return categories & (1u << static_cast<unsigned>(c)); }
 };
@@ -69,8 +74,19 @@ class ScanContext {
 // Classifies `comment` under `policy`, overwriting `out`.
 void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext& context, Verdict& out);
 
+// Puts matches in the order a verdict lists them: by start, then rule.
+inline void order_matches(std::vector<Match>& matches) {
+  std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
+    return a.start != b.start ? a.start < b.start : a.rule < b.rule;
+  });
+}
+
 // Recomputes action, categories, routes and score from `v.matches` (after a match
 // was added, e.g. by StreamState). Routes added outside the rules are kept.
 void aggregate(const CompiledPolicy& policy, Verdict& v);
+
+// Whether `rule` applies to a comment of this direction posted at `ts_ms` (0: now):
+// its direction scope and, for `during: election`, the nomination period.
+bool rule_applies(const RuleSpec& rule, const PolicySpec& spec, Direction direction, int64_t ts_ms);
 
 }  // namespace civicsift

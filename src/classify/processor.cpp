@@ -35,7 +35,7 @@ ProcessResult CommentProcessor::finish(std::variant<Comment, DecodeError> decode
   classify(*policy, comment_, scan_, verdict_);
   if (state)
     state->apply({comment_.tenant, comment_.author, comment_.thread, static_cast<uint32_t>(comment_.text.size()),
-                  comment_.ts_ms},
+                  comment_.ts_ms, comment_.direction},
                  verdict_);
   write_verdict(out, comment_, verdict_, verdict_options_);
   return {true, {}, {}};

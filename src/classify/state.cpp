@@ -10,12 +10,19 @@
 namespace civicsift {
 namespace {
 
+// A post's time can come from its `ts`; one far in the future must not make the
+// bound forget every window's history at once.
+constexpr int64_t kFutureSlackMs = 86'400'000;
+
 uint64_t key_of(std::initializer_list<std::string_view> parts, uint64_t extra) {
   thread_local std::string buf;
   buf.clear();
   for (auto p : parts) {
+    // Each part after its length: "ab"+"c" differs from "a"+"bc", whatever bytes
+    // (NUL included) the parts hold.
+    const auto size = static_cast<uint32_t>(p.size());
+    buf.append(reinterpret_cast<const char*>(&size), sizeof size);
     buf.append(p);
-    buf.push_back('\0');  // "ab"+"c" differs from "a"+"bc"
   }
   buf.append(reinterpret_cast<const char*>(&extra), sizeof extra);
   return XXH3_64bits(buf.data(), buf.size());
@@ -30,6 +37,7 @@ StreamState::Key StreamState::key(const Post& post, const Verdict& verdict) {
   k.keeps_state = true;
   k.text_size = post.text_size;
   k.ts_ms = post.ts_ms;
+  k.direction = post.direction;
   if (!policy.duplicate_rules().empty()) k.duplicate = key_of({post.tenant, post.author, post.thread}, verdict.text_hash);
   if (policy.spec().repeat_offenders.removals > 0) k.author = key_of({post.tenant, post.author}, 0);
   return k;
@@ -40,6 +48,11 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
   const CompiledPolicy& policy = *verdict.policy;
   const int64_t ts = post.ts_ms ? post.ts_ms : now_ms();
   const PolicySpec& spec = policy.spec();
+  const RepeatOffenders& repeat = spec.repeat_offenders;
+  // Known before anything is stored: bound() must not forget what a window still needs.
+  for (uint16_t rule : policy.duplicate_rules())
+    longest_window_ms_ = std::max(longest_window_ms_, spec.rules[rule].duplicate_within_ms);
+  if (repeat.removals > 0) longest_window_ms_ = std::max(longest_window_ms_, repeat.within_ms);
   bool changed = false;
 
   if (!policy.duplicate_rules().empty()) {
@@ -47,20 +60,21 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
     if (!inserted) {
       const int64_t since = ts - it->second;
       for (uint16_t rule : policy.duplicate_rules()) {
-        longest_window_ms_ = std::max(longest_window_ms_, spec.rules[rule].duplicate_within_ms);
-        if (since >= 0 && since <= spec.rules[rule].duplicate_within_ms) {
-          verdict.matches.push_back({rule, 0, post.text_size});
-          changed = true;
-        }
+        if (since < 0 || since > spec.rules[rule].duplicate_within_ms ||
+            !rule_applies(spec.rules[rule], spec, post.direction, post.ts_ms))
+          continue;
+        verdict.matches.push_back({rule, 0, post.text_size});
+        changed = true;
       }
       it->second = std::max(it->second, ts);
     }
-    if (changed) aggregate(policy, verdict);
+    if (changed) {
+      order_matches(verdict.matches);  // redaction reads them in text order
+      aggregate(policy, verdict);
+    }
   }
 
-  const RepeatOffenders& repeat = spec.repeat_offenders;
   if (repeat.removals > 0 && verdict.action >= Action::remove) {
-    longest_window_ms_ = std::max(longest_window_ms_, repeat.within_ms);
     auto& times = removals_[post.author];
     times.push_back(ts);
     const auto stale = std::find_if(times.begin(), times.end(), [&](int64_t t) { return ts - t <= repeat.within_ms; });
@@ -73,7 +87,7 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
       changed = true;
     }
   }
-  if (entries() > max_entries_) bound(ts);
+  if (entries() > max_entries_) bound(std::min(ts, now_ms() + kFutureSlackMs));
   return changed;
 }
 

@@ -24,6 +24,7 @@ class StreamState {
     std::string_view tenant, author, thread;
     uint32_t text_size = 0;
     int64_t ts_ms = 0;  // 0: now
+    Direction direction = Direction::inbound;
   };
 
   // What apply() needs of a post once its verdict is known: hashes, so a parallel
@@ -34,6 +35,7 @@ class StreamState {
     uint64_t author = 0;     // tenant, author (for repeat offenders)
     uint32_t text_size = 0;
     int64_t ts_ms = 0;
+    Direction direction = Direction::inbound;  // duplicate rules may apply to one direction only
     bool keeps_state = false;  // false: the policy keeps no state or the post has no author
   };
   static Key key(const Post& post, const Verdict& verdict);

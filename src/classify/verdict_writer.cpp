@@ -141,7 +141,9 @@ void write_verdict(std::string& out, const Comment& comment, const Verdict& verd
   }
   out += "],\"matches\":["sv;
   first = true;
-  for (const Match& m : verdict.matches) {
+  const size_t listed = options.max_matches ? std::min(options.max_matches, verdict.matches.size()) : verdict.matches.size();
+  for (size_t i = 0; i < listed; ++i) {
+    const Match& m = verdict.matches[i];
     const RuleSpec& r = verdict.policy->rule(m.rule);
     if (!first) out.push_back(',');
     first = false;
@@ -157,7 +159,13 @@ void write_verdict(std::string& out, const Comment& comment, const Verdict& verd
     append_number(out, m.end);
     out.push_back('}');
   }
-  out += "],\"routes\":["sv;
+  out.push_back(']');
+  if (listed < verdict.matches.size()) {
+    out += ",\"matches_omitted\":"sv;
+    append_number(out, verdict.matches.size() - listed);
+  }
+  if (verdict.hits_capped) out += ",\"hits_capped\":true"sv;
+  out += ",\"routes\":["sv;
   first = true;
   for (const auto& route : verdict.routes) {
     if (!first) out.push_back(',');

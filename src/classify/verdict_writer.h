@@ -16,9 +16,13 @@ struct VerdictOptions {
   // Adds "redacted_text": the comment's text with every matched span replaced by
   // its category in brackets, for moderation queues that must not hold personal data.
   bool redacted_text = false;
+  // At most this many matches are listed (0: all); "matches_omitted" then counts the
+  // rest. A hostile comment can match tens of thousands of times, and a record must
+  // stay under the broker's size limit to be published at all.
+  size_t max_matches = 0;
 };
 
-// Appends {"id","tenant","action","categories","matches","routes","redacted_text"?,"policy"}
+// Appends {"id","tenant","action","categories","matches","matches_omitted"?,"hits_capped"?,"routes","redacted_text"?,"policy"}
 // (no newline).
 void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict,
                    const VerdictOptions& options = {});

@@ -79,6 +79,32 @@ std::string_view raw_key(od::raw_json_string key) {
   return {begin, static_cast<size_t>(end - begin)};
 }
 
+// Whether `token` (with any white space after it) is a JSON number:
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(std::string_view token) {
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' || token.back() == '\r'))
+    token.remove_suffix(1);
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
+    return i - from;
+  };
+  if (i < token.size() && token[i] == '-') ++i;
+  if (i < token.size() && token[i] == '0') ++i;
+  else if (digits() == 0) return false;
+  if (i < token.size() && token[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+    ++i;
+    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == token.size();
+}
+
 // Walks a value we do not use, so malformed JSON in ignored fields is still caught
 // and nesting stays bounded.
 simdjson::error_code skip_value(od::value value, size_t depth, size_t max_depth) {
@@ -111,8 +137,9 @@ simdjson::error_code skip_value(od::value value, size_t depth, size_t max_depth)
       return value.get_string().get(s);
     }
     case od::json_type::number: {
-      od::number n;
-      return value.get_number().get(n);
+      // Not parsed: an ignored field may hold any number JSON allows, 30 digits or
+      // 1e400 included, which do not fit a double or a 64-bit integer.
+      return is_json_number(value.raw_json_token()) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
     }
     case od::json_type::boolean: {
       bool b;
@@ -199,12 +226,20 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
   if (auto e = doc.get_object().get(obj)) return diagnose(impl_->validator, input, e, {});
 
   Comment c;
-  bool has_id = false, has_tenant = false, has_text = false;
+  bool has_id = false, has_tenant = false, has_text = false, has_direction = false;
   std::string_view direction;
+  // A field read twice would leave the last value in force while other readers of
+  // the same record take the first ("text" once harmless, then a threat): refused.
+  unsigned fields_seen = 0;
   auto string_field = [&](od::value v, std::string_view& out, bool& present, DecodeErrorCode not_string,
-                          std::string_view name) -> std::optional<DecodeError> {
+                          std::string_view name, unsigned field_bit, bool optional = true) -> std::optional<DecodeError> {
+    if (fields_seen & field_bit)
+      return error(DecodeErrorCode::invalid_field, fmt::format("field \"{}\" appears more than once", name),
+                   has_id ? c.id : "");
+    fields_seen |= field_bit;
     od::json_type t;
     if (auto e = v.type().get(t)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+    if (optional && t == od::json_type::null) return std::nullopt;  // an optional field set to null is absent
     if (t != od::json_type::string)
       return error(not_string, fmt::format("field \"{}\" must be a string", name), has_id ? c.id : "");
     if (auto e = v.get_string().get(out)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
@@ -224,21 +259,21 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     std::optional<DecodeError> r;
     bool unused = false;
     if (key == "id") {
-      r = string_field(v, c.id, has_id, DecodeErrorCode::id_not_string, key);
+      r = string_field(v, c.id, has_id, DecodeErrorCode::id_not_string, key, 1u << 0, false);
     } else if (key == "tenant") {
-      r = string_field(v, c.tenant, has_tenant, DecodeErrorCode::tenant_not_string, key);
+      r = string_field(v, c.tenant, has_tenant, DecodeErrorCode::tenant_not_string, key, 1u << 1, false);
     } else if (key == "text") {
-      r = string_field(v, c.text, has_text, DecodeErrorCode::text_not_string, key);
+      r = string_field(v, c.text, has_text, DecodeErrorCode::text_not_string, key, 1u << 2, false);
     } else if (key == "author") {
-      r = string_field(v, c.author, unused, DecodeErrorCode::invalid_field, key);
+      r = string_field(v, c.author, unused, DecodeErrorCode::invalid_field, key, 1u << 3);
     } else if (key == "thread") {
-      r = string_field(v, c.thread, unused, DecodeErrorCode::invalid_field, key);
+      r = string_field(v, c.thread, unused, DecodeErrorCode::invalid_field, key, 1u << 4);
     } else if (key == "channel") {
-      r = string_field(v, c.channel, unused, DecodeErrorCode::invalid_field, key);
+      r = string_field(v, c.channel, unused, DecodeErrorCode::invalid_field, key, 1u << 5);
     } else if (key == "ts") {
-      r = string_field(v, c.ts, unused, DecodeErrorCode::invalid_field, key);
+      r = string_field(v, c.ts, unused, DecodeErrorCode::invalid_field, key, 1u << 6);
     } else if (key == "direction") {
-      r = string_field(v, direction, unused, DecodeErrorCode::invalid_field, key);
+      r = string_field(v, direction, has_direction, DecodeErrorCode::invalid_field, key, 1u << 7);
     } else if (auto e = skip_value(v, 2, options_.max_depth)) {
       return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
     }
@@ -264,7 +299,7 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
   }
   if (direction == "outbound") {
     c.direction = Direction::outbound;
-  } else if (!direction.empty() && direction != "inbound") {
+  } else if (has_direction && direction != "inbound") {
     return error(DecodeErrorCode::invalid_field, "field \"direction\" must be \"inbound\" or \"outbound\"", c.id);
   }
   return c;

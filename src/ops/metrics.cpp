@@ -94,7 +94,7 @@ Metrics::Metrics(std::string_view build_version)
                          .Register(*registry_)),
       dead_letters_(prometheus::BuildCounter()
                         .Name("civicsift_dead_letter_total")
-                        .Help("Records published to the dead-letter topic")
+                        .Help("Invalid input messages answered with a dead-letter record")
                         .Register(*registry_)
                         .Add({})),
       consumed_(prometheus::BuildCounter()
@@ -128,9 +128,19 @@ Metrics::Metrics(std::string_view build_version)
                     .Add({})),
       produce_errors_(prometheus::BuildCounter()
                           .Name("civicsift_produce_errors_total")
-                          .Help("Records the producer failed to deliver (each is retried)")
+                          .Help("Records the producer failed to deliver (each is retried or replaced)")
                           .Register(*registry_)
                           .Add({})),
+      replaced_records_(prometheus::BuildCounter()
+                            .Name("civicsift_replaced_records_total")
+                            .Help("Records refused for good (e.g. too large), replaced by a dead letter without the payload")
+                            .Register(*registry_)
+                            .Add({})),
+      undeliverable_(prometheus::BuildCounter()
+                         .Name("civicsift_undeliverable_total")
+                         .Help("Input messages given up on: their replacing dead letter was refused too")
+                         .Register(*registry_)
+                         .Add({})),
       policy_info_(prometheus::BuildGauge()
                        .Name("civicsift_policy_info")
                        .Help("The policy version in force for each tenant (value 1)")
@@ -223,6 +233,8 @@ void Metrics::on_invalid(DecodeErrorCode reason) {
 void Metrics::on_verdict_acknowledged(double seconds) { shard().end_to_end.observe(seconds < 0 ? 0 : seconds); }
 
 void Metrics::on_produce_error() { produce_errors_.Increment(); }
+void Metrics::on_record_replaced() { replaced_records_.Increment(); }
+void Metrics::on_undeliverable() { undeliverable_.Increment(); }
 
 void Metrics::on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) {
   if (lag < 0) return;  // unknown until the partition's offsets are known

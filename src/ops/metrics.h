@@ -53,6 +53,8 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   void on_invalid(DecodeErrorCode reason) override;
   void on_verdict_acknowledged(double seconds) override;
   void on_produce_error() override;
+  void on_record_replaced() override;
+  void on_undeliverable() override;
   void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) override;
   void on_partitions_revoked() override;
 
@@ -84,6 +86,8 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   prometheus::Gauge& assigned_partitions_;
   prometheus::Gauge& inflight_;
   prometheus::Counter& produce_errors_;
+  prometheus::Counter& replaced_records_;
+  prometheus::Counter& undeliverable_;
   prometheus::Family<prometheus::Gauge>& policy_info_;
   prometheus::Family<prometheus::Counter>& policy_reloads_;
 

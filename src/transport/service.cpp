@@ -109,7 +109,40 @@ struct Delivery {
   std::shared_ptr<PartitionTracker> tracker;
   int64_t offset;
   int64_t source_timestamp_ms = -1;  // a verdict: when its input entered Kafka (end-to-end latency)
+  bool replacement = false;          // a dead letter in place of a record refused for good
 };
+
+// A record produced again, off the worker that first produced it: it owns copies of
+// its bytes, and waits in Impl::retries while it cannot be enqueued yet.
+struct Retry {
+  Clock::time_point due;
+  std::string topic, value, key;
+  rd_kafka_headers_t* headers;  // owned until enqueued
+  Delivery* delivery;
+};
+
+// Refusals no retry can cure, because the record itself is at fault (a verdict with a
+// huge redacted text, a dead letter carrying a 1 MiB input): what answers the input
+// instead is a dead letter without the payload. Refusals of a destination (a topic
+// name librdkafka rejects, a missing permission) keep the record's hold instead: they
+// hit every record alike, and once fixed a restart answers them all.
+bool refused_for_good(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+         err == RD_KAFKA_RESP_ERR_INVALID_RECORD || err == RD_KAFKA_RESP_ERR_INVALID_MSG;
+}
+
+// The headers of a dead letter: why, and where the input is (the input topic keeps it).
+rd_kafka_headers_t* dead_letter_headers(std::string_view code, std::string_view message, const std::string& topic,
+                                        int32_t partition, int64_t offset) {
+  const std::string partition_text = std::to_string(partition), offset_text = std::to_string(offset);
+  rd_kafka_headers_t* h = rd_kafka_headers_new(5);
+  rd_kafka_header_add(h, "error.code", -1, code.data(), static_cast<ssize_t>(code.size()));
+  rd_kafka_header_add(h, "error.message", -1, message.data(), static_cast<ssize_t>(message.size()));
+  rd_kafka_header_add(h, "source.topic", -1, topic.data(), static_cast<ssize_t>(topic.size()));
+  rd_kafka_header_add(h, "source.partition", -1, partition_text.data(), static_cast<ssize_t>(partition_text.size()));
+  rd_kafka_header_add(h, "source.offset", -1, offset_text.data(), static_cast<ssize_t>(offset_text.size()));
+  return h;
+}
 
 struct WorkItem {
   rd_kafka_message_t* message = nullptr;  // null: a control item
@@ -195,7 +228,10 @@ struct Service::Impl {
   std::mutex trackers_mu;
   std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionTracker>, TrackerKeyLess> trackers;
   std::vector<std::vector<WorkItem>> dispatch;  // per worker: consumed, not yet handed over (consumer thread)
-  LogThrottle produce_refused_log, delivery_failed_log, retry_refused_log;
+  LogThrottle produce_refused_log, delivery_failed_log, retry_refused_log, replaced_log, undeliverable_log;
+  std::mutex retries_mu;
+  std::deque<Retry> retries;  // records waiting to be produced again (delivery thread)
+  static constexpr std::chrono::milliseconds kRetryBackoff{1000};
   std::mutex to_store_mu;
   std::vector<std::shared_ptr<PartitionTracker>> to_store;  // done prefixes grown since the last store
   std::mutex store_mu;  // one store_done_offsets() at a time (see there)
@@ -217,25 +253,24 @@ struct Service::Impl {
   }
 
   // Releases one hold on `offset`. When the done prefix grows, its end waits to be
-  // stored with the others (store_done_offsets).
+  // stored with the others (store_done_offsets); queued before `t->mu` is let go, so
+  // drain() never sees the prefix done but its store not yet queued.
   void release(const std::shared_ptr<PartitionTracker>& t, int64_t offset) {
-    {
-      std::lock_guard lock(t->mu);
-      int* left = t->holds(offset);
-      if (!left) return;
-      --*left;
-      bool grown = false;
-      while (!t->pending.empty() && t->pending.front().second <= 0) {
-        t->done_next = t->pending.front().first + 1;
-        t->pending.pop_front();
-        self.counters_.finished++;
-        grown = true;
-      }
-      // Transactions send their offsets themselves.
-      if (!grown || config.exactly_once || t->store_queued) return;
-      t->store_queued = true;
+    std::lock_guard lock(t->mu);
+    int* left = t->holds(offset);
+    if (!left) return;
+    --*left;
+    bool grown = false;
+    while (!t->pending.empty() && t->pending.front().second <= 0) {
+      t->done_next = t->pending.front().first + 1;
+      t->pending.pop_front();
+      self.counters_.finished++;
+      grown = true;
     }
-    std::lock_guard lock(to_store_mu);
+    // Transactions send their offsets themselves.
+    if (!grown || config.exactly_once || t->store_queued) return;
+    t->store_queued = true;
+    std::lock_guard store_lock(to_store_mu);  // after t->mu, as nowhere the other way round
     to_store.push_back(t);
   }
 
@@ -274,25 +309,22 @@ struct Service::Impl {
       return;
     }
     if (m->err) {
-      // Not acknowledged: produce it again (from the poll thread), keep the hold.
+      // Not acknowledged: the hold stays while the record is produced again, after a
+      // pause (a broker refusing every record is not asked again at once).
       impl->count_produce_error();
-      impl->delivery_failed_log.log(spdlog::level::warn, "delivery to {} failed ({}); retrying",
-                                    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+      const std::string topic = rd_kafka_topic_name(m->rkt);
+      const std::string_view key(static_cast<const char*>(m->key), m->key_len);
+      if (refused_for_good(m->err)) {
+        impl->replace(d, topic, key, m->err);
+        return;
+      }
+      impl->delivery_failed_log.log(spdlog::level::warn, "delivery to {} failed ({}); retrying", topic,
+                                    rd_kafka_err2str(m->err));
       rd_kafka_headers_t* headers = nullptr;
       rd_kafka_message_headers(m, &headers);
-      rd_kafka_headers_t* copy = headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0);
-      const rd_kafka_resp_err_t err = rd_kafka_producev(
-          impl->producer, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_VALUE(m->payload, m->len),
-          RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
-      if (err) {
-        // Refused outright (e.g. the queue is full): the hold stays, so the offset is
-        // not committed and the message is consumed again after a restart.
-        impl->retry_refused_log.log(spdlog::level::err, "cannot produce to {} again: {}", rd_kafka_topic_name(m->rkt),
-                                    rd_kafka_err2str(err));
-        rd_kafka_headers_destroy(copy);
-        delete d;
-      }
+      impl->retry_later({Clock::now() + kRetryBackoff, topic,
+                         std::string(static_cast<const char*>(m->payload), m->len), std::string(key),
+                         headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(0), d});
       return;
     }
     impl->self.counters_.acknowledged++;
@@ -300,6 +332,72 @@ struct Service::Impl {
       impl->self.observer_->on_verdict_acknowledged(static_cast<double>(now_ms() - d->source_timestamp_ms) / 1e3);
     impl->release(d->tracker, d->offset);
     delete d;
+  }
+
+  // Produces a record again, never blocking: this runs on the thread that serves the
+  // delivery reports, which is what makes room in a full queue.
+  void reproduce(Retry r) {
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_VALUE(r.value.data(), r.value.size()),
+        RD_KAFKA_V_KEY(r.key.data(), r.key.size()), RD_KAFKA_V_HEADERS(r.headers),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(r.delivery), RD_KAFKA_V_END);
+    if (!err) return;  // librdkafka owns the headers now
+    count_produce_error();
+    if (refused_for_good(err)) {
+      rd_kafka_headers_destroy(r.headers);
+      replace(r.delivery, r.topic, r.key, err);
+      return;
+    }
+    retry_refused_log.log(spdlog::level::warn, "cannot produce to {} yet ({}); retrying", r.topic,
+                          rd_kafka_err2str(err));
+    r.due = Clock::now() + kRetryBackoff;
+    retry_later(std::move(r));
+  }
+
+  void retry_later(Retry r) {
+    std::lock_guard lock(retries_mu);
+    retries.push_back(std::move(r));
+  }
+
+  // Produces the retries that are due (delivery thread).
+  void retry_due() {
+    std::vector<Retry> due;
+    {
+      std::lock_guard lock(retries_mu);
+      const auto now = Clock::now();
+      while (!retries.empty() && retries.front().due <= now) {
+        due.push_back(std::move(retries.front()));
+        retries.pop_front();
+      }
+    }
+    for (Retry& r : due) reproduce(std::move(r));
+  }
+
+  // In place of a record refused for good: a dead letter without the payload, saying
+  // why and where the input is. When that is refused too, the input is given up on:
+  // counted, logged with its coordinates (never its content), its hold released so
+  // that its partition's offsets move on.
+  void replace(Delivery* d, std::string_view topic, std::string_view key, rd_kafka_resp_err_t why) {
+    const PartitionTracker& t = *d->tracker;
+    if (d->replacement) {
+      self.counters_.undeliverable++;
+      if (self.observer_) self.observer_->on_undeliverable();
+      undeliverable_log.log(spdlog::level::err, "giving up on {} [{}] offset {}: its dead letter was refused too ({})",
+                            t.topic, t.partition, d->offset, rd_kafka_err2str(why));
+      release(d->tracker, d->offset);
+      delete d;
+      return;
+    }
+    self.counters_.replaced_records++;
+    if (self.observer_) self.observer_->on_record_replaced();
+    replaced_log.log(spdlog::level::err, "{} refused the record for {} [{}] offset {} ({}); a dead letter replaces it",
+                     topic, t.topic, t.partition, d->offset, rd_kafka_err2str(why));
+    d->replacement = true;
+    d->source_timestamp_ms = -1;
+    rd_kafka_headers_t* h = dead_letter_headers(
+        "undeliverable", fmt::format("{} refused the record: {}", topic, rd_kafka_err2str(why)), t.topic, t.partition,
+        d->offset);
+    reproduce({Clock::now(), config.dlq_topic, {}, std::string(key), h, d});
   }
 
   // librdkafka reports most errors as transient and recovers by itself; a fatal one
@@ -313,11 +411,7 @@ struct Service::Impl {
     char fatal_reason[512];
     rd_kafka_fatal_error(rk, fatal_reason, sizeof fatal_reason);
     spdlog::error("kafka fatal error: {}", fatal_reason);
-    {
-      std::lock_guard lock(impl->fatal_mu);
-      if (impl->fatal.empty()) impl->fatal = std::string("kafka fatal error: ") + fatal_reason;
-    }
-    impl->self.stop();
+    impl->stop_fatally(std::string("kafka fatal error: ") + fatal_reason);
   }
 
   static bool is_empty(simdjson::dom::element partition) {
@@ -352,27 +446,41 @@ struct Service::Impl {
     return 0;  // librdkafka frees the JSON
   }
 
+  // Eager rebalancing (the default) hands over the whole assignment each time; with a
+  // cooperative assignor (partition.assignment.strategy=cooperative-sticky) only the
+  // partitions that move, which take librdkafka's incremental calls.
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                            void* opaque) {
     auto* impl = static_cast<Impl*>(opaque);
+    const char* protocol = rd_kafka_rebalance_protocol(rk);
+    const bool incremental = protocol && std::string_view(protocol) == "COOPERATIVE";
+    auto& assigned = impl->self.counters_.assigned_partitions;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      std::lock_guard lock(impl->trackers_mu);
-      for (int i = 0; i < parts->cnt; ++i) {
-        auto t = std::make_shared<PartitionTracker>();
-        t->topic = parts->elems[i].topic;
-        t->partition = parts->elems[i].partition;
-        impl->trackers[{t->topic, t->partition}] = t;
+      {
+        std::lock_guard lock(impl->trackers_mu);
+        for (int i = 0; i < parts->cnt; ++i) {
+          auto t = std::make_shared<PartitionTracker>();
+          t->topic = parts->elems[i].topic;
+          t->partition = parts->elems[i].partition;
+          impl->trackers[{t->topic, t->partition}] = t;
+        }
       }
       spdlog::info("assigned {} partition(s)", parts->cnt);
-      rd_kafka_assign(rk, parts);
-      impl->self.counters_.assigned_partitions.store(parts->cnt);
+      if (incremental) {
+        log_rebalance_error(rd_kafka_incremental_assign(rk, parts));
+        assigned.fetch_add(parts->cnt);
+      } else {
+        rd_kafka_assign(rk, parts);
+        assigned.store(parts->cnt);
+      }
       return;
     }
     // Revoked: finish what is in flight, commit it, forget the partitions' state.
     spdlog::info("revoking {} partition(s): draining", parts->cnt);
-    impl->drain(impl->config.shutdown_timeout_ms);
-    if (impl->config.exactly_once) impl->commit_transaction(!impl->self.stopping_.load());
-    else rd_kafka_commit(rk, nullptr, 0);
+    if (impl->drain_for_commit()) {
+      if (impl->config.exactly_once) impl->commit_transaction(!impl->self.stopping_.load());
+      else rd_kafka_commit(rk, nullptr, 0);
+    }
     {
       std::lock_guard lock(impl->trackers_mu);
       for (int i = 0; i < parts->cnt; ++i) {
@@ -380,9 +488,20 @@ struct Service::Impl {
         impl->queues[impl->worker_of(parts->elems[i].partition)]->push({nullptr, nullptr, parts->elems[i].partition});
       }
     }
-    rd_kafka_assign(rk, nullptr);
-    impl->self.counters_.assigned_partitions.store(0);
+    if (incremental) {
+      log_rebalance_error(rd_kafka_incremental_unassign(rk, parts));
+      assigned.fetch_sub(parts->cnt);
+    } else {
+      rd_kafka_assign(rk, nullptr);
+      assigned.store(0);
+    }
     if (impl->self.observer_) impl->self.observer_->on_partitions_revoked();
+  }
+
+  static void log_rebalance_error(rd_kafka_error_t* error) {
+    if (!error) return;
+    spdlog::error("rebalance: {}", rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
   }
 
   // Exactly-once: the records produced since the last commit and the input offsets
@@ -397,26 +516,38 @@ struct Service::Impl {
       for (auto& [key, t] : trackers)
         if (t->next_offset >= 0) rd_kafka_topic_partition_list_add(offsets, t->topic.c_str(), t->partition)->offset = t->next_offset;
     }
+    // As librdkafka's transactions example: a retriable error is retried, one that
+    // requires it aborts (and everything since the last commit is redone), any other
+    // stops the service (a restart fences this instance's transaction and resumes).
+    auto retried = [](auto&& call) {
+      rd_kafka_error_t* e = nullptr;
+      for (int attempt = 1; attempt <= 3; ++attempt) {
+        if (e) rd_kafka_error_destroy(e);
+        e = call();
+        if (!e || !rd_kafka_error_is_retriable(e)) break;
+        spdlog::warn("transaction: {}; retrying", rd_kafka_error_string(e));
+      }
+      return e;
+    };
     rd_kafka_error_t* error = nullptr;
     if (offsets->cnt > 0) {
       rd_kafka_consumer_group_metadata_t* meta = rd_kafka_consumer_group_metadata(consumer);
-      error = rd_kafka_send_offsets_to_transaction(producer, offsets, meta, config.shutdown_timeout_ms);
+      error = retried([&] { return rd_kafka_send_offsets_to_transaction(producer, offsets, meta, -1); });
       rd_kafka_consumer_group_metadata_destroy(meta);
     }
-    if (!error) error = rd_kafka_commit_transaction(producer, config.shutdown_timeout_ms);
+    if (!error) error = retried([&] { return rd_kafka_commit_transaction(producer, -1); });
     bool ok = !error;
     if (error) {
       spdlog::warn("transaction failed: {}", rd_kafka_error_string(error));
-      if (rd_kafka_error_is_fatal(error)) {
-        std::lock_guard lock(fatal_mu);
-        fatal = std::string("transaction: ") + rd_kafka_error_string(error);
-        self.stop();
-      } else {
-        rd_kafka_error_t* abort_error = rd_kafka_abort_transaction(producer, config.shutdown_timeout_ms);
-        if (abort_error) rd_kafka_error_destroy(abort_error);
+      rd_kafka_error_t* abort_error =
+          rd_kafka_error_txn_requires_abort(error) ? rd_kafka_abort_transaction(producer, -1) : nullptr;
+      if (rd_kafka_error_txn_requires_abort(error) && !abort_error) {
         self.counters_.aborted_transactions++;
         rewind();
+      } else {
+        stop_fatally(std::string("transaction: ") + rd_kafka_error_string(abort_error ? abort_error : error));
       }
+      if (abort_error) rd_kafka_error_destroy(abort_error);
       rd_kafka_error_destroy(error);
     }
     rd_kafka_topic_partition_list_destroy(offsets);
@@ -427,15 +558,32 @@ struct Service::Impl {
     last_transaction = Clock::now();
     if (begin_next && !self.stopping_.load()) {
       if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer)) {
-        std::lock_guard lock(fatal_mu);
-        fatal = std::string("begin transaction: ") + rd_kafka_error_string(e);
+        stop_fatally(std::string("begin transaction: ") + rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        self.stop();
       } else {
         in_transaction = true;
       }
     }
     return ok;
+  }
+
+  // Stops the service, which then returns `why` (the first reason given).
+  void stop_fatally(const std::string& why) {
+    {
+      std::lock_guard lock(fatal_mu);
+      if (fatal.empty()) fatal = why;
+    }
+    self.stop();
+  }
+
+  // Exactly-once: the transaction may commit only once every message consumed in it
+  // was answered; otherwise the service stops without committing, and the broker
+  // aborts the open transaction when a restart fences it.
+  bool drain_for_commit() {
+    if (drain(config.shutdown_timeout_ms) || !config.exactly_once) return true;
+    stop_fatally(fmt::format("in-flight messages not answered within {} ms; stopped without committing the transaction",
+                             config.shutdown_timeout_ms));
+    return false;
   }
 
   // After an aborted transaction: consume again from where it began. Known here,
@@ -558,15 +706,18 @@ struct Service::Impl {
         producer, RD_KAFKA_V_RKT(to.handle), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
-    if (err) {
-      // Not enqueued (e.g. an invalid topic name). The record's hold is never
-      // released: the offset is not committed, so the message is consumed again after
-      // a restart rather than lost.
-      count_produce_error();
-      produce_refused_log.log(spdlog::level::err, "cannot produce to {}: {}", to.topic, rd_kafka_err2str(err));
-      rd_kafka_headers_destroy(headers);
-      delete d;
+    if (!err) return;
+    count_produce_error();
+    rd_kafka_headers_destroy(headers);
+    if (to.handle && refused_for_good(err)) {
+      replace(d, to.topic, key, err);
+      return;
     }
+    // Not enqueued, and no other record would be (e.g. an invalid topic name). The
+    // record's hold is never released: the offset is not committed, so the message is
+    // consumed again after a restart rather than lost.
+    produce_refused_log.log(spdlog::level::err, "cannot produce to {}: {}", to.topic, rd_kafka_err2str(err));
+    delete d;
   }
 
   // One more hold on `offset`, for a second record.
@@ -586,9 +737,11 @@ struct Service::Impl {
   };
 
   void work(unsigned index) {
+    // The generation first: a reload between the two reads is then seen at the first message.
+    const uint64_t generation = self.policies_generation_.load(std::memory_order_acquire);
     Worker w{CommentProcessor(self.policies(), DecoderOptions{config.max_bytes, 32, {}},
-                              VerdictOptions{config.redacted_text}),
-             self.policies_generation_.load(), {}, {}, TopicHandles(producer),
+                              VerdictOptions{config.redacted_text, config.max_matches}),
+             generation, {}, {}, TopicHandles(producer),
              TopicRoutes(config.verdict_topic), TopicRoutes(config.copy_topic)};
     std::deque<WorkItem> batch;
     while (queues[index]->pop_all(batch, workers_closed)) {
@@ -641,15 +794,8 @@ struct Service::Impl {
       // The original bytes, and why, on the dead-letter topic. The message text is
       // not logged: it may hold personal information.
       if (observer) observer->on_invalid(r.error);
-      const std::string code(to_string(r.error));
-      const std::string partition = std::to_string(m->partition), offset = std::to_string(m->offset);
-      const char* source = rd_kafka_topic_name(m->rkt);
-      rd_kafka_headers_t* h = rd_kafka_headers_new(5);
-      rd_kafka_header_add(h, "error.code", -1, code.data(), static_cast<ssize_t>(code.size()));
-      rd_kafka_header_add(h, "error.message", -1, r.message.data(), static_cast<ssize_t>(r.message.size()));
-      rd_kafka_header_add(h, "source.topic", -1, source, -1);
-      rd_kafka_header_add(h, "source.partition", -1, partition.data(), static_cast<ssize_t>(partition.size()));
-      rd_kafka_header_add(h, "source.offset", -1, offset.data(), static_cast<ssize_t>(offset.size()));
+      rd_kafka_headers_t* h =
+          dead_letter_headers(to_string(r.error), r.message, item.tracker->topic, m->partition, m->offset);
       produce(w.topics.get(config.dlq_topic), payload, std::string_view(static_cast<const char*>(m->key), m->key_len), h,
               std::move(item.tracker), m->offset);
       self.counters_.dead_letters++;
@@ -757,6 +903,7 @@ struct Service::Impl {
       while (polling.load()) {
         rd_kafka_poll(producer, 100);
         store_done_offsets();
+        retry_due();
       }
     });
     spdlog::info("consuming {} as group {} with {} worker(s)", config.input_topic, config.group, threads);
@@ -770,10 +917,9 @@ struct Service::Impl {
       while (queued.load() >= config.max_queued && !self.stopping_.load())
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       if (config.exactly_once &&
-          Clock::now() - last_transaction > std::chrono::milliseconds(config.transaction_interval_ms)) {
-        drain(config.shutdown_timeout_ms);
+          Clock::now() - last_transaction > std::chrono::milliseconds(config.transaction_interval_ms) &&
+          drain_for_commit())
         commit_transaction(true);
-      }
       // Messages already fetched are taken without waiting and handed over in one batch
       // when none is left (or the batch is full); only then does the poll wait.
       const bool holding = std::any_of(dispatch.begin(), dispatch.end(), [](const auto& d) { return !d.empty(); });
@@ -815,11 +961,11 @@ struct Service::Impl {
 
     // Graceful stop: finish in-flight work, flush, commit, leave the group.
     spdlog::info("stopping: draining in-flight messages");
-    drain(config.shutdown_timeout_ms);
+    const bool drained = drain_for_commit();
     rd_kafka_flush(producer, config.shutdown_timeout_ms);
     drain(1000);
-    if (config.exactly_once) commit_transaction(false);
-    else rd_kafka_commit(consumer, nullptr, 0);
+    if (!config.exactly_once) rd_kafka_commit(consumer, nullptr, 0);  // stores cover only what was answered
+    else if (drained) commit_transaction(false);
     rd_kafka_consumer_close(consumer);
     workers_closed.store(true);
     for (auto& q : queues) q->wake();
@@ -827,6 +973,10 @@ struct Service::Impl {
     polling.store(false);
     poller.join();
     rd_kafka_flush(producer, 1000);
+    for (Retry& r : retries) {  // not produced in time: their offsets stay uncommitted
+      rd_kafka_headers_destroy(r.headers);
+      delete r.delivery;
+    }
     rd_kafka_destroy(consumer);
     rd_kafka_destroy(producer);
     consumer = producer = nullptr;

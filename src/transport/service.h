@@ -32,6 +32,7 @@ struct ServiceConfig {
   int shutdown_timeout_ms = 30000;         // flush and commit budget on SIGTERM
   bool exactly_once = false;               // delivery: exactly_once (Kafka transactions)
   bool redacted_text = false;              // verdicts carry the text with matched spans replaced
+  size_t max_matches = 1000;               // matches listed per verdict (0: all); see VerdictOptions
   std::string transactional_id;            // default: civicsift-<group>-<hostname>
   int transaction_interval_ms = 100;       // how often a transaction commits
   int statistics_interval_ms = 5000;       // librdkafka statistics (consumer lag) for the observer
@@ -53,6 +54,10 @@ class ServiceObserver {
   // The broker acknowledged a verdict; `seconds` since the input message's timestamp.
   virtual void on_verdict_acknowledged(double seconds) = 0;
   virtual void on_produce_error() = 0;
+  // A record was refused for good and a dead letter without the payload replaces it;
+  // or that dead letter was refused too, and the input is given up on.
+  virtual void on_record_replaced() = 0;
+  virtual void on_undeliverable() = 0;
   // From librdkafka statistics; a negative lag is unknown.
   virtual void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) = 0;
   // Partitions were revoked: their lag is no longer this instance's to report.
@@ -67,6 +72,11 @@ struct ServiceCounters {
   std::atomic<uint64_t> acknowledged{0};
   std::atomic<uint64_t> finished{0};  // input messages whose every record was acknowledged
   std::atomic<uint64_t> produce_errors{0};
+  // Records refused for good (too large, say) and replaced by a dead letter without
+  // the payload; and those whose dead letter failed too, whose offset moves on with
+  // only this count and an error line to show for it.
+  std::atomic<uint64_t> replaced_records{0};
+  std::atomic<uint64_t> undeliverable{0};
   std::atomic<uint64_t> aborted_transactions{0};  // exactly_once: aborted and redone
   std::atomic<int> assigned_partitions{0};  // > 0: the service is consuming
 };
