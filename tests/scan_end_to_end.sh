@@ -50,12 +50,16 @@ scan "$work/missing.jsonl" > /dev/null 2> "$work/err1"; rc1=$?
 "$bin" scan --patterns "$work" < /dev/null > /dev/null 2> "$work/err2"; rc2=$?
 "$bin" scan --bogus-flag < /dev/null > /dev/null 2>&1; rc3=$?
 "$bin" scan --patterns "$data/policy" --tenant gotham < /dev/null > /dev/null 2>&1; rc4=$?
+"$bin" scan --max-bytes 0 < /dev/null > /dev/null 2>&1; rc5=$?
+"$bin" --version > /dev/null 2>&1; rc6=$?
 set -e
+check "out-of-range --max-bytes: exit 2" test "$rc5" -eq 2
+check "--version: exit 0" test "$rc6" -eq 0
 check "missing file: exit 2" test "$rc1" -eq 2
 check "missing file: one-line reason" test "$(wc -l < "$work/err1")" -eq 1
 check "no policies: exit 2" test "$rc2" -eq 2
 check "no policies: names the folder" grep -q "contains no policy files" "$work/err2"
-check "unknown flag: non-zero" test "$rc3" -ne 0
+check "unknown flag: exit 2" test "$rc3" -eq 2
 check "unknown default tenant: non-zero" test "$rc4" -ne 0
 
 # check and explain on the test policy.

@@ -1,4 +1,7 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "policy/loader.h"
 #include "policy/regex_digits.h"
@@ -257,6 +260,91 @@ rules:
   EXPECT_EQ(text.substr(v.matches[0].start, v.matches[0].end - v.matches[0].start), "I will kill you");
   EXPECT_TRUE(fired(*policy, "I will kill the motion").empty());
   EXPECT_TRUE(fired(*policy, "skill you have").empty());
+}
+
+// A letter made optional after a group ("(quote|estimate)s?") stays a letter: the
+// group before it stays required. It once compiled to "(quote|estimate)?", and
+// "get free parking" was removed as an advertisement.
+TEST(TermTemplate, AnOptionalLetterAfterAGroupKeepsTheGroupRequired) {
+  TempDir dir;
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"yaml(
+tenant: town
+rules:
+  - {id: town.ads, category: commercial, clause: "1", action: remove,
+     terms: ["(get|ask for)( a)? free (quote|estimate)s?", "(cat|dog)s? food"]}
+)yaml"));
+  ASSERT_TRUE(policy);
+  using civicsift::testing::fired;
+  for (const char* text : {"get a free quote", "Ask for free estimates!", "dog food", "cats food"})
+    EXPECT_EQ(fired(*policy, text), std::vector<std::string>{"town.ads"}) << text;
+  for (const char* text : {"Can we get free parking?", "ask for free help", "get a free", "food", "s food"})
+    EXPECT_TRUE(fired(*policy, text).empty()) << text;
+}
+
+// The raw-text database reads bytes: a non-ASCII character is the group of its bytes,
+// so "£?" makes the whole pound sign optional, not just its last byte.
+TEST(PolicyCompiler, ANonAsciiCharacterInARegexIsOneUnit) {
+  TempDir dir;
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"yaml(
+tenant: town
+rules:
+  - {id: town.charges, category: spam, clause: "1", action: review, regex: ['\btxt\s?@\s?£?\d', '€\d+$']}
+)yaml"));
+  ASSERT_TRUE(policy);
+  using civicsift::testing::fired;
+  for (const char* text : {"txt @ 5", "txt @ \xC2\xA3" "5", "only \xE2\x82\xAC" "20"})
+    EXPECT_EQ(fired(*policy, text), std::vector<std::string>{"town.charges"}) << text;
+  EXPECT_TRUE(fired(*policy, "txt @ \xC2 5").empty());
+  EXPECT_TRUE(fired(*policy, "\xE2\x82\xAC" "20 more").empty());  // '$': the end of the comment
+}
+
+// What the byte-wise database cannot mean is refused with the rule named: a non-ASCII
+// character inside [...] (it would be its bytes, one by one) and '$' before the end.
+TEST(PolicyCompiler, RegexesThatCannotMeanWhatTheySayAreRefused) {
+  TempDir dir;
+  for (const char* regex : {"[£€]\\d", "(end$|x)"}) {
+    const auto file = dir.write("t.yaml", std::string("tenant: town\nrules:\n  - {id: town.r, category: spam, clause: '1', "
+                                                      "action: review, regex: ['") + regex + "']}\n");
+    auto spec = load_policy(file);
+    ASSERT_TRUE(std::holds_alternative<PolicySpec>(spec)) << regex;
+    auto compiled = compile_policy(std::get<PolicySpec>(std::move(spec)), {});
+    ASSERT_TRUE(std::holds_alternative<PolicyError>(compiled)) << regex;
+    EXPECT_EQ(std::get<PolicyError>(compiled).rule, "town.r") << regex;
+  }
+}
+
+// A file system error while loading (here a lexicon that is a symbolic link loop) is a
+// policy error like any other, never an exception: a reload keeps the policy in force.
+TEST(PolicyLoader, AFileSystemErrorIsAPolicyError) {
+  TempDir dir;
+  std::filesystem::create_symlink(dir.path() / "lexicons" / "loop.yaml", dir.path() / "lexicons" / "loop.yaml");
+  const auto file = dir.write("t.yaml", "tenant: t\nlexicons: [loop]\nrules: []\n");
+  auto r = load_policy(file);
+  ASSERT_TRUE(std::holds_alternative<PolicyError>(r));
+  EXPECT_NE(std::get<PolicyError>(r).message.find("loop"), std::string::npos) << std::get<PolicyError>(r).message;
+}
+
+// The cache keeps what the policies in force were built from and what is new (another
+// process may have just written it), and drops the rest.
+TEST(PolicyCompiler, PruningTheCacheKeepsWhatIsInUseOrNew) {
+  TempDir policies, cache;
+  const auto file = policies.write("t.yaml", "tenant: town\nrules: [{id: town.a, category: spam, clause: '1', action: review, terms: [spam]}]\n");
+  auto set = load_policy_set(policies.path(), {cache.path()});
+  ASSERT_TRUE(std::holds_alternative<std::shared_ptr<const PolicySet>>(set));
+  const auto& in_use = *std::get<std::shared_ptr<const PolicySet>>(set);
+  const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const char* name : {"00000000000000aa.hsdb", "00000000000000aa.digits.hsdb", "00000000000000bb.hsdb.tmp1-2f"}) {
+    cache.write(name, "stale");
+    std::filesystem::last_write_time(cache.path() / name, old);
+  }
+  cache.write("00000000000000cc.hsdb", "fresh");
+  cache.write("notes.txt", "not ours");
+  const std::string used = fmt::format("{:016x}.hsdb", in_use.policies().front()->cache_key());
+  std::filesystem::last_write_time(cache.path() / used, old);
+  prune_cache(cache.path(), in_use);
+  std::set<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path())) left.insert(entry.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{used, "00000000000000cc.hsdb", "notes.txt", "lexicons"}));
 }
 
 TEST(PolicyLoader, LexiconNamesCannotLeaveTheLexiconFolder) {

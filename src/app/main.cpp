@@ -155,7 +155,14 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--metrics-address", demo.metrics_address, "host:port of /metrics (empty: none)")
       ->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2, as the README says
+    // (CLI11's own codes run from 101 to 115).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   LogOptions log{log_format == "json" ? LogFormat::json : LogFormat::text,
                  !log_level.empty() ? log_level : *run_cmd ? "info" : "warn"};
   configure_logging(log);

@@ -81,6 +81,9 @@ int run_service(const RunOptions& options) {
     return 2;
   }
   const RunConfig config = std::get<RunConfig>(std::move(resolved));
+  // Before the (possibly seconds long) cold compile: a SIGHUP then would otherwise
+  // kill the process, and a SIGTERM is answered once the service exists.
+  install_signal_handlers();
   PolicyOptions policy{config.service.patterns, config.service.cache_dir};
   auto policies = load_policies_or_report(policy);
   if (!policies) return 2;
@@ -109,7 +112,7 @@ int run_service(const RunOptions& options) {
       config.watch_patterns ? config.watch_interval_ms : 0);
   g_service.store(&service);
   g_reloader.store(&reloader);
-  install_signal_handlers();
+  if (g_stop.load()) service.stop();  // asked to stop while starting
   const std::string error = service.run();
   g_reloader.store(nullptr);
   g_service.store(nullptr);

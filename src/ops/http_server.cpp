@@ -6,6 +6,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace civicsift {
 namespace {
@@ -54,7 +56,11 @@ std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     return c;
   }();
   try {
-    server->exposer_ = std::make_unique<prometheus::Exposer>(address, 2, &callbacks);
+    // A few threads and a short request timeout: connections left open (a port scan, a
+    // stuck client) must not take every thread and stall the probes behind them.
+    server->exposer_ = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", address, "num_threads", "6", "request_timeout_ms", "5000"},
+        &callbacks);
   } catch (const std::exception& e) {
     return "metrics endpoint " + address + ": " + e.what();
   }

@@ -143,7 +143,12 @@ void PolicyReloader::loop() {
         wanted = true;
       }
     }
-    if (wanted) reload();
+    if (!wanted) continue;
+    try {
+      reload();
+    } catch (const std::exception& e) {  // e.g. the folder's file system failing: keep serving
+      spdlog::error("policy reload failed: {}; the policies in force stay", e.what());
+    }
   }
 }
 
@@ -167,6 +172,7 @@ void PolicyReloader::reload() {
       if (!r.policies->find(p->tenant())) spdlog::warn("policy {} removed: its file is gone", p->label());
     current_ = r.policies;
     apply_(current_);
+    if (!options_.cache_dir.empty()) prune_cache(options_.cache_dir, *current_);
     if (metrics_) metrics_->set_policies(*current_);
   }
   reloads_++;

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <random>
+#include <set>
 #include <unordered_map>
 
 #include "common/parallel.h"
@@ -23,13 +25,14 @@ namespace civicsift {
 namespace fs = std::filesystem;
 
 CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache,
-                               double compile_seconds)
+                               double compile_seconds, uint64_t cache_key)
     : spec_(std::move(spec)),
       label_(spec_.tenant + "@" + spec_.version),
       dbs_(std::move(dbs)),
       index_(std::move(index)),
       from_cache_(from_cache),
-      compile_seconds_(compile_seconds) {
+      compile_seconds_(compile_seconds),
+      cache_key_(cache_key) {
   for (size_t i = 0; i < spec_.rules.size(); ++i)
     if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
 }
@@ -50,6 +53,23 @@ PolicySet::PolicySet(std::vector<std::shared_ptr<const CompiledPolicy>> policies
 const CompiledPolicy* PolicySet::find(std::string_view tenant) const {
   auto it = by_tenant_.find(tenant);
   return it == by_tenant_.end() ? nullptr : it->second;
+}
+
+void prune_cache(const fs::path& dir, const PolicySet& in_use) {
+  std::set<std::string> used;
+  for (const auto& p : in_use.policies()) {
+    used.insert(fmt::format("{:016x}.hsdb", p->cache_key()));
+    used.insert(fmt::format("{:016x}.digits.hsdb", p->cache_key()));
+  }
+  const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool ours = name.size() > 5 && (name.ends_with(".hsdb") || name.find(".hsdb.tmp") != std::string::npos);
+    if (!ours || used.count(name)) continue;
+    std::error_code file_ec;
+    if (it->last_write_time(file_ec) < old_enough && !file_ec) fs::remove(it->path(), file_ec);
+  }
 }
 
 fs::path default_cache_dir() {
@@ -225,15 +245,20 @@ std::string template_regex(std::string_view term) {
     // A break at the edge of a run ("'ll", "you're ") becomes an optional space: the
     // template's own spaces already separate words, and two would never match.
     const std::string sk = text::term_skeleton(body);
-    if (sk.empty()) {  // only breaks: one word break
+    // The letter made optional goes in even when it was the whole run ("(a|b)s?"):
+    // else the '?' would apply to whatever came before it.
+    const std::string letter =
+        optional_letter ? scan_byte(static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(optional_letter)))) : "";
+    if (sk.empty()) {  // only breaks (or nothing but the optional letter): one word break
       if (lead) out += space;
+      out += letter;
       i = j;
       continue;
     }
     if (lead) out += space + "?";
     for (unsigned char c : sk) append_scan_byte(out, c);
     if (trail) out += space + "?";
-    if (optional_letter) out += scan_byte(static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(optional_letter))));
+    out += letter;
     i = j;
   }
   out += space;
@@ -269,17 +294,65 @@ void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const 
   }
 }
 
-void add_regex(PatternTable& t, const std::string& source, uint16_t rule) {
-  std::string regex = source;
+// A policy regex as the raw-text database takes it. The scan buffer is bytes (its
+// skeleton half is not UTF-8), so Hyperscan reads the regex byte by byte: a non-ASCII
+// character becomes a group of its bytes, so that "£?" makes the whole "£" optional
+// rather than its last byte. Inside [...] a byte would stand for itself, not for the
+// character: refused, as is '$' anywhere but at the end (the end of the comment is
+// checked after the scan, see PatternMeta::anchor_end). Returns the error, if any.
+std::optional<std::string> regex_for_bytes(std::string_view source, std::string& out, bool& anchor_end) {
+  out.clear();
+  anchor_end = false;
+  bool in_class = false;
+  for (size_t i = 0; i < source.size(); ++i) {
+    const auto c = static_cast<unsigned char>(source[i]);
+    if (c == '\\' && i + 1 < source.size()) {
+      out.append(source.substr(i, 2));
+      ++i;
+      continue;
+    }
+    if (in_class) {
+      if (c >= 0x80) return "non-ASCII characters inside [...] are not supported; write them as alternatives";
+      if (c == ']') in_class = false;
+      out.push_back(static_cast<char>(c));
+      continue;
+    }
+    if (c == '[') {
+      in_class = true;
+      out.push_back('[');
+      if (i + 1 < source.size() && source[i + 1] == '^') out.push_back(source[++i]);
+      if (i + 1 < source.size() && source[i + 1] == ']') out.push_back(source[++i]);  // "[]...]": a literal ]
+      continue;
+    }
+    if (c == '$') {
+      if (i + 1 != source.size()) return "'$' can only end a regex (the end of the comment)";
+      anchor_end = i > 0;  // a lone "$" is left to Hyperscan, which refuses an empty match
+      if (anchor_end) continue;
+    }
+    if (c >= 0xC0) {  // the lead byte of a multi-byte character: the group of its bytes
+      const size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+      out += "(?:";
+      out.append(source.substr(i, length));
+      out += ')';
+      i += length - 1;
+      continue;
+    }
+    out.push_back(static_cast<char>(c));
+  }
+  return std::nullopt;
+}
+
+void add_regex(PatternTable& t, const std::string& source, uint16_t rule, const fs::path& file, const RuleSpec& r) {
   PatternMeta m;
   m.view = View::raw;
   m.kind = PatternKind::regex;
   // '^' stays in the expression: the raw text starts the scanned buffer, so Hyperscan
   // anchors it natively (and cheaply). '$' cannot, the skeleton follows the text.
-  if (regex.size() >= 2 && regex.back() == '$' && regex[regex.size() - 2] != '\\') {
-    m.anchor_end = true;
-    regex.pop_back();
-  }
+  std::string regex;
+  bool anchor_end = false;
+  if (auto error = regex_for_bytes(source, regex, anchor_end))
+    throw PolicyError{file, r.id, fmt::format("regex '{}': {}", source, *error)};
+  m.anchor_end = anchor_end;
   t.add(std::move(regex), HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST, m, rule, source);
 }
 
@@ -302,17 +375,21 @@ PatternTable build_table(const PolicySpec& spec, MaskedSpellings masked_spelling
       for (const auto& term : lex->terms) add_term(t, term, rule, lex->file, r);
       for (const auto& allow : lex->allow) add_allow(t, allow, rule, lex->file, r);
     }
-    for (const auto& regex : r.regexes) add_regex(t, regex, rule);
+    for (const auto& regex : r.regexes) add_regex(t, regex, rule, spec.file, r);
   }
   return t;
 }
 
-uint64_t table_key(const PatternTable& t) {
+// What a cached database was built from: every expression, its flags and which of the
+// two databases it went to (a later build may split them differently).
+uint64_t table_key(const PatternTable& t, const std::vector<bool>& needs_digit) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  const std::string header = fmt::format("civicsift-db-2 {}", hs_version());
+  const std::string header = fmt::format("civicsift-db-3 {}", hs_version());
   XXH3_64bits_update(state, header.data(), header.size());
   for (size_t i = 0; i < t.expressions.size(); ++i) {
+    const char digit = needs_digit[i] ? 'd' : 'm';
+    XXH3_64bits_update(state, &digit, 1);
     XXH3_64bits_update(state, &t.flags[i], sizeof t.flags[i]);
     XXH3_64bits_update(state, t.expressions[i].data(), t.expressions[i].size() + 1);  // with its NUL: a separator
   }
@@ -334,7 +411,11 @@ hs_database_t* read_cache(const fs::path& file) {
   hs_database_t* db = nullptr;
   const hs_error_t rc = hs_deserialize_database(static_cast<const char*>(bytes), static_cast<size_t>(st.st_size), &db);
   ::munmap(bytes, static_cast<size_t>(st.st_size));
-  return rc == HS_SUCCESS ? db : nullptr;
+  if (rc != HS_SUCCESS) return nullptr;
+  // Marked as just used: prune_cache() spares what any process sharing the folder
+  // loaded in the last minutes.
+  ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);
+  return db;
 }
 
 void write_cache(const fs::path& file, const hs_database_t* db) {
@@ -343,7 +424,8 @@ void write_cache(const fs::path& file, const hs_database_t* db) {
   if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
-  const fs::path tmp = file.string() + fmt::format(".tmp{}", static_cast<long>(getpid()));
+  // Unique among processes sharing the folder, containers whose process ids are all 1 too.
+  const fs::path tmp = file.string() + fmt::format(".tmp{}-{:x}", static_cast<long>(getpid()), std::random_device{}());
   {
     std::ofstream out(tmp, std::ios::binary);
     out.write(bytes, static_cast<std::streamsize>(length));
@@ -382,13 +464,13 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   } catch (const PolicyError& e) {
     return e;
   }
-  const uint64_t key = table_key(table);
-
   std::vector<unsigned> main_ids, digit_ids;
+  std::vector<bool> needs_digit(table.expressions.size());
   for (unsigned i = 0; i < table.expressions.size(); ++i) {
-    const bool needs_digit = table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i]);
-    (needs_digit ? digit_ids : main_ids).push_back(i);
+    needs_digit[i] = table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i]);
+    (needs_digit[i] ? digit_ids : main_ids).push_back(i);
   }
+  const uint64_t key = table_key(table, needs_digit);
   if (main_ids.empty()) {  // nothing else to scan for: one database, as before
     main_ids.swap(digit_ids);
   }
@@ -442,7 +524,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), table.finish(), from_cache,
-                                                seconds);
+                                                seconds, key);
 }
 
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(std::vector<PolicySpec> specs,
@@ -457,7 +539,9 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(s
     if (auto* e = std::get_if<PolicyError>(&*r)) return *e;
     compiled.push_back(std::get<std::shared_ptr<const CompiledPolicy>>(std::move(*r)));
   }
-  return std::make_shared<const PolicySet>(std::move(compiled));
+  auto set = std::make_shared<const PolicySet>(std::move(compiled));
+  if (!options.cache_dir.empty()) prune_cache(options.cache_dir, *set);
+  return set;
 }
 
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const fs::path& dir,

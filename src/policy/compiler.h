@@ -63,7 +63,8 @@ struct PolicyDatabases {
 
 class CompiledPolicy {
  public:
-  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache, double compile_seconds);
+  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache, double compile_seconds,
+                 uint64_t cache_key);
 
   const PolicySpec& spec() const { return spec_; }
   const std::string& tenant() const { return spec_.tenant; }
@@ -84,6 +85,8 @@ class CompiledPolicy {
   const std::vector<uint16_t>& duplicate_rules() const { return duplicate_rules_; }
   bool keeps_state() const { return !duplicate_rules_.empty() || spec_.repeat_offenders.removals > 0; }
   double compile_seconds() const { return compile_seconds_; }
+  // Names its databases in the compile cache: <key>.hsdb and <key>.digits.hsdb.
+  uint64_t cache_key() const { return cache_key_; }
 
  private:
   PolicySpec spec_;
@@ -93,6 +96,7 @@ class CompiledPolicy {
   std::vector<uint16_t> duplicate_rules_;
   bool from_cache_;
   double compile_seconds_;
+  uint64_t cache_key_;
 };
 
 struct CompileOptions {
@@ -132,6 +136,13 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(s
 // Loads and compiles every tenant in `dir`.
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const std::filesystem::path& dir,
                                                                               const CompileOptions& options);
+
+// Deletes from the compile cache the databases no policy of `in_use` was built from,
+// and temporary files left by interrupted writes, once ten minutes unused: every edit
+// of a policy adds a database of a megabyte or more, and a cache in a size-limited
+// volume must not grow until the pod is evicted. The age spares what another process
+// sharing the folder has just written or loaded (loading marks a file used).
+void prune_cache(const std::filesystem::path& dir, const PolicySet& in_use);
 
 // The default cache folder: $CIVICSIFT_CACHE_DIR, else $XDG_CACHE_HOME/civicsift, else ~/.cache/civicsift.
 std::filesystem::path default_cache_dir();

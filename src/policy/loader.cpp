@@ -74,7 +74,8 @@ Lexicon load_lexicon(const fs::path& dir, const std::string& name, std::string& 
   if (!plain_name)
     fail(dir / "lexicons", "", fmt::format("lexicon name \"{}\": use lower-case letters, digits, - and _", name));
   const fs::path file = dir / "lexicons" / (name + ".yaml");
-  if (!fs::exists(file)) fail(file, "", fmt::format("lexicon \"{}\" not found", name));
+  std::error_code ec;
+  if (!fs::exists(file, ec)) fail(file, "", fmt::format("lexicon \"{}\" not found{}", name, ec ? " (" + ec.message() + ")" : ""));
   const std::string text = read_file(file);
   content_for_hash += text;
   YAML::Node root;
@@ -261,6 +262,8 @@ std::variant<PolicySpec, PolicyError> load_policy(const fs::path& file) {
     return f.error;
   } catch (const YAML::Exception& e) {
     return PolicyError{file, "", fmt::format("invalid policy: {}", e.what())};
+  } catch (const std::exception& e) {  // e.g. a file system error: a policy error too, never a crash
+    return PolicyError{file, "", e.what()};
   }
 }
 
