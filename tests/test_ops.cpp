@@ -242,6 +242,14 @@ TEST(PolicyReload, ABrokenPolicyKeepsThePreviousOneAndNamesFileAndRule) {
   EXPECT_NE(r.tenants[0].error.find("town.broken"), std::string::npos) << r.tenants[0].error;
   EXPECT_EQ(r.tenants[0].version, current->find("town")->spec().version);
 
+  // The tenant renamed in the same edit that broke it: the file's policy stays in force.
+  std::string renamed = read_file(dir.path() / "town.yaml");
+  renamed.replace(renamed.find("tenant: town"), 12, "tenant: city");
+  dir.write("town.yaml", renamed);
+  ReloadResult renamed_broken = rebuild_policies(dir.path(), {}, current);
+  EXPECT_FALSE(renamed_broken.changed);
+  EXPECT_EQ(renamed_broken.policies->find("town"), current->find("town"));
+
   // Not YAML at all, a missing lexicon, an emptied folder: still the old policy.
   dir.write("town.yaml", "tenant: [unclosed\n");
   EXPECT_EQ(rebuild_policies(dir.path(), {}, current).policies->find("town"), current->find("town"));

@@ -14,7 +14,9 @@ TEST(Time, ParsesRfc3339AndDurations) {
   EXPECT_EQ(parse_timestamp_ms("2026-10-05T10:03:00-04:00"), 1791208980000);
   EXPECT_EQ(parse_timestamp_ms("2026-10-05T14:03:00.250Z"), 1791208980250);
   EXPECT_EQ(parse_timestamp_ms("2026-10-05"), 1791158400000);
-  for (const char* bad : {"", "yesterday", "2026-13-01", "2026-10-05T25:00:00Z", "2026-10-05T14:03:00", "2026-10-05T14:03Z"})
+  EXPECT_TRUE(parse_timestamp_ms("2024-02-29").has_value());  // a leap day
+  for (const char* bad : {"", "yesterday", "2026-13-01", "2026-10-05T25:00:00Z", "2026-10-05T14:03:00", "2026-10-05T14:03Z",
+                          "2024-02-30", "2026-02-29", "2026-04-31", "1900-02-29"})
     EXPECT_FALSE(parse_timestamp_ms(bad).has_value()) << bad;
   EXPECT_EQ(parse_duration_ms("24h"), 86'400'000);
   EXPECT_EQ(parse_duration_ms("7d"), 7 * 86'400'000LL);

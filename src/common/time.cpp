@@ -40,12 +40,20 @@ bool digits(std::string_view s, size_t pos, size_t n, int& out) {
   }
   return true;
 }
+
+// Days in a month of the proleptic Gregorian calendar.
+int days_in_month(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+
 }  // namespace
 
 std::optional<int64_t> parse_timestamp_ms(std::string_view s) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (!digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-      !digits(s, 8, 2, d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+      !digits(s, 8, 2, d) || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
     return std::nullopt;
   int64_t ms = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86'400'000;
   if (s.size() == 10) return ms;

@@ -94,7 +94,8 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
       std::shared_ptr<const CompiledPolicy> old;
       for (const auto& p : current->policies())
         if (p.get() == in_force) old = p;
-      keep(old, tenant, e->to_string());
+      // A file that renamed its tenant and fails: the policy its file held stays.
+      keep(old ? old : current_for_file(file), tenant, e->to_string());
       continue;
     }
     next[tenant] = std::get<std::shared_ptr<const CompiledPolicy>>(std::move(compiled));

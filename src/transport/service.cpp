@@ -334,8 +334,9 @@ struct Service::Impl {
     delete d;
   }
 
-  // Produces a record again, never blocking: this runs on the thread that serves the
-  // delivery reports, which is what makes room in a full queue.
+  // Produces a record again (or a dead letter in its place), never blocking: mostly on
+  // the thread that serves the delivery reports, which is what makes room in a full
+  // queue; a full queue sends it to `retries` instead.
   void reproduce(Retry r) {
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_VALUE(r.value.data(), r.value.size()),
