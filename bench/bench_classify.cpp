@@ -131,7 +131,7 @@ void BM_Engine(benchmark::State& state) {
     buffers.append(sk.bytes, 0, sk.offset + sk.size);
   }
   for (const auto& p : c.policies->policies()) {
-    if (hs_alloc_scratch(p->database(), &scratch) != HS_SUCCESS) state.SkipWithError("hs_alloc_scratch");
+    if (p->database() && hs_alloc_scratch(p->database(), &scratch) != HS_SUCCESS) state.SkipWithError("hs_alloc_scratch");
     if (p->digit_database() && hs_alloc_scratch(p->digit_database(), &scratch) != HS_SUCCESS)
       state.SkipWithError("hs_alloc_scratch");
   }
@@ -144,7 +144,7 @@ void BM_Engine(benchmark::State& state) {
   for (auto _ : state) {
     const Scan& s = scans[i];
     const char* at = buffers.data() + s.begin;
-    hs_scan(s.policy->database(), at, static_cast<unsigned>(s.size), 0, scratch, on_match, &matches);
+    if (s.policy->database()) hs_scan(s.policy->database(), at, static_cast<unsigned>(s.size), 0, scratch, on_match, &matches);
     if (s.digit) hs_scan(s.policy->digit_database(), at, static_cast<unsigned>(s.text_size), 0, scratch, on_match, &matches);
     i = (i + 1) % kCorpusSize;
   }

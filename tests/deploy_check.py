@@ -51,6 +51,7 @@ CONTRACT = {
     "civicsift_end_to_end_latency_seconds": ("histogram", set()),
     "civicsift_consumer_lag_messages": ("gauge", {"topic", "partition"}),
     "civicsift_assigned_partitions": ("gauge", set()),
+    "civicsift_paused_partitions": ("gauge", set()),
     "civicsift_inflight_messages": ("gauge", set()),
     "civicsift_produce_errors_total": ("counter", set()),
     "civicsift_replaced_records_total": ("counter", set()),

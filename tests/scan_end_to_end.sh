@@ -72,5 +72,20 @@ check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"
 check "clauses table lists a duplicate rule" grep -qF "| Town 6 | town.single-posts | spam | remove | duplicate posts |" "$work/clauses.md"
 check "clauses table lists repeat offenders" grep -qF "route ban_review" "$work/clauses.md"
 
+# Output that cannot be written (a full disk, a closed pipe) fails with a reason,
+# never exits 0 and never aborts: stdio would otherwise report it only at exit.
+set +e
+"$bin" clauses "$data/policy" > /dev/full 2> "$work/full1"; full1=$?
+"$bin" explain --patterns "$data/policy" --tenant town "shit" > /dev/full 2> "$work/full2"; full2=$?
+scan "$data/golden_input.jsonl" > /dev/full 2> "$work/full3"; full3=$?
+"$bin" generate --count 10 > /dev/full 2> "$work/full4"; full4=$?
+"$bin" generate --count 20 --rate 2000 > /dev/full 2> "$work/full5"; full5=$?  # flushed while paced
+set -e
+for n in 1 2 3 4 5; do
+  rc_var="full$n"
+  check "unwritable output $n: exit 1" test "${!rc_var}" -eq 1
+  check "unwritable output $n: says why" grep -q "No space left on device" "$work/full$n"
+done
+
 echo "$passes passed, $failures failed"
 test "$failures" -eq 0

@@ -108,6 +108,7 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
        {"civicsift_comments_total", "civicsift_category_matches_total", "civicsift_invalid_input_total",
         "civicsift_dead_letter_total", "civicsift_messages_consumed_total", "civicsift_scan_duration_seconds",
         "civicsift_end_to_end_latency_seconds", "civicsift_consumer_lag_messages", "civicsift_assigned_partitions",
+        "civicsift_paused_partitions",
         "civicsift_inflight_messages", "civicsift_produce_errors_total", "civicsift_replaced_records_total",
         "civicsift_undeliverable_total", "civicsift_policy_info",
         "civicsift_policy_reloads_total", "civicsift_build_info"})

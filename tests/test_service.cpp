@@ -60,9 +60,10 @@ Brokers brokers_for_test() {
   return {std::move(mock), bootstrap};
 }
 
-std::unique_ptr<DevBroker> start_broker() {
+std::unique_ptr<DevBroker> start_broker(int brokers = 1) {
   DevBroker::Options o;
   o.partitions = 3;
+  o.brokers = brokers;
   auto r = DevBroker::start(o);
   if (auto* e = std::get_if<std::string>(&r)) throw std::runtime_error(*e);
   return std::move(std::get<std::unique_ptr<DevBroker>>(r));
@@ -764,14 +765,65 @@ TEST(KafkaService, TransactionalErrorsAbortRedoAndStillWriteEveryVerdictOnce) {
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
 
+// The output's broker stalls for longer than max.poll.interval.ms while the input's
+// stays up: the workers wait on a full producer queue, and consumption pauses its
+// partitions and keeps polling instead of being evicted from the group. Resumed
+// partitions go on from the message after the last one taken: every comment is
+// consumed once, none is skipped.
+TEST(KafkaService, AnOutputStallLongerThanTheMaxPollIntervalPausesInsteadOfLeavingTheGroup) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  auto broker = start_broker(2);
+  auto* cluster = broker->cluster();
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  for (int p = 0; p < 3; ++p) {  // input and group on broker 1, outputs on broker 2
+    rd_kafka_mock_partition_set_leader(cluster, "comments", p, 1);
+    rd_kafka_mock_partition_set_leader(cluster, "verdicts", p, 2);
+    rd_kafka_mock_partition_set_leader(cluster, "comments.dlq", p, 2);
+  }
+  rd_kafka_mock_coordinator_set(cluster, "group", cfg.group.c_str(), 1);
+  std::vector<std::string> ids;
+  auto input = comments(1500, 43, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+
+  cfg.kafka["max.poll.interval.ms"] = "6000";  // the least librdkafka takes with a 6 s session
+  cfg.kafka["queue.buffering.max.messages"] = "20";  // workers soon wait on the stalled producer
+  cfg.max_queued = 50;
+  std::string lines;
+  {
+    CapturedLog log;
+    Service service(cfg, test_policies());
+    std::atomic<bool> stall_done{false};
+    std::atomic<int> paused_during_stall{-1};
+    std::thread stall([&] {
+      const auto give_up = std::chrono::steady_clock::now() + 60s;
+      while (service.counters().acknowledged.load() < 100 && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(10ms);
+      rd_kafka_mock_broker_set_rtt(cluster, 2, 10000);  // every answer from broker 2 takes 10 s
+      std::this_thread::sleep_for(10s);
+      paused_during_stall.store(service.counters().paused_partitions.load());
+      rd_kafka_mock_broker_set_rtt(cluster, 2, 0);
+      stall_done.store(true);
+    });
+    run_until(service, [&] { return stall_done.load() && service.counters().finished.load() >= input.size(); },
+              120s);
+    stall.join();
+    EXPECT_EQ(service.counters().consumed.load(), input.size()) << "nothing redone, nothing skipped";
+    EXPECT_EQ(service.counters().finished.load(), input.size());
+    EXPECT_EQ(paused_during_stall.load(), 3);
+    EXPECT_EQ(service.counters().paused_partitions.load(), 0);
+    lines = log.text();
+  }
+  EXPECT_NE(lines.find("partition(s) paused"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("partition(s) resumed"), std::string::npos) << lines;
+  EXPECT_EQ(lines.find("maximum poll interval"), std::string::npos) << lines;
+  std::set<std::string> seen;
+  for (const auto& v : read_topic(broker->bootstrap(), "verdicts", input.size())) seen.insert(v.key);
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+}
+
 TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNothing) {
   if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
-  DevBroker::Options o;
-  o.partitions = 3;
-  o.brokers = 3;
-  auto started = DevBroker::start(o);
-  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<DevBroker>>(started));
-  auto broker = std::move(std::get<std::unique_ptr<DevBroker>>(started));
+  auto broker = start_broker(3);
   std::vector<std::string> ids;
   auto input = comments(1500, 41, &ids);
   produce_all(broker->bootstrap(), "comments", input);

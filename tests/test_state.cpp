@@ -152,3 +152,37 @@ TEST_F(StreamStateTest, TheBoundKeepsWhatAWindowStillNeeds) {
   EXPECT_EQ(s.entries(), 41u);  // the 60 stale ones went
   EXPECT_EQ(post(s, "early", "t", "same words", now).action, Action::remove) << "its first post was forgotten";
 }
+
+// A policy may hold nothing but duplicate-post rules: nothing to scan for, so no
+// Hyperscan database (which cannot be empty), and duplicates are still found.
+TEST(StreamStatePolicy, APolicyOfOnlyDuplicateRules) {
+  TempDir dir;
+  const auto policy = civicsift::testing::compile_or_fail(dir.write("d.yaml", R"yaml(
+tenant: quiet
+rules:
+  - id: quiet.single-posts
+    category: spam
+    clause: "Q 1"
+    action: remove
+    duplicate_within: 1h
+)yaml"),
+                                                           CompileOptions{dir.path() / "cache"});
+  ASSERT_TRUE(policy);
+  EXPECT_EQ(policy->database(), nullptr);
+  EXPECT_EQ(policy->database_bytes(), 0u);
+  StreamState s;
+  ScanContext ctx;
+  for (const int64_t ts : {1000, 2000}) {
+    Comment c;
+    c.id = "x";
+    c.tenant = "quiet";
+    c.author = "a";
+    c.text = "The same words";
+    c.ts_ms = ts;
+    Verdict v;
+    classify(*policy, c, ctx, v);
+    EXPECT_TRUE(v.matches.empty());
+    s.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), ts, c.direction}, v);
+    EXPECT_EQ(v.action, ts == 1000 ? Action::allow : Action::remove);
+  }
+}

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -112,7 +114,9 @@ void read_outputs(const std::string& bootstrap, int partitions, Tally& tally, co
   rd_kafka_destroy(c);
 }
 
-void draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool final, const std::string& metrics_url) {
+// False once stdout is gone (`demo | head`): the metrics server ignores SIGPIPE, so
+// without this the demo would run on, drawing into a closed pipe.
+bool draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool final, const std::string& metrics_url) {
   std::lock_guard lock(tally.mu);
   static constexpr std::array<const char*, 4> kActions = {"allow", "review", "remove", "escalate"};
   std::string out;
@@ -137,8 +141,7 @@ void draw(Tally& tally, double elapsed_s, uint64_t produced, bool tty, bool fina
   for (size_t i = 0; i < std::min<size_t>(top.size(), 8); ++i) out += fmt::format("{} {}  ", top[i].second, top[i].first);
   out += "\n";
   if (!tty && !final) out += "\n";
-  std::fputs(out.c_str(), stdout);
-  std::fflush(stdout);
+  return std::fputs(out.c_str(), stdout) >= 0 && std::fflush(stdout) == 0;
 }
 
 }  // namespace
@@ -229,7 +232,7 @@ int run_demo(const DemoOptions& options) {
     }
     rd_kafka_poll(producer, 0);
     if (std::chrono::steady_clock::now() >= next_draw) {
-      draw(tally, elapsed, produced, tty, false, metrics_url);
+      if (!draw(tally, elapsed, produced, tty, false, metrics_url)) break;
       next_draw += std::chrono::milliseconds(tty ? 500 : 2000);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -253,9 +256,13 @@ int run_demo(const DemoOptions& options) {
   reader.join();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fputs("\nsummary\n", stdout);
-  draw(tally, elapsed, produced, tty, true, metrics_url);
+  const bool drawn = draw(tally, elapsed, produced, tty, true, metrics_url);
   if (!service_error.empty()) {
     spdlog::error("{}", service_error);
+    return 1;
+  }
+  if (!drawn) {
+    spdlog::error("cannot write the demo's view: {}", std::strerror(errno));
     return 1;
   }
   return 0;

@@ -5,7 +5,11 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <string>
+#include <system_error>
 
 #ifdef CIVICSIFT_TCMALLOC
 #include <gperftools/tcmalloc.h>
@@ -167,46 +171,67 @@ int main(int argc, char** argv) {
                  !log_level.empty() ? log_level : *run_cmd ? "info" : "warn"};
   configure_logging(log);
 
-  if (*scan_cmd) {
-    resolve(scan.policy, scan_no_cache, argv[0]);
-    return run_scan(scan);
+  // stdio holds the output of check, explain, eval and clauses until it is flushed: a
+  // full disk or a closed pipe must not pass for success, nor abort the process.
+  const auto dispatch = [&]() -> int {
+    if (*scan_cmd) {
+      resolve(scan.policy, scan_no_cache, argv[0]);
+      return run_scan(scan);
+    }
+    if (*explain_cmd) {
+      resolve(explain.policy, explain_no_cache, argv[0]);
+      return run_explain(explain);
+    }
+    if (*eval_cmd) {
+      resolve(eval.policy, eval_no_cache, argv[0]);
+      if (eval_format == "olid") eval.text_column = "tweet", eval.label_column = "subtask_a", eval.positive_label = "OFF";
+      if (eval_format == "sms") eval.text_column = "SMS", eval.label_column = "Label", eval.positive_label = "spam";
+      eval.min_action = *parse_action(eval_min_action);
+      return run_eval(eval);
+    }
+    if (*generate_cmd) return run_generate(generate);
+    if (*dev_cmd) return run_dev_broker(dev);
+    if (*demo_cmd) {
+      resolve(demo.policy, demo_no_cache, argv[0]);
+      return run_demo(demo);
+    }
+    if (*run_cmd) {
+      run.defaults.service.patterns = default_patterns_dir(argv[0]);
+      run.defaults.service.cache_dir = default_cache_dir();
+      if (!run_brokers.empty()) run.overrides["brokers"] = run_brokers;
+      if (!run_group.empty()) run.overrides["group"] = run_group;
+      if (run_threads) run.overrides["threads"] = std::to_string(run_threads);
+      if (!run_patterns.empty()) run.overrides["patterns"] = run_patterns;
+      if (!run_metrics_address.empty()) run.overrides["metrics_address"] = run_metrics_address;
+      if (run_metrics_port >= 0) run.overrides["metrics_port"] = std::to_string(run_metrics_port);
+      if (run_watch) run.overrides["watch_patterns"] = "true";
+      run.log = log;
+      run.log_level_given = !log_level.empty();
+      run.log_format_given = !log_format.empty();
+      return run_service(run);
+    }
+    if (*clauses_cmd) {
+      if (clauses.patterns.empty()) clauses.patterns = default_patterns_dir(argv[0]);
+      return run_clauses(clauses);
+    }
+    resolve(check, check_no_cache, argv[0]);
+    return run_check(check);
+  };
+  try {
+    const int rc = dispatch();
+    if (rc != 0) return rc;  // a command that failed has said why
+    // A failed flush discards the buffer and leaves only the stream's error flag.
+    if (std::fflush(stdout) != 0) {
+      spdlog::error("cannot write output: {}", std::strerror(errno));
+      return 1;
+    }
+    if (std::ferror(stdout)) {
+      spdlog::error("cannot write output: some of it was lost");
+      return 1;
+    }
+    return 0;
+  } catch (const std::system_error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
   }
-  if (*explain_cmd) {
-    resolve(explain.policy, explain_no_cache, argv[0]);
-    return run_explain(explain);
-  }
-  if (*eval_cmd) {
-    resolve(eval.policy, eval_no_cache, argv[0]);
-    if (eval_format == "olid") eval.text_column = "tweet", eval.label_column = "subtask_a", eval.positive_label = "OFF";
-    if (eval_format == "sms") eval.text_column = "SMS", eval.label_column = "Label", eval.positive_label = "spam";
-    eval.min_action = *parse_action(eval_min_action);
-    return run_eval(eval);
-  }
-  if (*generate_cmd) return run_generate(generate);
-  if (*dev_cmd) return run_dev_broker(dev);
-  if (*demo_cmd) {
-    resolve(demo.policy, demo_no_cache, argv[0]);
-    return run_demo(demo);
-  }
-  if (*run_cmd) {
-    run.defaults.service.patterns = default_patterns_dir(argv[0]);
-    run.defaults.service.cache_dir = default_cache_dir();
-    if (!run_brokers.empty()) run.overrides["brokers"] = run_brokers;
-    if (!run_group.empty()) run.overrides["group"] = run_group;
-    if (run_threads) run.overrides["threads"] = std::to_string(run_threads);
-    if (!run_patterns.empty()) run.overrides["patterns"] = run_patterns;
-    if (!run_metrics_address.empty()) run.overrides["metrics_address"] = run_metrics_address;
-    if (run_metrics_port >= 0) run.overrides["metrics_port"] = std::to_string(run_metrics_port);
-    if (run_watch) run.overrides["watch_patterns"] = "true";
-    run.log = log;
-    run.log_level_given = !log_level.empty();
-    run.log_format_given = !log_format.empty();
-    return run_service(run);
-  }
-  if (*clauses_cmd) {
-    if (clauses.patterns.empty()) clauses.patterns = default_patterns_dir(argv[0]);
-    return run_clauses(clauses);
-  }
-  resolve(check, check_no_cache, argv[0]);
-  return run_check(check);
 }

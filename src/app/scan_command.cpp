@@ -126,7 +126,10 @@ bool write_out(const std::string& s) {
     const ssize_t n = ::write(STDOUT_FILENO, s.data() + done, s.size() - done);
     if (n > 0) done += static_cast<size_t>(n);
     else if (n < 0 && errno == EINTR) continue;
-    else return false;
+    else {
+      spdlog::error("cannot write verdicts: {}", n < 0 ? std::strerror(errno) : "nothing was written");
+      return false;
+    }
   }
   return true;
 }

@@ -102,7 +102,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   out.hits_capped = false;
 
   const std::string_view text = comment.text;
-  ctx.ensure_scratch(policy.database());
+  if (policy.database()) ctx.ensure_scratch(policy.database());
   if (policy.digit_database()) ctx.ensure_scratch(policy.digit_database());
   // One buffer: the raw text, a newline, the skeleton (built in place after them,
   // its bytes' text::kScanBit flipped).
@@ -117,9 +117,9 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 
   ctx.hits_.clear();
-  const hs_error_t rc = hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
-                                ctx.scratch_, on_match, &ctx.hits_);
-  if (rc != HS_SUCCESS) throw std::runtime_error("hs_scan failed");
+  if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
+                                   ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
+    throw std::runtime_error("hs_scan failed");
   // The regexes that need a digit (policy/compiler.h) only where one can match: over
   // the raw text, when it holds one.
   if (policy.digit_database() && has_ascii_digit(text) &&

@@ -121,6 +121,11 @@ Metrics::Metrics(std::string_view build_version)
                                .Help("Input partitions this instance consumes")
                                .Register(*registry_)
                                .Add({})),
+      paused_partitions_(prometheus::BuildGauge()
+                             .Name("civicsift_paused_partitions")
+                             .Help("Input partitions paused because the workers stayed behind (a stalled output)")
+                             .Register(*registry_)
+                             .Add({})),
       inflight_(prometheus::BuildGauge()
                     .Name("civicsift_inflight_messages")
                     .Help("Messages consumed whose records are not all acknowledged yet")
@@ -309,6 +314,7 @@ std::vector<prometheus::MetricFamily> Metrics::Collect() const {
     advance(consumed_, s->counters().consumed.load(), consumed_reported_);
     inflight_.Set(static_cast<double>(s->inflight()));
     assigned_partitions_.Set(s->counters().assigned_partitions.load());
+    paused_partitions_.Set(s->counters().paused_partitions.load());
   }
   return registry_->Collect();
 }

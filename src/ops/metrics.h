@@ -84,6 +84,7 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   prometheus::Histogram& end_to_end_;
   prometheus::Family<prometheus::Gauge>& consumer_lag_;
   prometheus::Gauge& assigned_partitions_;
+  prometheus::Gauge& paused_partitions_;
   prometheus::Gauge& inflight_;
   prometheus::Counter& produce_errors_;
   prometheus::Counter& replaced_records_;

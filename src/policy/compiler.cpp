@@ -475,8 +475,11 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     main_ids.swap(digit_ids);
   }
 
+  // A policy of only duplicate-post rules has nothing to scan for: no database
+  // (Hyperscan refuses an empty one), and so nothing to cache.
+  const bool scans = !main_ids.empty();
   const fs::path main_file =
-      options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.hsdb", key);
+      options.cache_dir.empty() || !scans ? fs::path{} : options.cache_dir / fmt::format("{:016x}.hsdb", key);
   const fs::path digit_file =
       options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.digits.hsdb", key);
 
@@ -486,7 +489,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     if (!digit_ids.empty()) dbs.digits.reset(read_cache(digit_file));
   }
   const bool from_cache = dbs.main && (digit_ids.empty() || dbs.digits);
-  if (!from_cache) {
+  if (scans && !from_cache) {
     auto compile_ids = [&](const std::vector<unsigned>& ids) -> std::variant<HsDatabase, PolicyError> {
       std::vector<const char*> exprs;
       std::vector<unsigned> flags;

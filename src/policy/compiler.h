@@ -57,7 +57,7 @@ using HsDatabase = std::unique_ptr<hs_database_t, HsDatabaseDeleter>;
 // go to `digits`, scanned over the raw text of comments that hold a digit; all other
 // patterns go to `main`, scanned over every comment's text and skeleton.
 struct PolicyDatabases {
-  HsDatabase main;
+  HsDatabase main;    // null when the policy has nothing to scan for (only duplicate-post rules)
   HsDatabase digits;  // null when no regex needs a digit
 };
 

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -237,6 +238,11 @@ struct Service::Impl {
   std::mutex store_mu;  // one store_done_offsets() at a time (see there)
   Clock::time_point last_transaction = Clock::now();
   bool in_transaction = false;  // consumer thread only
+  // Partitions paused while the workers stay behind (consumer thread, rebalance
+  // callback included). librdkafka resumes each from the message after the last one
+  // it handed over.
+  std::set<std::pair<std::string, int32_t>> paused;
+  static constexpr std::chrono::milliseconds kPauseAfter{1000};
   std::mutex fatal_mu;
   std::string fatal;  // why the service stopped on its own
 
@@ -482,6 +488,7 @@ struct Service::Impl {
       if (impl->config.exactly_once) impl->commit_transaction(!impl->self.stopping_.load());
       else rd_kafka_commit(rk, nullptr, 0);
     }
+    impl->forget_paused(parts);
     {
       std::lock_guard lock(impl->trackers_mu);
       for (int i = 0; i < parts->cnt; ++i) {
@@ -805,6 +812,110 @@ struct Service::Impl {
     queued--;
   }
 
+  // Takes one polled message for its worker; false if it was an event or is not ours
+  // (consumer thread).
+  bool take(rd_kafka_message_t* m) {
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) spdlog::warn("consumer: {}", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      return false;
+    }
+    std::shared_ptr<PartitionTracker> tracker;
+    {
+      std::lock_guard lock(trackers_mu);
+      auto it = trackers.find(std::pair<std::string_view, int32_t>(rd_kafka_topic_name(m->rkt), m->partition));
+      if (it != trackers.end()) tracker = it->second;
+    }
+    if (!tracker) {  // not (or no longer) ours
+      rd_kafka_message_destroy(m);
+      return false;
+    }
+    {
+      std::lock_guard lock(tracker->mu);
+      // One hold while the message is processed; the record produced for it takes
+      // it over, so a worker answering with one record touches no tracker lock.
+      tracker->pending.emplace_back(m->offset, 1);
+      tracker->next_offset = m->offset + 1;
+      if (tracker->transaction_base < 0) tracker->transaction_base = m->offset;
+    }
+    self.counters_.consumed++;
+    queued++;
+    auto& pending = dispatch[worker_of(m->partition)];
+    pending.push_back({m, std::move(tracker), -1});
+    if (pending.size() >= kDispatchBatch) flush_dispatch();
+    return true;
+  }
+
+  // Backpressure: while the workers are behind, take no more messages, so memory stays
+  // bounded by max_queued and nothing is skipped. A wait is usually milliseconds. One
+  // that lasts (the output's brokers are down and the workers wait on a full producer
+  // queue) pauses the assigned partitions and keeps polling: a consumer that stops
+  // polling for max.poll.interval.ms is evicted from its group, and its partitions'
+  // unanswered messages are redone elsewhere.
+  void wait_for_workers() {
+    flush_dispatch();  // the workers need them to catch up
+    const auto pause_at = Clock::now() + kPauseAfter;
+    // Once paused, the partitions resume only when the workers are half-way through the
+    // backlog: each pause discards what librdkafka had fetched ahead.
+    size_t behind_from = config.max_queued;
+    while (queued.load() >= behind_from && !self.stopping_.load()) {
+      if (Clock::now() < pause_at) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        continue;
+      }
+      if (behind_from == config.max_queued) {
+        behind_from = std::max<size_t>(1, config.max_queued / 2);
+        rd_kafka_topic_partition_list_t* assignment = nullptr;
+        if (rd_kafka_assignment(consumer, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          pause(assignment);
+          rd_kafka_topic_partition_list_destroy(assignment);
+        }
+        spdlog::warn("workers behind for {} ms (is the output stalled?): {} partition(s) paused", kPauseAfter.count(),
+                     paused.size());
+      }
+      // Only a partition assigned since the pause can yield a message: it is taken
+      // (its position is then known) and that partition paused too.
+      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100)) {
+        const std::string topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+        const int32_t partition = m->partition;
+        if (take(m)) {
+          flush_dispatch();
+          rd_kafka_topic_partition_list_t* one = rd_kafka_topic_partition_list_new(1);
+          rd_kafka_topic_partition_list_add(one, topic.c_str(), partition);
+          pause(one);
+          rd_kafka_topic_partition_list_destroy(one);
+        }
+      }
+    }
+    if (paused.empty()) return;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(paused.size()));
+    for (const auto& [topic, partition] : paused) rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
+    rd_kafka_resume_partitions(consumer, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (!self.stopping_.load()) spdlog::info("workers caught up: {} partition(s) resumed", paused.size());
+    paused.clear();
+    self.counters_.paused_partitions.store(0);
+  }
+
+  void pause(rd_kafka_topic_partition_list_t* parts) {
+    rd_kafka_pause_partitions(consumer, parts);
+    for (int i = 0; i < parts->cnt; ++i)
+      if (!parts->elems[i].err) paused.emplace(parts->elems[i].topic, parts->elems[i].partition);
+    self.counters_.paused_partitions.store(static_cast<int>(paused.size()));
+  }
+
+  // Revoked partitions leave paused: librdkafka would keep a partition paused if it
+  // came back in a later assignment.
+  void forget_paused(const rd_kafka_topic_partition_list_t* revoked) {
+    rd_kafka_topic_partition_list_t* resume = rd_kafka_topic_partition_list_new(revoked->cnt);
+    for (int i = 0; i < revoked->cnt; ++i)
+      if (paused.erase({revoked->elems[i].topic, revoked->elems[i].partition}))
+        rd_kafka_topic_partition_list_add(resume, revoked->elems[i].topic, revoked->elems[i].partition);
+    if (resume->cnt) rd_kafka_resume_partitions(consumer, resume);
+    rd_kafka_topic_partition_list_destroy(resume);
+    self.counters_.paused_partitions.store(static_cast<int>(paused.size()));
+  }
+
   // Hands the consumed messages to their workers (consumer thread).
   void flush_dispatch() {
     for (size_t i = 0; i < dispatch.size(); ++i) queues[i]->push(dispatch[i]);
@@ -910,13 +1021,7 @@ struct Service::Impl {
     spdlog::info("consuming {} as group {} with {} worker(s)", config.input_topic, config.group, threads);
 
     while (!self.stopping_.load()) {
-      // Backpressure: while workers are behind, take no more messages. Waiting here
-      // (milliseconds, far inside max.poll.interval.ms) keeps memory bounded by
-      // max_queued and skips nothing; pausing partitions would purge buffered
-      // messages and rely on the fetch position to get them back.
-      if (queued.load() >= config.max_queued) flush_dispatch();  // the workers need them to catch up
-      while (queued.load() >= config.max_queued && !self.stopping_.load())
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (queued.load() >= config.max_queued) wait_for_workers();
       if (config.exactly_once &&
           Clock::now() - last_transaction > std::chrono::milliseconds(config.transaction_interval_ms) &&
           drain_for_commit())
@@ -929,35 +1034,7 @@ struct Service::Impl {
         flush_dispatch();
         continue;
       }
-      if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          spdlog::warn("consumer: {}", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        continue;
-      }
-      std::shared_ptr<PartitionTracker> tracker;
-      {
-        std::lock_guard lock(trackers_mu);
-        auto it = trackers.find(std::pair<std::string_view, int32_t>(rd_kafka_topic_name(m->rkt), m->partition));
-        if (it != trackers.end()) tracker = it->second;
-      }
-      if (!tracker) {  // not (or no longer) ours
-        rd_kafka_message_destroy(m);
-        continue;
-      }
-      {
-        std::lock_guard lock(tracker->mu);
-        // One hold while the message is processed; the record produced for it takes
-        // it over, so a worker answering with one record touches no tracker lock.
-        tracker->pending.emplace_back(m->offset, 1);
-        tracker->next_offset = m->offset + 1;
-        if (tracker->transaction_base < 0) tracker->transaction_base = m->offset;
-      }
-      self.counters_.consumed++;
-      queued++;
-      auto& pending = dispatch[worker_of(m->partition)];
-      pending.push_back({m, std::move(tracker), -1});
-      if (pending.size() >= kDispatchBatch) flush_dispatch();
+      take(m);
     }
 
     // Graceful stop: finish in-flight work, flush, commit, leave the group.
