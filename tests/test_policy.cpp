@@ -3,6 +3,7 @@
 
 #include <set>
 
+#include "common/time.h"
 #include "policy/loader.h"
 #include "policy/regex_digits.h"
 #include "test_util.h"
@@ -541,4 +542,51 @@ rules:
   auto expressions = policy_expressions(compiled->spec());
   ASSERT_TRUE(std::holds_alternative<std::vector<PatternExpression>>(expressions));
   EXPECT_EQ(std::get<std::vector<PatternExpression>>(expressions).size(), 6u);
+}
+
+// Election dates are whole days where the municipality is: a campaign post at 11:30 pm
+// on the closing day is inside the period, although it is the next day in UTC. A
+// date-time is exact (Ontario's nominations close at 2 pm).
+TEST(PolicyLoader, ElectionDatesAreLocalDaysAndDateTimesAreExact) {
+  TempDir dir;
+  const auto campaign_fires = [&](const std::string& election, const char* ts) {
+    const auto policy = civicsift::testing::compile_or_fail(dir.write("e.yaml", R"yaml(
+tenant: town
+election: )yaml" + election + R"yaml(
+rules:
+  - id: town.campaign
+    category: election
+    clause: "Town 7"
+    action: remove
+    during: election
+    terms: ["vote for me"]
+)yaml"));
+    Comment c;
+    c.id = "e";
+    c.tenant = "town";
+    c.text = "vote for me";
+    c.ts_ms = *parse_timestamp_ms(ts);
+    ScanContext ctx;
+    Verdict v;
+    classify(*policy, c, ctx, v);
+    return !v.matches.empty();
+  };
+  const std::string local = R"({nominations_open: 2026-05-01, nominations_close: 2026-08-21, utc_offset: "-04:00"})";
+  EXPECT_FALSE(campaign_fires(local, "2026-04-30T23:30:00-04:00"));
+  EXPECT_TRUE(campaign_fires(local, "2026-05-01T00:30:00-04:00"));
+  EXPECT_TRUE(campaign_fires(local, "2026-08-21T23:30:00-04:00"));
+  EXPECT_FALSE(campaign_fires(local, "2026-08-22T00:30:00-04:00"));
+  const std::string utc = "{nominations_open: 2026-05-01, nominations_close: 2026-08-21}";
+  EXPECT_FALSE(campaign_fires(utc, "2026-08-21T23:30:00-04:00"));  // already the 22nd in UTC
+  const std::string exact = R"({nominations_open: 2026-05-01, nominations_close: "2026-08-21T14:00:00-04:00", utc_offset: "-04:00"})";
+  EXPECT_TRUE(campaign_fires(exact, "2026-08-21T14:00:00-04:00"));
+  EXPECT_FALSE(campaign_fires(exact, "2026-08-21T14:00:01-04:00"));
+  EXPECT_NE(error_of(dir, R"yaml(
+tenant: town
+election: {nominations_open: 2026-05-01, nominations_close: 2026-08-21, utc_offset: EST}
+rules:
+  - {id: town.campaign, category: election, clause: "Town 7", action: remove, during: election, terms: [vote for me]}
+)yaml")
+                .find("\"utc_offset\" must look like -04:00"),
+            std::string::npos);
 }

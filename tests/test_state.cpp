@@ -18,6 +18,11 @@ TEST(Time, ParsesRfc3339AndDurations) {
   for (const char* bad : {"", "yesterday", "2026-13-01", "2026-10-05T25:00:00Z", "2026-10-05T14:03:00", "2026-10-05T14:03Z",
                           "2024-02-30", "2026-02-29", "2026-04-31", "1900-02-29"})
     EXPECT_FALSE(parse_timestamp_ms(bad).has_value()) << bad;
+  EXPECT_EQ(parse_utc_offset_ms("-04:00"), -4 * 3'600'000);
+  EXPECT_EQ(parse_utc_offset_ms("+05:30"), 330 * 60'000);
+  EXPECT_EQ(parse_utc_offset_ms("Z"), 0);
+  for (const char* bad : {"", "EST", "-4:00", "-04:60", "+24:00", "-0400"})
+    EXPECT_FALSE(parse_utc_offset_ms(bad).has_value()) << bad;
   EXPECT_EQ(parse_duration_ms("24h"), 86'400'000);
   EXPECT_EQ(parse_duration_ms("7d"), 7 * 86'400'000LL);
   EXPECT_FALSE(parse_duration_ms("7 days").has_value());

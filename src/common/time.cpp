@@ -72,14 +72,19 @@ std::optional<int64_t> parse_timestamp_ms(std::string_view s) {
     if (i == start) return std::nullopt;
     ms += frac * scale;
   }
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z') && i + 1 == s.size()) return ms;
-  int oh, om;
-  if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && digits(s, i + 1, 2, oh) && s[i + 3] == ':' &&
-      digits(s, i + 4, 2, om)) {
-    const int64_t offset = (oh * 60 + om) * 60'000LL;
-    return s[i] == '+' ? ms - offset : ms + offset;
-  }
-  return std::nullopt;
+  const auto offset = parse_utc_offset_ms(s.substr(i));
+  if (!offset) return std::nullopt;
+  return ms - *offset;
+}
+
+std::optional<int64_t> parse_utc_offset_ms(std::string_view s) {
+  if (s == "Z" || s == "z") return 0;
+  int h, m;
+  if (s.size() != 6 || (s[0] != '+' && s[0] != '-') || !digits(s, 1, 2, h) || s[3] != ':' || !digits(s, 4, 2, m) ||
+      h > 23 || m > 59)
+    return std::nullopt;
+  const int64_t offset = (h * 60 + m) * 60'000LL;
+  return s[0] == '+' ? offset : -offset;
 }
 
 int64_t now_ms() {

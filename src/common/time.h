@@ -14,6 +14,10 @@ std::optional<int64_t> parse_duration_ms(std::string_view s);
 // plain date ("2026-10-05", midnight UTC) -> Unix milliseconds; nullopt when malformed.
 std::optional<int64_t> parse_timestamp_ms(std::string_view s);
 
+// A UTC offset ("-04:00", "+05:30", "Z") -> milliseconds to add to UTC for local
+// time; nullopt when malformed.
+std::optional<int64_t> parse_utc_offset_ms(std::string_view s);
+
 // Now, as Unix milliseconds.
 int64_t now_ms();
 

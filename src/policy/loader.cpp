@@ -230,12 +230,23 @@ PolicySpec load(const fs::path& file) {
     p.repeat_offenders.clause = r["clause"] ? r["clause"].as<std::string>() : "";
   }
   if (const auto e = root["election"]) {
-    check_keys(e, {"nominations_open", "nominations_close"}, file, "");
-    const auto open = parse_timestamp_ms(e["nominations_open"] ? e["nominations_open"].as<std::string>() : "");
-    const auto close = parse_timestamp_ms(e["nominations_close"] ? e["nominations_close"].as<std::string>() : "");
+    check_keys(e, {"nominations_open", "nominations_close", "utc_offset"}, file, "");
+    // A date is a whole day where the municipality is (`utc_offset`, UTC by default),
+    // so a post at 9 pm on the closing day still falls inside; a date-time is exact.
+    const auto local = parse_utc_offset_ms(e["utc_offset"] ? e["utc_offset"].as<std::string>() : "Z");
+    if (!local) fail(file, "", "election \"utc_offset\" must look like -04:00 (or Z)");
+    const auto bound = [&](const char* key, bool closing) -> std::optional<int64_t> {
+      const std::string value = e[key] ? e[key].as<std::string>() : "";
+      const auto ms = parse_timestamp_ms(value);
+      if (!ms || value.size() != 10) return ms;
+      return *ms - *local + (closing ? 86'400'000 - 1 : 0);
+    };
+    const auto open = bound("nominations_open", false), close = bound("nominations_close", true);
     if (!open || !close || *close < *open)
-      fail(file, "", "election needs \"nominations_open\" and \"nominations_close\" dates (YYYY-MM-DD), in order");
-    p.election = {*open, *close + 86'400'000 - 1};
+      fail(file, "",
+           "election needs \"nominations_open\" and \"nominations_close\", dates (YYYY-MM-DD) or date-times "
+           "(RFC 3339), in order");
+    p.election = {*open, *close};
   }
   const auto rules = root["rules"];
   if (!rules || !rules.IsSequence() || rules.size() == 0) fail(file, "", "\"rules\" must be a non-empty list");
