@@ -765,6 +765,22 @@ TEST(KafkaService, TransactionalErrorsAbortRedoAndStillWriteEveryVerdictOnce) {
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
 
+// For output stalls: input and group on broker 1, outputs on broker 2; a producer
+// queue that fills at once, so the workers soon wait on a stalled output.
+ServiceConfig stall_config(const DevBroker& broker) {
+  ServiceConfig cfg = config_for(broker.bootstrap());
+  for (int p = 0; p < 3; ++p) {
+    rd_kafka_mock_partition_set_leader(broker.cluster(), "comments", p, 1);
+    rd_kafka_mock_partition_set_leader(broker.cluster(), "verdicts", p, 2);
+    rd_kafka_mock_partition_set_leader(broker.cluster(), "comments.dlq", p, 2);
+  }
+  rd_kafka_mock_coordinator_set(broker.cluster(), "group", cfg.group.c_str(), 1);
+  cfg.kafka["max.poll.interval.ms"] = "6000";  // the least librdkafka takes with a 6 s session
+  cfg.kafka["queue.buffering.max.messages"] = "20";
+  cfg.max_queued = 50;
+  return cfg;
+}
+
 // The output's broker stalls for longer than max.poll.interval.ms while the input's
 // stays up: the workers wait on a full producer queue, and consumption pauses its
 // partitions and keeps polling instead of being evicted from the group. Resumed
@@ -774,20 +790,10 @@ TEST(KafkaService, AnOutputStallLongerThanTheMaxPollIntervalPausesInsteadOfLeavi
   if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
   auto broker = start_broker(2);
   auto* cluster = broker->cluster();
-  ServiceConfig cfg = config_for(broker->bootstrap());
-  for (int p = 0; p < 3; ++p) {  // input and group on broker 1, outputs on broker 2
-    rd_kafka_mock_partition_set_leader(cluster, "comments", p, 1);
-    rd_kafka_mock_partition_set_leader(cluster, "verdicts", p, 2);
-    rd_kafka_mock_partition_set_leader(cluster, "comments.dlq", p, 2);
-  }
-  rd_kafka_mock_coordinator_set(cluster, "group", cfg.group.c_str(), 1);
+  ServiceConfig cfg = stall_config(*broker);
   std::vector<std::string> ids;
   auto input = comments(1500, 43, &ids);
   produce_all(broker->bootstrap(), "comments", input);
-
-  cfg.kafka["max.poll.interval.ms"] = "6000";  // the least librdkafka takes with a 6 s session
-  cfg.kafka["queue.buffering.max.messages"] = "20";  // workers soon wait on the stalled producer
-  cfg.max_queued = 50;
   std::string lines;
   {
     CapturedLog log;
@@ -819,6 +825,54 @@ TEST(KafkaService, AnOutputStallLongerThanTheMaxPollIntervalPausesInsteadOfLeavi
   std::set<std::string> seen;
   for (const auto& v : read_topic(broker->bootstrap(), "verdicts", input.size())) seen.insert(v.key);
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+}
+
+// A second instance joins while the first is paused on a stalled output: the first
+// gives its partitions back (resumed, so none stays paused if it gets them again),
+// takes its new ones, and once the output recovers nothing is lost or left paused.
+TEST(KafkaService, ARebalanceDuringAPauseLosesNothingAndLeavesNothingPaused) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  auto broker = start_broker(2);
+  ServiceConfig cfg = stall_config(*broker);
+  cfg.shutdown_timeout_ms = 3000;  // the revoke's drain gives up on the stalled workers
+  std::vector<std::string> ids;
+  auto input = comments(1500, 53, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+  KeyWatcher verdicts(broker->bootstrap(), "verdicts");
+  Service first(cfg, test_policies()), second(cfg, test_policies());
+  std::string first_error, second_error;
+  std::thread t1([&] { first_error = first.run(); });
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  const auto wait_for = [&](const std::function<bool()>& done) {
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  };
+  wait_for([&] { return first.counters().acknowledged.load() >= 100; });
+  rd_kafka_mock_broker_set_rtt(broker->cluster(), 2, 12000);
+  const auto stalled_at = std::chrono::steady_clock::now();
+  wait_for([&] { return first.counters().paused_partitions.load() > 0; });
+  const int paused_before_join = first.counters().paused_partitions.load();
+  std::thread t2([&] { second_error = second.run(); });
+  wait_for([&] { return second.counters().assigned_partitions.load() > 0; });
+  const int second_partitions = second.counters().assigned_partitions.load();
+  std::this_thread::sleep_until(stalled_at + 12s);
+  rd_kafka_mock_broker_set_rtt(broker->cluster(), 2, 0);
+  wait_for([&] { return verdicts.covers(ids); });
+  const std::set<std::string> seen = verdicts.keys();
+  const auto paused_now = [&] {
+    return first.counters().paused_partitions.load() + second.counters().paused_partitions.load();
+  };
+  wait_for([&] { return paused_now() == 0; });  // resumed within a poll of catching up
+  const int paused_after = paused_now();
+  first.stop();
+  second.stop();
+  t1.join();
+  t2.join();
+  EXPECT_EQ(first_error, "");
+  EXPECT_EQ(second_error, "");
+  EXPECT_EQ(paused_before_join, 3);
+  EXPECT_GT(second_partitions, 0);
+  EXPECT_EQ(paused_after, 0);
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end())) << verdicts.records() << " verdict records read";
 }
 
 TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNothing) {
