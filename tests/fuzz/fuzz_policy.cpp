@@ -15,14 +15,26 @@
 using namespace civicsift;
 namespace fs = std::filesystem;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("civicsift-fuzz-policy-" + std::to_string(getpid()));
-    fs::create_directories(d);
-    fs::copy(fuzz::test_policy_dir() / "lexicons", d / "lexicons",
+namespace {
+// The policy's folder for this process, removed when the fuzzer exits normally so runs
+// do not pile up folders in /tmp (a crash leaves it, beside the crashing input).
+struct PolicyDir {
+  fs::path path = fs::temp_directory_path() / ("civicsift-fuzz-policy-" + std::to_string(getpid()));
+  PolicyDir() {
+    fs::create_directories(path);
+    fs::copy(fuzz::test_policy_dir() / "lexicons", path / "lexicons",
              fs::copy_options::recursive | fs::copy_options::overwrite_existing);
-    return d;
-  }();
+  }
+  ~PolicyDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const PolicyDir policy_dir;
+  const fs::path& dir = policy_dir.path;
   const fs::path file = dir / "fuzzed.yaml";
   std::ofstream(file, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data),
                                                                 static_cast<std::streamsize>(size));
