@@ -38,11 +38,10 @@ bootstrap=$(sed -n 's/^bootstrap.servers=//p' "$work/broker.out")
 [[ -n "$bootstrap" ]] || fail "dev-broker printed no bootstrap line"
 
 cp -r "$src/tests/data/policy" "$work/patterns"
-port=$(free_port)
 cat > "$work/civicsift.yaml" <<YAML
 brokers: $bootstrap
 group: metrics-scrape
-metrics_address: 127.0.0.1:$port
+metrics_address: 127.0.0.1:0
 statistics_interval_ms: 500
 log_format: json
 log_level: info
@@ -51,6 +50,10 @@ YAML
 "$bin" run --config "$work/civicsift.yaml" --patterns "$work/patterns" 2> "$work/run.log" &
 run_pid=$!
 pids+=($run_pid)
+# Port 0: the kernel picks a free port and the log names it.
+for _ in $(seq 100); do grep -q '"metrics on ' "$work/run.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.*"metrics on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/run.log" | head -1)
+[[ "$port" =~ ^[1-9][0-9]*$ ]] || fail "the log names no metrics port"
 for _ in $(seq 100); do [[ $(status "http://127.0.0.1:$port/healthz") == 200 ]] && break; sleep 0.1; done
 [[ $(status "http://127.0.0.1:$port/healthz") == 200 ]] || fail "/healthz did not answer 200"
 echo "ok /healthz"
