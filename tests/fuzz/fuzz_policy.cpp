@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 // The policy's folder for this process, removed when the fuzzer exits normally so runs
-// do not pile up folders in /tmp (a crash leaves it, beside the crashing input).
+// do not pile up folders in /tmp (a crash, which ends the process at once, leaves it).
 struct PolicyDir {
   fs::path path = fs::temp_directory_path() / ("civicsift-fuzz-policy-" + std::to_string(getpid()));
   PolicyDir() {
