@@ -187,6 +187,7 @@ TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
   ASSERT_TRUE(std::holds_alternative<std::unique_ptr<HttpServer>>(started)) << std::get<std::string>(started);
   const auto& server = std::get<std::unique_ptr<HttpServer>>(started);
   ASSERT_GT(server->port(), 0);
+  EXPECT_EQ(server->bound_address(), "127.0.0.1:" + std::to_string(server->port()));
 
   EXPECT_EQ(http_get(server->port(), "/healthz").rfind("HTTP/1.1 200", 0), 0u);
   EXPECT_EQ(http_get(server->port(), "/readyz").rfind("HTTP/1.1 503", 0), 0u);

@@ -209,9 +209,7 @@ int run_demo(const DemoOptions& options) {
   gen::CommentGenerator generator;
   const bool tty = ::isatty(STDOUT_FILENO);
   const std::string metrics_url =
-      http ? fmt::format("http://{}:{}/metrics",
-                         options.metrics_address.substr(0, options.metrics_address.rfind(':')), http->port())
-           : "";
+      http ? fmt::format("http://{}/metrics", http->bound_address()) : "";
   const auto start = std::chrono::steady_clock::now();
   auto next_draw = start;
   uint64_t produced = 0;

@@ -103,9 +103,7 @@ int run_service(const RunOptions& options) {
       return 2;
     }
     http = std::move(std::get<std::unique_ptr<HttpServer>>(started));
-    // The port bound, not the one asked for: port 0 lets the kernel choose.
-    spdlog::info("metrics on {}:{} (/metrics, /healthz, /readyz)",
-                 config.metrics_address.substr(0, config.metrics_address.rfind(':')), http->port());
+    spdlog::info("metrics on {} (/metrics, /healthz, /readyz)", http->bound_address());
   }
 
   PolicyReloader reloader(

@@ -67,6 +67,7 @@ std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
   const auto ports = server->exposer_->GetListeningPorts();
   if (ports.empty()) return "metrics endpoint " + address + ": not listening";
   server->port_ = ports.front();
+  server->bound_address_ = address.substr(0, address.rfind(':') + 1) + std::to_string(server->port_);
   server->metrics_ = std::move(metrics);
   server->exposer_->RegisterCollectable(server->metrics_);
   std::lock_guard lock(g_ready_mu);

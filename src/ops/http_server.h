@@ -24,12 +24,15 @@ class HttpServer {
                                                                        std::function<bool()> ready);
   ~HttpServer();
   int port() const { return port_; }
+  // host:port as bound: the port the kernel chose when `address` asked for 0.
+  const std::string& bound_address() const { return bound_address_; }
 
  private:
   HttpServer() = default;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Collectable> metrics_;
   int port_ = 0;
+  std::string bound_address_;
 };
 
 }  // namespace civicsift
