@@ -831,6 +831,49 @@ TEST(KafkaService, AnOutputStallLongerThanTheMaxPollIntervalPausesInsteadOfLeavi
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
 
+// A stop while the output's broker stalls: the service cannot answer what it holds,
+// so it gives up within shutdown_timeout_ms as a whole (a deployment's grace period
+// is sized on it), commits only what was answered, and a restart answers the rest.
+TEST(KafkaService, AStopDuringAnOutputStallReturnsWithinTheShutdownTimeoutAndARestartAnswersTheRest) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  auto broker = start_broker(2);
+  ServiceConfig cfg = stall_config(*broker);
+  cfg.shutdown_timeout_ms = 3000;
+  std::vector<std::string> ids;
+  auto input = comments(1500, 59, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+  std::chrono::steady_clock::duration stop_took{};
+  uint64_t answered_before_stop = 0;
+  {
+    Service service(cfg, test_policies());
+    std::string error;
+    std::thread t([&] { error = service.run(); });
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (service.counters().acknowledged.load() < 100 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    rd_kafka_mock_broker_set_rtt(broker->cluster(), 2, 60000);  // longer than any budget here
+    while (service.counters().paused_partitions.load() == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    const auto stop_at = std::chrono::steady_clock::now();
+    service.stop();
+    t.join();
+    stop_took = std::chrono::steady_clock::now() - stop_at;
+    answered_before_stop = service.counters().finished.load();
+    EXPECT_EQ(error, "");
+    EXPECT_LT(answered_before_stop, input.size()) << "the stall left messages unanswered";
+  }
+  rd_kafka_mock_broker_set_rtt(broker->cluster(), 2, 0);
+  KeyWatcher verdicts(broker->bootstrap(), "verdicts");  // a fetch made during the stall would wait out its 60 s
+  // The budget is the whole stop's; the slack covers leaving the group and closing.
+  EXPECT_LT(stop_took, std::chrono::milliseconds(cfg.shutdown_timeout_ms) + 3s)
+      << std::chrono::duration_cast<std::chrono::milliseconds>(stop_took).count() << " ms";
+  Service restart(cfg, test_policies());
+  run_until(restart, [&] { return verdicts.covers(ids); }, 60s);
+  EXPECT_TRUE(verdicts.covers(ids)) << "every comment answered once the output is back";
+  EXPECT_LE(restart.counters().consumed.load(), input.size() - answered_before_stop + 3 * 50)
+      << "only what was not committed is consumed again";
+}
+
 // A second instance joins while the first is paused on a stalled output: the first
 // gives its partitions back (resumed, so none stays paused if it gets them again),
 // takes its new ones, and once the output recovers nothing is lost or left paused.

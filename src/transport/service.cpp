@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -245,6 +246,12 @@ struct Service::Impl {
   static constexpr std::chrono::milliseconds kPauseAfter{1000};
   std::mutex fatal_mu;
   std::string fatal;  // why the service stopped on its own
+  // The stop's budget runs out at this time (consumer thread; unset until stopping).
+  std::optional<Clock::time_point> stop_deadline;
+  // The stop's budget ran out with messages unanswered: they stay uncommitted (a
+  // restart consumes them again), so their records are purged rather than waited for.
+  std::atomic<bool> abandoned{false};
+  std::atomic<unsigned> workers_running{0};
 
   Impl(Service& s) : self(s), config(s.config_) {}
 
@@ -308,6 +315,10 @@ struct Service::Impl {
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* impl = static_cast<Impl*>(opaque);
     auto* d = static_cast<Delivery*>(m->_private);
+    if (m->err && impl->abandoned.load()) {  // purged, or failed once nobody waits: hold kept, never retried
+      delete d;
+      return;
+    }
     if (m->err && impl->config.exactly_once) {
       // Purged by an aborted transaction: the rewind consumes its input again.
       impl->release(d->tracker, d->offset);
@@ -368,6 +379,7 @@ struct Service::Impl {
 
   // Produces the retries that are due (delivery thread).
   void retry_due() {
+    if (abandoned.load()) return;  // left in `retries`, freed at the end
     std::vector<Retry> due;
     {
       std::lock_guard lock(retries_mu);
@@ -586,12 +598,34 @@ struct Service::Impl {
 
   // Exactly-once: the transaction may commit only once every message consumed in it
   // was answered; otherwise the service stops without committing, and the broker
-  // aborts the open transaction when a restart fences it.
+  // aborts the open transaction when a restart fences it. Once stopping, the drain gets
+  // what is left of the stop's budget, and when that runs out what is still unanswered
+  // is abandoned.
   bool drain_for_commit() {
-    if (drain(config.shutdown_timeout_ms) || !config.exactly_once) return true;
+    const bool drained = drain(budget_ms());
+    if (!drained && stop_deadline) abandon();
+    if (drained || !config.exactly_once) return true;
     stop_fatally(fmt::format("in-flight messages not answered within {} ms; stopped without committing the transaction",
                              config.shutdown_timeout_ms));
     return false;
+  }
+
+  // shutdown_timeout_ms, or once stopping what is left of it: the whole stop keeps to
+  // one budget, which a deployment sizes its grace period on.
+  int budget_ms() const {
+    if (!stop_deadline) return config.shutdown_timeout_ms;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline - Clock::now()).count();
+    return static_cast<int>(std::max<int64_t>(0, left));
+  }
+
+  // The stop's budget ran out (an output stalled, say). Workers skip what they still
+  // hold, and the producer's queued and in-flight records are purged, which also frees
+  // a worker blocked on its full queue. None of their offsets is committed.
+  void abandon() {
+    if (abandoned.exchange(true)) return;
+    spdlog::warn("stop budget spent: {} message(s) left unanswered and uncommitted, to be consumed again on restart",
+                 self.inflight());
+    rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   }
 
   // After an aborted transaction: consume again from where it began. Known here,
@@ -623,6 +657,7 @@ struct Service::Impl {
   // Waits until every consumed message was processed and acknowledged, and stores
   // their offsets.
   bool drain(int timeout_ms) {
+    if (abandoned.load()) return false;
     flush_dispatch();  // what the consumer thread still holds counts as in flight
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     while (Clock::now() < deadline) {
@@ -753,9 +788,17 @@ struct Service::Impl {
              TopicRoutes(config.verdict_topic), TopicRoutes(config.copy_topic)};
     std::deque<WorkItem> batch;
     while (queues[index]->pop_all(batch, workers_closed)) {
-      for (WorkItem& item : batch) process(w, item);
+      for (WorkItem& item : batch) {
+        if (abandoned.load(std::memory_order_relaxed) && item.message) {  // its offset stays uncommitted
+          rd_kafka_message_destroy(item.message);
+          queued--;
+          continue;
+        }
+        process(w, item);
+      }
       batch.clear();
     }
+    workers_running--;
   }
 
   // Classifies one message and produces its one record (two with a copy topic), which
@@ -1004,6 +1047,7 @@ struct Service::Impl {
     for (unsigned i = 0; i < threads; ++i) queues.push_back(std::make_unique<WorkQueue>());
     dispatch.resize(threads);
     // Named threads: `top -H` and profiles tell classification from Kafka client work.
+    workers_running.store(threads);
     for (unsigned i = 0; i < threads; ++i)
       workers.emplace_back([this, i] {
         pthread_setname_np(pthread_self(), fmt::format("cs-work-{}", i).c_str());
@@ -1037,20 +1081,26 @@ struct Service::Impl {
       take(m);
     }
 
-    // Graceful stop: finish in-flight work, flush, commit, leave the group.
+    // Graceful stop, within shutdown_timeout_ms: finish in-flight work (the drain
+    // waits for every record's acknowledgement), commit, leave the group.
     spdlog::info("stopping: draining in-flight messages");
+    stop_deadline = Clock::now() + std::chrono::milliseconds(config.shutdown_timeout_ms);
     const bool drained = drain_for_commit();
-    rd_kafka_flush(producer, config.shutdown_timeout_ms);
-    drain(1000);
     if (!config.exactly_once) rd_kafka_commit(consumer, nullptr, 0);  // stores cover only what was answered
     else if (drained) commit_transaction(false);
     rd_kafka_consumer_close(consumer);
     workers_closed.store(true);
     for (auto& q : queues) q->wake();
+    // A worker may still block on a full producer queue (one refilled since the purge).
+    while (abandoned.load() && workers_running.load() > 0) {
+      rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     for (auto& w : workers) w.join();
     polling.store(false);
     poller.join();
-    rd_kafka_flush(producer, 1000);
+    if (abandoned.load()) rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(producer, budget_ms());  // delivery reports still due
     for (Retry& r : retries) {  // not produced in time: their offsets stay uncommitted
       rd_kafka_headers_destroy(r.headers);
       delete r.delivery;
