@@ -37,7 +37,16 @@ TEST(Decoder, ReadsEveryContractField) {
   EXPECT_EQ(c.thread, "t2");
   EXPECT_EQ(c.channel, "facebook");
   EXPECT_EQ(c.ts, "2026-10-05T14:03:00Z");
+  EXPECT_EQ(c.ts_ms, 1'791'208'980'000);
   EXPECT_EQ(c.direction, Direction::outbound);
+}
+
+// The epoch is a time like any other; only a missing (or null) ts means "now".
+TEST(Decoder, TsAtTheEpochIsATimeAndNoTsIsNone) {
+  Decoder d;
+  EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x","ts":"1970-01-01T00:00:00Z"})").ts_ms, 0);
+  EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x"})").ts_ms, kNoTime);
+  EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x","ts":null})").ts_ms, kNoTime);
 }
 
 TEST(Decoder, DefaultsDirectionAndTenant) {

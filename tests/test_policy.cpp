@@ -565,7 +565,7 @@ rules:
     c.id = "e";
     c.tenant = "town";
     c.text = "vote for me";
-    c.ts_ms = *parse_timestamp_ms(ts);
+    c.ts_ms = ts ? *parse_timestamp_ms(ts) : kNoTime;
     ScanContext ctx;
     Verdict v;
     classify(*policy, c, ctx, v);
@@ -581,6 +581,10 @@ rules:
   const std::string exact = R"({nominations_open: 2026-05-01, nominations_close: "2026-08-21T14:00:00-04:00", utc_offset: "-04:00"})";
   EXPECT_TRUE(campaign_fires(exact, "2026-08-21T14:00:00-04:00"));
   EXPECT_FALSE(campaign_fires(exact, "2026-08-21T14:00:01-04:00"));
+  // A comment without ts is judged as posted now; one at the epoch, at the epoch.
+  const std::string lasting = "{nominations_open: 2000-01-01, nominations_close: 2999-12-31}";
+  EXPECT_TRUE(campaign_fires(lasting, nullptr));
+  EXPECT_FALSE(campaign_fires(lasting, "1970-01-01T00:00:00Z"));
   EXPECT_NE(error_of(dir, R"yaml(
 tenant: town
 election: {nominations_open: 2026-05-01, nominations_close: 2026-08-21, utc_offset: EST}

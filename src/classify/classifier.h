@@ -85,7 +85,7 @@ inline void order_matches(std::vector<Match>& matches) {
 // was added, e.g. by StreamState). Routes added outside the rules are kept.
 void aggregate(const CompiledPolicy& policy, Verdict& v);
 
-// Whether `rule` applies to a comment of this direction posted at `ts_ms` (0: now):
+// Whether `rule` applies to a comment of this direction posted at `ts_ms` (kNoTime: now):
 // its direction scope and, for `during: election`, the nomination period.
 bool rule_applies(const RuleSpec& rule, const PolicySpec& spec, Direction direction, int64_t ts_ms);
 

@@ -46,7 +46,7 @@ StreamState::Key StreamState::key(const Post& post, const Verdict& verdict) {
 bool StreamState::apply(const Key& post, Verdict& verdict) {
   if (!post.keeps_state) return false;
   const CompiledPolicy& policy = *verdict.policy;
-  const int64_t ts = post.ts_ms ? post.ts_ms : now_ms();
+  const int64_t ts = time_or_now(post.ts_ms);
   const PolicySpec& spec = policy.spec();
   const RepeatOffenders& repeat = spec.repeat_offenders;
   // Known before anything is stored: bound() must not forget what a window still needs.

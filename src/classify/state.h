@@ -23,7 +23,7 @@ class StreamState {
   struct Post {
     std::string_view tenant, author, thread;
     uint32_t text_size = 0;
-    int64_t ts_ms = 0;  // 0: now
+    int64_t ts_ms = kNoTime;  // kNoTime: now
     Direction direction = Direction::inbound;
   };
 
@@ -34,7 +34,7 @@ class StreamState {
     uint64_t duplicate = 0;  // tenant, author, thread, skeleton text (for duplicate rules)
     uint64_t author = 0;     // tenant, author (for repeat offenders)
     uint32_t text_size = 0;
-    int64_t ts_ms = 0;
+    int64_t ts_ms = kNoTime;
     Direction direction = Direction::inbound;  // duplicate rules may apply to one direction only
     bool keeps_state = false;  // false: the policy keeps no state or the post has no author
   };

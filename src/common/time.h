@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string_view>
 
@@ -20,5 +21,12 @@ std::optional<int64_t> parse_utc_offset_ms(std::string_view s);
 
 // Now, as Unix milliseconds.
 int64_t now_ms();
+
+// A time not given (a comment without `ts`). Not 0: that is 1970-01-01T00:00:00Z,
+// a time like any other; no parsed timestamp (years 0000-9999) comes near this one.
+inline constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
+
+// `ts_ms`, or now when it is kNoTime.
+inline int64_t time_or_now(int64_t ts_ms) { return ts_ms != kNoTime ? ts_ms : now_ms(); }
 
 }  // namespace civicsift

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/time.h"
+
 namespace civicsift {
 
 enum class Direction : unsigned char { inbound, outbound };
@@ -17,7 +19,7 @@ struct Comment {
   std::string_view thread;   // empty when absent
   std::string_view channel;  // empty when absent
   std::string_view ts;       // RFC 3339, empty when absent
-  int64_t ts_ms = 0;         // ts as Unix milliseconds; 0 when absent
+  int64_t ts_ms = kNoTime;   // ts as Unix milliseconds; kNoTime when absent
   Direction direction = Direction::inbound;
 };
 
