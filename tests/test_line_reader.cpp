@@ -1,6 +1,10 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -62,6 +66,41 @@ TEST(LineReader, SkipsOversizeLinesButCountsThem) {
   const std::string big(5000, 'x');
   EXPECT_EQ(read_all("ok\n" + big + "\nafter\n" + big, 100),
             (std::vector<std::string>{"ok", "<5000 bytes>", "after", "<5000 bytes>"}));
+}
+
+// A read that fails mid-line (here a connection reset after "{\"id\":"): the lines
+// before come out, the cut-short one does not (it would read as a malformed
+// comment), and the error is there to report.
+TEST(LineReader, AReadErrorMidLineKeepsTheLinesBeforeAndNotThePartialOne) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), size), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  const int writer = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(writer, reinterpret_cast<sockaddr*>(&address), size), 0);
+  const int input = accept(listener, nullptr, nullptr);
+  ASSERT_GE(input, 0);
+  const std::string sent = "first\nsecond\n{\"id\":";
+  ASSERT_EQ(write(writer, sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+
+  LineReader reader(input, 100);
+  LineBatch batch;
+  ASSERT_TRUE(reader.next(batch, 10, 1 << 20));
+  ASSERT_EQ(batch.lines.size(), 2u);
+  EXPECT_EQ(batch.data.substr(batch.lines[1].offset, batch.lines[1].length), "second");
+  const linger reset{1, 0};  // close with a reset: the reader's next read fails
+  setsockopt(writer, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  close(writer);
+  LineBatch after;
+  EXPECT_FALSE(reader.next(after, 10, 1 << 20));
+  EXPECT_TRUE(after.lines.empty());
+  EXPECT_EQ(reader.error(), std::strerror(ECONNRESET));
+  close(input);
+  close(listener);
 }
 
 // Megabytes of lines of every length, oversize ones among them (some longer than the

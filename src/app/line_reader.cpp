@@ -71,8 +71,12 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       begin_ = end_;
     }
     if (fill()) continue;
-    // The input ended (or failed): a last line without a newline still counts.
-    if (discarding_) {
+    // The input ended: a last line without a newline still counts. After a failed read
+    // the bytes held are only the start of a line, and are not passed on as one.
+    if (!error_.empty()) {
+      begin_ = end_;
+      discarding_ = 0;
+    } else if (discarding_) {
       batch.lines.push_back({0, 0, discarding_});
       discarding_ = 0;
     } else if (end_ > begin_) {

@@ -31,10 +31,12 @@ class LineReader {
   // from the input and without copying them: the batch takes over the reader's buffer
   // and the reader goes on in the batch's previous `data` (recycling batches recycles
   // buffers). Returns false when the input is exhausted and nothing was added. A last
-  // line without a newline still counts; a final newline does not start another line.
+  // line without a newline still counts (not after a failed read: see error()); a final
+  // newline does not start another line.
   bool next(LineBatch& batch, size_t max_lines, size_t max_bytes);
 
-  // Set when a read failed (errno text); the batches read before stay valid.
+  // Set when a read failed (errno text). The batches read before stay valid; the line
+  // the failure cut short is in none of them.
   const std::string& error() const { return error_; }
 
  private:

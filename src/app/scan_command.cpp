@@ -141,6 +141,7 @@ bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Take&& take, Emi
   uint64_t sequence = 0, next_line = 1;
   for (auto& input : inputs) {
     LineReader reader(input.fd, max_bytes);
+    uint64_t lines_read = 0;
     while (true) {
       std::unique_ptr<ScanBatch> batch = take();
       batch->reset();
@@ -148,11 +149,13 @@ bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Take&& take, Emi
       batch->first_line = next_line;
       if (!reader.next(*batch, kBatchLines, kBatchBytes)) break;
       next_line += batch->lines.size();
+      lines_read += batch->lines.size();
       ++sequence;
       if (!emit(std::move(batch))) return false;
     }
     if (!reader.error().empty()) {
-      spdlog::error("cannot read {}: {}", input.name, reader.error());
+      spdlog::error("cannot read {} after its line {}: {}; nothing after that line was scanned", input.name,
+                    lines_read, reader.error());
       return false;
     }
   }
