@@ -17,7 +17,6 @@ cleanup() {
 trap cleanup EXIT
 export CIVICSIFT_CACHE_DIR="$work/cache"
 fail() { echo "FAIL $*"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http() { python3 - "$1" <<'PY'
 import sys, urllib.request, urllib.error
 try:
@@ -87,8 +86,8 @@ grep -q '^civicsift_dead_letter_total 1$' "$work/metrics.txt" || fail "dead lett
 grep -q '^civicsift_consumer_lag_messages{' "$work/metrics.txt" || fail "no consumer lag series"
 echo "ok promtool check metrics"
 
-# A real Prometheus server scrapes it and answers a query.
-prom_port=$(free_port)
+# A real Prometheus server scrapes it and answers a query. It too takes port 0 and
+# logs the port bound ("Listening on" address=...).
 cat > "$work/prometheus.yml" <<YAML
 global: {scrape_interval: 1s}
 scrape_configs:
@@ -96,8 +95,11 @@ scrape_configs:
     static_configs: [{targets: ["127.0.0.1:$port"]}]
 YAML
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-  --web.listen-address="127.0.0.1:$prom_port" > "$work/prometheus.log" 2>&1 &
+  --web.listen-address="127.0.0.1:0" > "$work/prometheus.log" 2>&1 &
 pids+=($!)
+for _ in $(seq 100); do grep -q 'msg="Listening on"' "$work/prometheus.log" 2>/dev/null && break; sleep 0.1; done
+prom_port=$(sed -n 's/.*msg="Listening on" address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/prometheus.log" | head -1)
+[[ "$prom_port" =~ ^[1-9][0-9]*$ ]] || { tail -5 "$work/prometheus.log"; fail "prometheus logged no port"; }
 query="http://127.0.0.1:$prom_port/api/v1/query?query=sum(civicsift_comments_total)"
 answer=""
 for _ in $(seq 60); do
