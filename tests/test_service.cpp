@@ -459,6 +459,25 @@ TEST(KafkaService, AnUnknownLibrdkafkaPropertyIsNamedAtStart) {
   EXPECT_NE(service.run().find("kafka.no.such.property"), std::string::npos);
 }
 
+// No broker answers (none listens there): the service starts anyway, waiting for
+// one, and a stop is not held up by anything it asked the brokers at start.
+TEST(KafkaService, AStopWhileNoBrokerAnswersReturnsWithinTheShutdownTimeout) {
+  ServiceConfig c = config_for("127.0.0.1:1");
+  c.shutdown_timeout_ms = 2000;
+  Service service(c, test_policies());
+  std::string error = "not returned";
+  std::thread t([&] { error = service.run(); });
+  std::this_thread::sleep_for(500ms);
+  const auto stop_at = std::chrono::steady_clock::now();
+  service.stop();
+  t.join();
+  const auto took = std::chrono::steady_clock::now() - stop_at;
+  EXPECT_EQ(error, "");
+  EXPECT_LT(took, std::chrono::milliseconds(c.shutdown_timeout_ms))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_EQ(service.counters().consumed.load(), 0u);
+}
+
 TEST(KafkaService, ExactlyOnceWritesEveryVerdictOnceForReadCommittedConsumers) {
   const Brokers broker = brokers_for_test();
   std::vector<std::string> ids;

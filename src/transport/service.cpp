@@ -252,8 +252,16 @@ struct Service::Impl {
   // restart consumes them again), so their records are purged rather than waited for.
   std::atomic<bool> abandoned{false};
   std::atomic<unsigned> workers_running{0};
+  std::vector<rd_kafka_topic_t*> known_topics;  // the fixed output topics, held from the start
 
   Impl(Service& s) : self(s), config(s.config_) {}
+  // Also on the way out of a run() that failed to start.
+  ~Impl() {
+    for (rd_kafka_topic_t* topic : known_topics)
+      if (topic) rd_kafka_topic_destroy(topic);
+    if (consumer) rd_kafka_destroy(consumer);
+    if (producer) rd_kafka_destroy(producer);
+  }
 
   static constexpr size_t kDispatchBatch = 256;
 
@@ -999,15 +1007,13 @@ struct Service::Impl {
     }
 
     // Learn the output topics' partitions and leaders now: otherwise the first
-    // records wait for a metadata round trip, a latency spike at every start.
-    for (const std::string* topic : {&config.verdict_topic, &config.dlq_topic, &config.copy_topic}) {
-      if (topic->empty() || topic->find('{') != std::string::npos) continue;
-      rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer, topic->c_str(), nullptr);
-      const rd_kafka_metadata_t* metadata = nullptr;
-      if (rd_kafka_metadata(producer, 0, rkt, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        rd_kafka_metadata_destroy(metadata);
-      rd_kafka_topic_destroy(rkt);
-    }
+    // records wait for a metadata round trip, a latency spike at every start. A new
+    // topic handle asks for them in the background, while the group assigns the
+    // input's partitions; waiting for the answer instead would hold up a stop
+    // whenever the brokers do not answer.
+    for (const std::string* topic : {&config.verdict_topic, &config.dlq_topic, &config.copy_topic})
+      if (!topic->empty() && topic->find('{') == std::string::npos)
+        known_topics.push_back(rd_kafka_topic_new(producer, topic->c_str(), nullptr));
 
     rd_kafka_conf_t* cconf = make_conf(config, error);
     if (!cconf) return error;
@@ -1105,9 +1111,6 @@ struct Service::Impl {
       rd_kafka_headers_destroy(r.headers);
       delete r.delivery;
     }
-    rd_kafka_destroy(consumer);
-    rd_kafka_destroy(producer);
-    consumer = producer = nullptr;
     std::lock_guard lock(fatal_mu);
     return fatal;
   }
