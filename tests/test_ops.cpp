@@ -201,6 +201,23 @@ TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
   auto clash = HttpServer::start("127.0.0.1:" + std::to_string(server->port()), metrics, [] { return true; });
   ASSERT_TRUE(std::holds_alternative<std::string>(clash));
   EXPECT_NE(std::get<std::string>(clash).find("metrics endpoint"), std::string::npos);
+
+  // Stopping does not sit out civetweb's 2 s poll of its listening sockets, on any
+  // host form: a wildcard is knocked on through this machine's loopback.
+  const auto stops_promptly = [](std::unique_ptr<HttpServer>& s) {
+    const auto stop_at = std::chrono::steady_clock::now();
+    s.reset();
+    return std::chrono::steady_clock::now() - stop_at < std::chrono::seconds(1);
+  };
+  for (const char* address : {"0.0.0.0:0", "[::]:0"}) {
+    auto other = HttpServer::start(address, metrics, [] { return true; });
+    if (auto* e = std::get_if<std::string>(&other)) {
+      EXPECT_EQ(std::string(address), "[::]:0") << *e;  // a machine without IPv6 may refuse that one
+      continue;
+    }
+    EXPECT_TRUE(stops_promptly(std::get<std::unique_ptr<HttpServer>>(other))) << address;
+  }
+  EXPECT_TRUE(stops_promptly(std::get<std::unique_ptr<HttpServer>>(started)));
 }
 
 TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {

@@ -3,10 +3,17 @@
 #include <CivetServer.h>
 #include <prometheus/exposer.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace civicsift {
@@ -45,6 +52,22 @@ int on_begin_request(mg_connection* conn) {
   return 0;
 }
 
+// Opens and closes one connection to host:port; a wildcard host means this machine.
+void knock(std::string host, int port) {
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  if (const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol); fd >= 0) {
+    connect(fd, found->ai_addr, found->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(found);
+}
+
 }  // namespace
 
 std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
@@ -80,7 +103,22 @@ HttpServer::~HttpServer() {
     std::lock_guard lock(g_ready_mu);
     g_ready_by_port.erase(port_);
   }
+  // civetweb's stop waits for its listening thread, which sees the stop flag only
+  // between polls of its sockets, 2 s apart: every stop of `run` or `demo` ended with
+  // a 2 s pause. A connection wakes the poll at once; knocking until the stop is
+  // done covers one that lands before the flag is set.
+  std::atomic<bool> stopped{false};
+  std::thread waker([&] {
+    const auto colon = bound_address_.rfind(':');
+    const std::string host = colon == std::string::npos ? "" : bound_address_.substr(0, colon);
+    while (!stopped.load()) {
+      knock(host, port_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   exposer_.reset();  // stops serving before the readiness check goes away
+  stopped.store(true);
+  waker.join();
 }
 
 }  // namespace civicsift
