@@ -64,6 +64,15 @@ check "unknown default tenant: non-zero" test "$rc4" -ne 0
 
 # check and explain on the test policy.
 check "check passes on the test policy" "$bin" check "$data/policy"
+# An outbound duplicate rule's examples are posted outbound, twice.
+mkdir -p "$work/outbound"
+cat > "$work/outbound/t.yaml" <<'YAML'
+tenant: town
+rules:
+  - {id: town.staff-repeats, category: off_topic, clause: "Town 9", action: review, direction: outbound,
+     duplicate_within: 1h, examples: {match: [Office closed today], no_match: [Office open today]}}
+YAML
+check "check judges an outbound duplicate rule's examples as outbound posts" "$bin" check --no-cache "$work/outbound"
 "$bin" explain --patterns "$data/policy" --tenant town "what the f*ck, call 519-555-0147" > "$work/explain.out"
 check "explain names rule, clause and span" grep -q "town.swears -> remove  (Town 2.1)" "$work/explain.out"
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"

@@ -40,7 +40,7 @@ int run_check(const PolicyOptions& options) {
         StreamState state;
         for (int k = 0; k < (r.duplicate_within_ms && twice ? 2 : 1); ++k) {
           classify(*policy, c, context, verdict);
-          state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), c.ts_ms},
+          state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(c.text.size()), c.ts_ms, c.direction},
                       verdict);
         }
         return std::any_of(verdict.matches.begin(), verdict.matches.end(),

@@ -246,8 +246,6 @@ struct Service::Impl {
   static constexpr std::chrono::milliseconds kPauseAfter{1000};
   std::mutex fatal_mu;
   std::string fatal;  // why the service stopped on its own
-  // The stop's budget runs out at this time (consumer thread; unset until stopping).
-  std::optional<Clock::time_point> stop_deadline;
   // The stop's budget ran out with messages unanswered: they stay uncommitted (a
   // restart consumes them again), so their records are purged rather than waited for.
   std::atomic<bool> abandoned{false};
@@ -611,7 +609,7 @@ struct Service::Impl {
   // is abandoned.
   bool drain_for_commit() {
     const bool drained = drain(budget_ms());
-    if (!drained && stop_deadline) abandon();
+    if (!drained && stop_deadline()) abandon();
     if (drained || !config.exactly_once) return true;
     stop_fatally(fmt::format("in-flight messages not answered within {} ms; stopped without committing the transaction",
                              config.shutdown_timeout_ms));
@@ -621,16 +619,24 @@ struct Service::Impl {
   // shutdown_timeout_ms, or once stopping what is left of it: the whole stop keeps to
   // one budget, which a deployment sizes its grace period on.
   int budget_ms() const {
-    if (!stop_deadline) return config.shutdown_timeout_ms;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline - Clock::now()).count();
+    const auto stop = stop_deadline();
+    if (!stop) return config.shutdown_timeout_ms;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop - Clock::now()).count();
     return static_cast<int>(std::max<int64_t>(0, left));
+  }
+
+  // When the stop's budget runs out, once stop() was called.
+  std::optional<Clock::time_point> stop_deadline() const {
+    const int64_t asked = self.stop_asked_at_.load();
+    if (!asked) return std::nullopt;
+    return Clock::time_point(Clock::duration(asked)) + std::chrono::milliseconds(config.shutdown_timeout_ms);
   }
 
   // The stop's budget ran out (an output stalled, say). Workers skip what they still
   // hold, and the producer's queued and in-flight records are purged, which also frees
   // a worker blocked on its full queue. None of their offsets is committed.
   void abandon() {
-    if (abandoned.exchange(true)) return;
+    if (self.inflight() == 0 || abandoned.exchange(true)) return;
     spdlog::warn("stop budget spent: {} message(s) left unanswered and uncommitted, to be consumed again on restart",
                  self.inflight());
     rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -664,11 +670,14 @@ struct Service::Impl {
 
   // Waits until every consumed message was processed and acknowledged, and stores
   // their offsets.
+  // Looks at least once, so a budget of 0 still finds an idle service idle; a stop
+  // asked meanwhile cuts the wait to the stop's budget.
   bool drain(int timeout_ms) {
     if (abandoned.load()) return false;
     flush_dispatch();  // what the consumer thread still holds counts as in flight
-    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (Clock::now() < deadline) {
+    const auto started = Clock::now();
+    const auto deadline = started + std::chrono::milliseconds(timeout_ms);
+    while (true) {
       bool idle = queued.load() == 0;
       if (idle) {
         std::lock_guard lock(trackers_mu);
@@ -684,9 +693,12 @@ struct Service::Impl {
         store_done_offsets();  // for the commit that follows
         return true;
       }
+      const auto stop = stop_deadline();
+      if (Clock::now() >= std::min(deadline, stop ? *stop : deadline)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    spdlog::warn("drain timed out after {} ms; uncommitted messages will be consumed again", timeout_ms);
+    spdlog::warn("drain gave up after {} ms; uncommitted messages will be consumed again",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
     return false;
   }
 
@@ -1090,7 +1102,6 @@ struct Service::Impl {
     // Graceful stop, within shutdown_timeout_ms: finish in-flight work (the drain
     // waits for every record's acknowledgement), commit, leave the group.
     spdlog::info("stopping: draining in-flight messages");
-    stop_deadline = Clock::now() + std::chrono::milliseconds(config.shutdown_timeout_ms);
     const bool drained = drain_for_commit();
     if (!config.exactly_once) rd_kafka_commit(consumer, nullptr, 0);  // stores cover only what was answered
     else if (drained) commit_transaction(false);
@@ -1119,6 +1130,13 @@ struct Service::Impl {
 Service::Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies, ServiceObserver* observer)
     : config_(std::move(config)), policies_(std::move(policies)), observer_(observer) {}
 Service::~Service() = default;
+
+void Service::stop() {
+  // Ticks, not a time_point: lock-free, so a signal handler may call this. Never 0.
+  int64_t none = 0;
+  stop_asked_at_.compare_exchange_strong(none, std::max<int64_t>(1, Clock::now().time_since_epoch().count()));
+  stopping_.store(true);
+}
 
 void Service::set_policies(std::shared_ptr<const PolicySet> policies) {
   {

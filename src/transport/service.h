@@ -90,8 +90,10 @@ class Service {
 
   // Runs until stop() (or a fatal error); returns an error message, empty on a clean stop.
   std::string run();
-  // Asks run() to finish: stop fetching, finish in-flight messages, flush, commit.
-  void stop() { stopping_.store(true); }
+  // Asks run() to finish: stop fetching, finish in-flight messages, flush, commit,
+  // all within shutdown_timeout_ms from now (a drain under way is cut to that too).
+  // Async-signal-safe.
+  void stop();
 
   // Hot reload: comments already being classified finish on the old policies; every
   // later one is judged by `policies`, and its verdict names that version.
@@ -110,6 +112,7 @@ class Service {
   std::atomic<uint64_t> policies_generation_{0};
   ServiceObserver* observer_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> stop_asked_at_{0};  // steady clock ticks of the first stop(); 0: none yet
   ServiceCounters counters_;
 };
 
