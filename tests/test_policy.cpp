@@ -585,6 +585,10 @@ rules:
   const std::string lasting = "{nominations_open: 2000-01-01, nominations_close: 2999-12-31}";
   EXPECT_TRUE(campaign_fires(lasting, nullptr));
   EXPECT_FALSE(campaign_fires(lasting, "1970-01-01T00:00:00Z"));
+  // A period that opens at the epoch is a period like any other, not "no period".
+  const std::string from_epoch = "{nominations_open: \"1970-01-01T00:00:00Z\", nominations_close: 1970-01-02}";
+  EXPECT_TRUE(campaign_fires(from_epoch, "1970-01-01T00:00:00Z"));
+  EXPECT_FALSE(campaign_fires(from_epoch, "1970-01-03T00:00:00Z"));
   EXPECT_NE(error_of(dir, R"yaml(
 tenant: town
 election: {nominations_open: 2026-05-01, nominations_close: 2026-08-21, utc_offset: EST}

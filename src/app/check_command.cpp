@@ -36,7 +36,7 @@ int run_check(const PolicyOptions& options) {
         c.author = "example-author";
         c.direction = r.direction == DirectionScope::outbound ? Direction::outbound : Direction::inbound;
         // A fixed time, so that no example depends on today's date.
-        c.ts_ms = r.during_election ? policy->spec().election.open_ms : 0;
+        c.ts_ms = r.during_election ? policy->spec().election->open_ms : 0;
         StreamState state;
         for (int k = 0; k < (r.duplicate_within_ms && twice ? 2 : 1); ++k) {
           classify(*policy, c, context, verdict);

@@ -81,7 +81,7 @@ void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, std:
 bool rule_applies(const RuleSpec& rule, const PolicySpec& spec, Direction direction, int64_t ts_ms) {
   if (rule.direction != DirectionScope::any && (rule.direction == DirectionScope::inbound) != (direction == Direction::inbound))
     return false;
-  return !rule.during_election || spec.election.contains(time_or_now(ts_ms));
+  return !rule.during_election || (spec.election && spec.election->contains(time_or_now(ts_ms)));
 }
 
 ScanContext::ScanContext() = default;

@@ -90,7 +90,9 @@ std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
   const auto ports = server->exposer_->GetListeningPorts();
   if (ports.empty()) return "metrics endpoint " + address + ": not listening";
   server->port_ = ports.front();
-  server->bound_address_ = address.substr(0, address.rfind(':') + 1) + std::to_string(server->port_);
+  const auto colon = address.rfind(':');
+  server->host_ = colon == std::string::npos ? "" : address.substr(0, colon);
+  server->bound_address_ = address.substr(0, colon + 1) + std::to_string(server->port_);
   server->metrics_ = std::move(metrics);
   server->exposer_->RegisterCollectable(server->metrics_);
   std::lock_guard lock(g_ready_mu);
@@ -109,10 +111,8 @@ HttpServer::~HttpServer() {
   // done covers one that lands before the flag is set.
   std::atomic<bool> stopped{false};
   std::thread waker([&] {
-    const auto colon = bound_address_.rfind(':');
-    const std::string host = colon == std::string::npos ? "" : bound_address_.substr(0, colon);
     while (!stopped.load()) {
-      knock(host, port_);
+      knock(host_, port_);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });

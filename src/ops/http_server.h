@@ -32,6 +32,7 @@ class HttpServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Collectable> metrics_;
   int port_ = 0;
+  std::string host_;  // as given; empty when `address` named only a port
   std::string bound_address_;
 };
 

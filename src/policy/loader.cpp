@@ -246,7 +246,7 @@ PolicySpec load(const fs::path& file) {
       fail(file, "",
            "election needs \"nominations_open\" and \"nominations_close\", dates (YYYY-MM-DD) or date-times "
            "(RFC 3339), in order");
-    p.election = {*open, *close};
+    p.election = ElectionPeriod{*open, *close};
   }
   const auto rules = root["rules"];
   if (!rules || !rules.IsSequence() || rules.size() == 0) fail(file, "", "\"rules\" must be a non-empty list");
@@ -258,7 +258,7 @@ PolicySpec load(const fs::path& file) {
   }
   if (p.rules.size() > UINT16_MAX) fail(file, "", "too many rules");
   for (const auto& r : p.rules)
-    if (r.during_election && p.election.open_ms == 0)
+    if (r.during_election && !p.election)
       fail(file, r.id, "applies \"during: election\" but the policy has no \"election\" dates");
   p.version = fmt::format("{:012x}", XXH3_64bits(hashed.data(), hashed.size()) >> 16);
   return p;

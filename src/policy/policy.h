@@ -69,7 +69,7 @@ struct RepeatOffenders {
 struct ElectionPeriod {
   int64_t open_ms = 0;
   int64_t close_ms = 0;  // end of the closing day
-  bool contains(int64_t ts_ms) const { return open_ms != 0 && ts_ms >= open_ms && ts_ms <= close_ms; }
+  bool contains(int64_t ts_ms) const { return ts_ms >= open_ms && ts_ms <= close_ms; }
 };
 
 struct Lexicon {
@@ -96,7 +96,7 @@ struct PolicySpec {
   std::vector<std::string> allow_domains;  // lower case
   std::vector<RuleSpec> rules;
   RepeatOffenders repeat_offenders;
-  ElectionPeriod election;
+  std::optional<ElectionPeriod> election;  // none: `during: election` rules are refused
   std::string version;  // hash of the policy file and its lexicons' contents
 };
 
