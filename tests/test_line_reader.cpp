@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 #include <random>
 #include <string>
 
@@ -132,4 +133,27 @@ TEST(LineReader, KeepsEveryLineAcrossBufferRefillsAndHandOvers) {
       for (size_t i = 0; i < lines.size(); ++i)  // one line's mismatch, not megabytes of them
         ASSERT_EQ(lines[i], expected[i]) << "line " << i + 1;
     }
+}
+
+// Lines that came in one read are all answered although the writer has not closed:
+// a batch cut at `max_lines` leaves the rest buffered, and the next call hands them
+// over instead of waiting on the pipe for more (`tail -f ... | civicsift scan`).
+TEST(LineReader, HandsOverBufferedLinesWithoutWaitingForMoreInput) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::string input;
+  for (int i = 0; i < 9999; ++i) input += "{}\n";
+  ASSERT_EQ(write(fds[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  LineReader reader(fds[0], 100);
+  auto read_two_batches = std::async(std::launch::async, [&] {
+    LineBatch first, second;
+    reader.next(first, 4096, 1 << 20);
+    reader.next(second, 9999, 1 << 20);
+    return first.lines.size() + second.lines.size();
+  });
+  const bool answered = read_two_batches.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  close(fds[1]);  // unblocks a reader that waited, so a failure ends the test
+  EXPECT_TRUE(answered) << "the reader waited for input while holding complete lines";
+  EXPECT_EQ(read_two_batches.get(), 9999u);
+  close(fds[0]);
 }

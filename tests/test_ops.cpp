@@ -365,6 +365,20 @@ TEST(RunConfig, ErrorsNameTheKey) {
   EXPECT_NE(load("log_level: loud\n").find("key \"log_level\""), std::string::npos);
   EXPECT_NE(load("watch_patterns: sometimes\n").find("key \"watch_patterns\""), std::string::npos);
   EXPECT_EQ(load("brokers: a:1\nkafka:\n  security.protocol: SSL\n"), "");
+  // Numbers out of range fail at start, the range named: none is left to mean
+  // something odd later (no queue at all stalls the service; watching every 0 ms or
+  // waiting -1 ms are not settings).
+  EXPECT_NE(load("max_queued: 0\n").find("key \"max_queued\" must be between 1 and"), std::string::npos);
+  EXPECT_NE(load("watch_interval_ms: 0\n").find("key \"watch_interval_ms\" must be between"), std::string::npos);
+  EXPECT_NE(load("shutdown_timeout_ms: -1\n").find("key \"shutdown_timeout_ms\""), std::string::npos);
+  EXPECT_NE(load("transaction_interval_ms: 0\n").find("key \"transaction_interval_ms\""), std::string::npos);
+  EXPECT_NE(load("statistics_interval_ms: -5\n").find("key \"statistics_interval_ms\""), std::string::npos);
+  EXPECT_NE(load("threads: 5000\n").find("key \"threads\" must be between 0 and 256"), std::string::npos);
+  EXPECT_NE(load("max_bytes: 0\n").find("key \"max_bytes\""), std::string::npos);
+  EXPECT_NE(load("max_queued: 1.5\n").find("key \"max_queued\" has a value of the wrong type"), std::string::npos);
+  EXPECT_EQ(load("max_queued: 1\nshutdown_timeout_ms: 0\nthreads: 0\n"), "");
+  // Every key is optional, so a file of comments only is an empty configuration.
+  EXPECT_EQ(load("# nothing set yet\n"), "");
 
   dir.write("c.yaml", "metrics_address: 127.0.0.1:9000\nwatch_patterns: true\nlog_format: json\ngroup: g\n");
   auto r = load_run_config(dir.path() / "c.yaml", {});

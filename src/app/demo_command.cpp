@@ -217,7 +217,11 @@ int run_demo(const DemoOptions& options) {
   while (!g_demo_stop.load()) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options.duration_s > 0 && elapsed >= options.duration_s) break;
-    while (static_cast<double>(produced) < elapsed * options.rate) {
+    // A burst lasts at most 50 ms, so a rate the producer cannot keep up with still
+    // leaves room for the view, --duration and Ctrl-C.
+    const auto burst_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (static_cast<double>(produced) < elapsed * options.rate &&
+           (produced % 256 != 0 || (!g_demo_stop.load() && std::chrono::steady_clock::now() < burst_end))) {
       json.clear();
       generator.next_json(json);
       if (produced % 997 == 13) json = "{\"id\":\"broken\",\"tenant\":\"windsor\",\"text\":";  // a malformed message

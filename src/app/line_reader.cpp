@@ -1,5 +1,6 @@
 #include "app/line_reader.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,11 @@ LineReader::LineReader(int fd, size_t max_line_bytes)
       max_line_(max_line_bytes),
       capacity_(std::max<size_t>(1 << 20, max_line_bytes + 1)),
       buf_(capacity_ + 1 + kParserPadding, ' ') {}
+
+bool LineReader::readable_now() const {
+  pollfd p{fd_, POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;  // an error too: the read that follows reports it
+}
 
 bool LineReader::fill() {
   if (eof_) return false;
@@ -40,7 +46,9 @@ bool LineReader::fill() {
 
 bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
   batch.lines.clear();
-  if (end_ - begin_ < capacity_ / 2) fill();
+  // Reading ahead only when it cannot wait: lines already here are answered now,
+  // even when a pipe has nothing more yet.
+  if (end_ - begin_ < capacity_ / 2 && (begin_ == end_ || readable_now())) fill();
   // buf_[kept_from, kept_end): the kept lines, each with its newline. Until one is
   // kept, reading on may move the buffer's bytes; after, a partial line waits for the
   // next batch.

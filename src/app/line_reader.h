@@ -43,6 +43,8 @@ class LineReader {
   // Moves the unread bytes to the front of buf_ and reads until it holds capacity_
   // bytes or the input ends; false when nothing more came (end of input or an error).
   bool fill();
+  // True when a read would not wait (regular files always; pipes when bytes came).
+  bool readable_now() const;
 
   int fd_;
   size_t max_line_;

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "app/commands.h"
 #include "app/version.h"
+#include "transport/dev_broker.h"
 
 using namespace civicsift;
 
@@ -36,6 +38,9 @@ std::string allocator_version() {
 #endif
 }
 
+// Threads beyond this only add contention (and each one a stack); 0 means one per core.
+const CLI::Range kThreadRange(0, 256);
+
 void add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
   cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
   cmd.add_option("--cache-dir", o.cache_dir, "Where compiled databases are cached (default: ~/.cache/civicsift)");
@@ -51,6 +56,9 @@ void resolve(PolicyOptions& o, bool no_cache, const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdout (`civicsift scan ... | head`) is a write error to report, exit 1,
+  // not a signal that kills the process before it can say so.
+  std::signal(SIGPIPE, SIG_IGN);
   // Logs go to stderr, never stdout (that is for verdicts), and never hold comment text.
   auto logger = spdlog::stderr_color_mt("civicsift");
   spdlog::set_default_logger(logger);
@@ -76,7 +84,7 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--max-bytes", scan.max_bytes, "Longest accepted line in bytes (at most 256 MiB)")
       ->check(CLI::Range(size_t{1}, size_t{256} << 20))
       ->capture_default_str();
-  scan_cmd->add_option("--threads", scan.threads, "Worker threads (default: one per core)");
+  scan_cmd->add_option("--threads", scan.threads, "Worker threads (default: one per core)")->check(kThreadRange);
   scan_cmd->add_flag("--redacted-text", scan.redacted_text,
                      "Verdicts carry \"redacted_text\": the text with each matched span replaced by [category]");
   scan_cmd->add_option("files", scan.files, "JSON-lines files ('-' or none: stdin)");
@@ -101,12 +109,17 @@ int main(int argc, char** argv) {
   auto* eval_cmd = app.add_subcommand("eval", "Measure precision, recall and F1 on a labelled TSV corpus");
   add_policy_options(*eval_cmd, eval.policy, eval_no_cache);
   eval_cmd->add_option("--tenant", eval.tenant, "Tenant whose policy is measured")->required();
-  eval_cmd->add_option("--format", eval_format, "Column preset: olid (tweet/subtask_a/OFF) or sms (SMS/Label/spam)")
-      ->check(CLI::IsMember({"olid", "sms"}));
-  eval_cmd->add_option("--text-column", eval.text_column, "Header name of the text column")->capture_default_str();
-  eval_cmd->add_option("--label-column", eval.label_column, "Header name of the label column")->capture_default_str();
-  eval_cmd->add_option("--positive", eval.positive_label, "Label value of rows that should be flagged")
-      ->capture_default_str();
+  auto* eval_format_opt =
+      eval_cmd->add_option("--format", eval_format, "Column preset: olid (tweet/subtask_a/OFF) or sms (SMS/Label/spam)")
+          ->check(CLI::IsMember({"olid", "sms"}));
+  // A preset names all three columns: a column given beside it would be ignored.
+  eval_format_opt->excludes(
+      eval_cmd->add_option("--text-column", eval.text_column, "Header name of the text column")->capture_default_str());
+  eval_format_opt->excludes(
+      eval_cmd->add_option("--label-column", eval.label_column, "Header name of the label column")->capture_default_str());
+  eval_format_opt->excludes(
+      eval_cmd->add_option("--positive", eval.positive_label, "Label value of rows that should be flagged")
+          ->capture_default_str());
   eval_cmd->add_option("--min-action", eval_min_action, "Least action that counts as flagged")
       ->check(CLI::IsMember({"review", "remove", "escalate"}))
       ->capture_default_str();
@@ -133,7 +146,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--config", run.config_file, "YAML configuration (see deploy/civicsift.yaml)");
   run_cmd->add_option("--brokers", run_brokers, "bootstrap.servers (overrides the file)");
   run_cmd->add_option("--group", run_group, "Consumer group id (default civicsift)");
-  run_cmd->add_option("--threads", run_threads, "Worker threads (default: one per core)");
+  auto* run_threads_opt =
+      run_cmd->add_option("--threads", run_threads, "Worker threads (0: one per core)")->check(kThreadRange);
   run_cmd->add_option("--patterns", run_patterns, "Policy folder");
   std::string run_metrics_address;
   int run_metrics_port = -1;
@@ -146,16 +160,22 @@ int main(int argc, char** argv) {
 
   DevBrokerOptions dev;
   auto* dev_cmd = app.add_subcommand("dev-broker", "A local Kafka-protocol broker for development (librdkafka mock cluster)");
-  dev_cmd->add_option("--port", dev.port, "Port on 127.0.0.1 (0: random)")->capture_default_str();
-  dev_cmd->add_option("--partitions", dev.partitions, "Partitions per topic")->capture_default_str();
+  dev_cmd->add_option("--port", dev.port, "Port on 127.0.0.1 (0: random)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  dev_cmd->add_option("--partitions", dev.partitions, "Partitions per topic")
+      ->check(CLI::Range(1, DevBroker::kMaxPartitions))
+      ->capture_default_str();
 
   DemoOptions demo;
   bool demo_no_cache = false;
   auto* demo_cmd = app.add_subcommand("demo", "The whole product locally: broker, comment stream, classifier, live view");
   add_policy_options(*demo_cmd, demo.policy, demo_no_cache);
-  demo_cmd->add_option("--rate", demo.rate, "Comments per second")->capture_default_str();
-  demo_cmd->add_option("--duration", demo.duration_s, "Seconds to run (0: until Ctrl-C)")->capture_default_str();
-  demo_cmd->add_option("--threads", demo.threads, "Classifier threads (default: one per core)");
+  demo_cmd->add_option("--rate", demo.rate, "Comments per second")->check(CLI::PositiveNumber)->capture_default_str();
+  demo_cmd->add_option("--duration", demo.duration_s, "Seconds to run (0: until Ctrl-C)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  demo_cmd->add_option("--threads", demo.threads, "Classifier threads (default: one per core)")->check(kThreadRange);
   demo_cmd->add_option("--metrics-address", demo.metrics_address, "host:port of /metrics (empty: none)")
       ->capture_default_str();
 
@@ -200,7 +220,7 @@ int main(int argc, char** argv) {
       run.defaults.service.cache_dir = default_cache_dir();
       if (!run_brokers.empty()) run.overrides["brokers"] = run_brokers;
       if (!run_group.empty()) run.overrides["group"] = run_group;
-      if (run_threads) run.overrides["threads"] = std::to_string(run_threads);
+      if (run_threads_opt->count()) run.overrides["threads"] = std::to_string(run_threads);
       if (!run_patterns.empty()) run.overrides["patterns"] = run_patterns;
       if (!run_metrics_address.empty()) run.overrides["metrics_address"] = run_metrics_address;
       if (run_metrics_port >= 0) run.overrides["metrics_port"] = std::to_string(run_metrics_port);

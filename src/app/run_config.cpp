@@ -3,8 +3,26 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
+
 namespace civicsift {
 namespace fs = std::filesystem;
+namespace {
+
+// A whole number from `v` into `out`, or why not: a value out of [low, high] is refused
+// at start, not left to mean something odd later (0 queued messages stalls the service).
+template <typename T>
+std::optional<std::string> read_number(const YAML::Node& v, const fs::path& file, const std::string& key,
+                                       long long low, long long high, T& out) {
+  const auto n = v.as<long long>();
+  if (n < low || n > high) return fmt::format("{}: key \"{}\" must be between {} and {}", file.string(), key, low, high);
+  out = static_cast<T>(n);
+  return std::nullopt;
+}
+
+constexpr long long kDayMs = 86'400'000;
+
+}  // namespace
 
 std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunConfig run) {
   ServiceConfig& c = run.service;
@@ -14,40 +32,39 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
   } catch (const YAML::Exception& e) {
     return fmt::format("{}: {}", file.string(), e.what());
   }
+  // A file of comments only is an empty configuration: every key is optional.
+  if (root.IsNull()) return run;
   if (!root.IsMap()) return fmt::format("{}: the configuration must be a mapping", file.string());
   for (const auto& kv : root) {
     const auto key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     try {
+      std::optional<std::string> bad;
       if (key == "brokers") c.brokers = v.as<std::string>();
       else if (key == "group") c.group = v.as<std::string>();
       else if (key == "input_topic") c.input_topic = v.as<std::string>();
       else if (key == "verdict_topic") c.verdict_topic = v.as<std::string>();
       else if (key == "dlq_topic") c.dlq_topic = v.as<std::string>();
       else if (key == "copy_topic") c.copy_topic = v.as<std::string>();
-      else if (key == "threads") c.threads = v.as<unsigned>();
-      else if (key == "max_bytes") {
-        c.max_bytes = v.as<size_t>();
-        if (c.max_bytes == 0 || c.max_bytes > (size_t{256} << 20))
-          return fmt::format("{}: key \"max_bytes\" must be between 1 and 268435456", file.string());
-      }
-      else if (key == "max_queued") c.max_queued = v.as<size_t>();
-      else if (key == "shutdown_timeout_ms") c.shutdown_timeout_ms = v.as<int>();
+      else if (key == "threads") bad = read_number(v, file, key, 0, 256, c.threads);
+      else if (key == "max_bytes") bad = read_number(v, file, key, 1, 256 << 20, c.max_bytes);
+      else if (key == "max_queued") bad = read_number(v, file, key, 1, 10'000'000, c.max_queued);
+      else if (key == "shutdown_timeout_ms") bad = read_number(v, file, key, 0, kDayMs, c.shutdown_timeout_ms);
       else if (key == "delivery") {
         const auto d = v.as<std::string>();
         if (d != "at_least_once" && d != "exactly_once")
           return fmt::format("{}: key \"delivery\" must be at_least_once or exactly_once", file.string());
         c.exactly_once = d == "exactly_once";
       } else if (key == "transactional_id") c.transactional_id = v.as<std::string>();
-      else if (key == "transaction_interval_ms") c.transaction_interval_ms = v.as<int>();
+      else if (key == "transaction_interval_ms") bad = read_number(v, file, key, 1, kDayMs, c.transaction_interval_ms);
       else if (key == "patterns") c.patterns = v.as<std::string>();
       else if (key == "cache_dir") c.cache_dir = v.as<std::string>();
       else if (key == "redacted_text") c.redacted_text = v.as<bool>();
-      else if (key == "max_matches") c.max_matches = v.as<size_t>();
-      else if (key == "statistics_interval_ms") c.statistics_interval_ms = v.as<int>();
+      else if (key == "max_matches") bad = read_number(v, file, key, 0, 1'000'000, c.max_matches);
+      else if (key == "statistics_interval_ms") bad = read_number(v, file, key, 0, kDayMs, c.statistics_interval_ms);
       else if (key == "metrics_address") run.metrics_address = v.as<std::string>();
       else if (key == "watch_patterns") run.watch_patterns = v.as<bool>();
-      else if (key == "watch_interval_ms") run.watch_interval_ms = v.as<int>();
+      else if (key == "watch_interval_ms") bad = read_number(v, file, key, 100, kDayMs, run.watch_interval_ms);
       else if (key == "log_format") {
         run.log_format = parse_log_format(v.as<std::string>());
         if (!run.log_format) return fmt::format("{}: key \"log_format\" must be text or json", file.string());
@@ -62,6 +79,7 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
       } else {
         return fmt::format("{}: unknown key \"{}\"", file.string(), key);
       }
+      if (bad) return *bad;
     } catch (const YAML::Exception&) {
       return fmt::format("{}: key \"{}\" has a value of the wrong type", file.string(), key);
     }

@@ -14,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "app/commands.h"
@@ -196,28 +197,26 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
 
   std::vector<std::thread> workers;
   // Named threads, as the service's: `top -H` and profiles tell the stages apart.
-  for (unsigned t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      pthread_setname_np(pthread_self(), fmt::format("cs-scan-{}", t).c_str());
-      CommentProcessor processor(policies, decoder_options, VerdictOptions{options.redacted_text});
-      std::unique_lock lock(mu);
-      while (true) {
-        changed.wait(lock, [&] { return stop || !todo.empty() || reading_finished; });
-        if (todo.empty()) {
-          if (stop || reading_finished) return;
-          continue;
-        }
-        auto batch = std::move(todo.front());
-        todo.pop_front();
-        lock.unlock();
-        process_batch(processor, *batch, options.max_bytes, nullptr, stateful);
-        lock.lock();
-        done.emplace(batch->sequence, std::move(batch));
-        changed.notify_all();
+  const auto work = [&](unsigned t) {
+    pthread_setname_np(pthread_self(), fmt::format("cs-scan-{}", t).c_str());
+    CommentProcessor processor(policies, decoder_options, VerdictOptions{options.redacted_text});
+    std::unique_lock lock(mu);
+    while (true) {
+      changed.wait(lock, [&] { return stop || !todo.empty() || reading_finished; });
+      if (todo.empty()) {
+        if (stop || reading_finished) return;
+        continue;
       }
-    });
-  }
-  std::thread reader([&] {
+      auto batch = std::move(todo.front());
+      todo.pop_front();
+      lock.unlock();
+      process_batch(processor, *batch, options.max_bytes, nullptr, stateful);
+      lock.lock();
+      done.emplace(batch->sequence, std::move(batch));
+      changed.notify_all();
+    }
+  };
+  const auto read = [&] {
     pthread_setname_np(pthread_self(), "cs-read");
     auto take = [&] {
       std::lock_guard lock(mu);
@@ -240,7 +239,25 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
     read_ok = ok;
     reading_finished = true;
     changed.notify_all();
-  });
+  };
+  std::thread reader;
+  const auto stop_all = [&] {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+      changed.notify_all();
+    }
+    if (reader.joinable()) reader.join();
+    for (auto& w : workers) w.join();
+  };
+  try {
+    for (unsigned t = 0; t < threads; ++t) workers.emplace_back(work, t);
+    reader = std::thread(read);
+  } catch (const std::system_error& e) {  // out of threads (a ulimit): said, not a crash
+    stop_all();
+    spdlog::error("cannot start {} scan threads: {}", threads + 1, e.what());
+    return 1;
+  }
 
   bool output_ok = true;
   Decoder decoder(decoder_options);  // renders again the lines stateful rules change
@@ -267,13 +284,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
     std::lock_guard lock(mu);
     spare.push_back(std::move(batch));
   }
-  reader.join();
-  {
-    std::lock_guard lock(mu);
-    stop = true;
-    changed.notify_all();
-  }
-  for (auto& w : workers) w.join();
+  stop_all();
   return read_ok && output_ok ? 0 : 1;
 }
 

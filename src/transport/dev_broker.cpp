@@ -11,7 +11,8 @@
 
 #include <atomic>
 #include <cstring>
-#include <mutex>
+#include <list>
+#include <system_error>
 #include <thread>
 
 namespace civicsift {
@@ -59,17 +60,18 @@ struct DevBroker::Impl {
   int listen_fd = -1;
   std::atomic<bool> stop{false};
   std::thread acceptor;
-  std::mutex mu;
-  std::vector<std::thread> connections;
+  struct Connection {
+    std::atomic<bool> done{false};
+    std::thread pump;
+  };
+  // The acceptor's alone until ~Impl has joined it.
+  std::list<Connection> connections;
 
   ~Impl() {
     stop.store(true);
     if (listen_fd >= 0) ::shutdown(listen_fd, SHUT_RDWR);
     if (acceptor.joinable()) acceptor.join();
-    {
-      std::lock_guard lock(mu);
-      for (auto& t : connections) t.join();
-    }
+    for (auto& c : connections) c.pump.join();
     if (listen_fd >= 0) ::close(listen_fd);
     if (cluster) rd_kafka_mock_cluster_destroy(cluster);
     if (handle) rd_kafka_destroy(handle);
@@ -81,15 +83,28 @@ struct DevBroker::Impl {
       if (::poll(&p, 1, 200) <= 0) continue;
       const int client = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) continue;
-      std::lock_guard lock(mu);
-      connections.emplace_back([this, client, target] {
-        const int upstream = connect_to(target);
-        if (upstream >= 0) {
-          pump(client, upstream, stop);
-          ::close(upstream);
-        }
-        ::close(client);
+      // Connections that ended are joined now, not at exit: a client that reconnects
+      // all day must not pile up threads.
+      connections.remove_if([](Connection& c) {
+        if (!c.done.load()) return false;
+        c.pump.join();
+        return true;
       });
+      Connection& connection = connections.emplace_back();
+      try {
+        connection.pump = std::thread([this, client, target, &connection] {
+          const int upstream = connect_to(target);
+          if (upstream >= 0) {
+            pump(client, upstream, stop);
+            ::close(upstream);
+          }
+          ::close(client);
+          connection.done.store(true);
+        });
+      } catch (const std::system_error&) {  // out of threads: this client is turned away
+        ::close(client);
+        connections.pop_back();
+      }
     }
   }
 };
@@ -99,6 +114,9 @@ DevBroker::~DevBroker() = default;
 rd_kafka_mock_cluster_t* DevBroker::cluster() const { return impl_->cluster; }
 
 std::variant<std::unique_ptr<DevBroker>, std::string> DevBroker::start(const Options& options) {
+  if (options.port < 0 || options.port > 65535) return fmt::format("port {} is not 0 to 65535", options.port);
+  if (options.partitions < 1 || options.partitions > kMaxPartitions)
+    return fmt::format("{} partitions per topic: must be 1 to {}", options.partitions, kMaxPartitions);
   auto impl = std::make_unique<Impl>();
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();

@@ -18,9 +18,10 @@ namespace civicsift {
 
 class DevBroker {
  public:
+  static constexpr int kMaxPartitions = 256;  // per topic; each keeps up to ~5 MB
   struct Options {
-    int port = 0;  // 0: the cluster's own random port
-    int partitions = 4;
+    int port = 0;  // 0: the cluster's own random port; else 1 to 65535
+    int partitions = 4;  // 1 to kMaxPartitions
     int brokers = 1;
     std::vector<std::string> topics = {"comments", "verdicts", "comments.dlq"};
   };
