@@ -76,6 +76,8 @@ check "check judges an outbound duplicate rule's examples as outbound posts" "$b
 "$bin" explain --patterns "$data/policy" --tenant town "what the f*ck, call 519-555-0147" > "$work/explain.out"
 check "explain names rule, clause and span" grep -q "town.swears -> remove  (Town 2.1)" "$work/explain.out"
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"
+"$bin" explain --patterns "$data/policy" --tenant town $'f*ck\x1b[2J\nforged line' > "$work/explain-ctl.out"
+check "explain shows control characters escaped" grep -qF '[f*ck]\x1b[2J\x0aforged line' "$work/explain-ctl.out"
 
 "$bin" clauses "$data/policy" > "$work/clauses.md"
 check "clauses table lists a duplicate rule" grep -qF "| Town 6 | town.single-posts | spam | remove | duplicate posts |" "$work/clauses.md"

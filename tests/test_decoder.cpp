@@ -47,6 +47,10 @@ TEST(Decoder, TsAtTheEpochIsATimeAndNoTsIsNone) {
   EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x","ts":"1970-01-01T00:00:00Z"})").ts_ms, 0);
   EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x"})").ts_ms, kNoTime);
   EXPECT_EQ(decode_ok(d, R"({"id":"a","tenant":"t","text":"x","ts":null})").ts_ms, kNoTime);
+  // A date alone is no moment (midnight in which zone?) and "" no time: both are
+  // refused, not taken as midnight UTC or as no ts.
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","ts":"2026-05-01"})"), DecodeErrorCode::invalid_field);
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","ts":""})"), DecodeErrorCode::invalid_field);
 }
 
 TEST(Decoder, DefaultsDirectionAndTenant) {

@@ -3,11 +3,31 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <string>
+#include <string_view>
+
 #include "app/commands.h"
 #include "classify/classifier.h"
 #include "classify/verdict_writer.h"
 
 namespace civicsift {
+namespace {
+
+// The text as it can go to a terminal: control characters shown as \xNN (C0, DEL)
+// and \u00NN (C1), so a comment cannot clear the screen or forge lines of the report.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 = c == 0xC2 && i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xE0) == 0x80;
+    if (c < 0x20 || c == 0x7F) out += fmt::format("\\x{:02x}", c);
+    else if (c1) out += fmt::format("\\u{:04x}", static_cast<unsigned char>(text[++i]));
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+}  // namespace
 
 int run_explain(const ExplainOptions& options) {
   auto policies = load_policies_or_report(options.policy);
@@ -48,8 +68,8 @@ int run_explain(const ExplainOptions& options) {
     const RuleSpec& r = policy->rule(m.rule);
     const std::string_view text = options.text;
     fmt::print("  {:<10} {} -> {}  ({})\n", to_string(r.category), r.id, to_string(r.action), r.clause);
-    fmt::print("             bytes {}..{}: {}{}{}{}{}\n", m.start, m.end, text.substr(0, m.start), on,
-               text.substr(m.start, m.end - m.start), off, text.substr(m.end));
+    fmt::print("             bytes {}..{}: {}{}{}{}{}\n", m.start, m.end, printable(text.substr(0, m.start)), on,
+               printable(text.substr(m.start, m.end - m.start)), off, printable(text.substr(m.end)));
   }
   return 0;
 }

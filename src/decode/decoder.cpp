@@ -226,7 +226,7 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
   if (auto e = doc.get_object().get(obj)) return diagnose(impl_->validator, input, e, {});
 
   Comment c;
-  bool has_id = false, has_tenant = false, has_text = false, has_direction = false;
+  bool has_id = false, has_tenant = false, has_text = false, has_direction = false, has_ts = false;
   std::string_view direction;
   // A field read twice would leave the last value in force while other readers of
   // the same record take the first ("text" once harmless, then a threat): refused.
@@ -271,7 +271,7 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     } else if (key == "channel") {
       r = string_field(v, c.channel, unused, DecodeErrorCode::invalid_field, key, 1u << 5);
     } else if (key == "ts") {
-      r = string_field(v, c.ts, unused, DecodeErrorCode::invalid_field, key, 1u << 6);
+      r = string_field(v, c.ts, has_ts, DecodeErrorCode::invalid_field, key, 1u << 6);
     } else if (key == "direction") {
       r = string_field(v, direction, has_direction, DecodeErrorCode::invalid_field, key, 1u << 7);
     } else if (auto e = skip_value(v, 2, options_.max_depth)) {
@@ -292,8 +292,9 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     c.tenant = options_.default_tenant;
   }
   if (!has_text) return error(DecodeErrorCode::missing_text, "field \"text\" is required", c.id);
-  if (!c.ts.empty()) {
-    const auto ms = parse_timestamp_ms(c.ts);
+  if (has_ts) {
+    // A date alone is not a moment (midnight where?), and "" is not a time at all.
+    const auto ms = c.ts.size() > 10 ? parse_timestamp_ms(c.ts) : std::nullopt;
     if (!ms) return error(DecodeErrorCode::invalid_field, "field \"ts\" must be an RFC 3339 date-time", c.id);
     c.ts_ms = *ms;
   }
