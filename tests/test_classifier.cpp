@@ -42,6 +42,18 @@ rules:
     action: review
     regex: ['\b(?:https?://)?(?:[a-z0-9-]+\.)+(?:com|ca|net)\b']
     validate: domain
+  - id: town.email
+    category: pii
+    clause: "Town 2.7"
+    action: remove
+    regex: ['\w@[a-z0-9][a-z0-9.-]*\.(?:com|ca)\b']
+    validate: domain
+  - id: town.short_link
+    category: spam
+    clause: "Town 2.8"
+    action: review
+    regex: ['[a-z0-9]\.(?:shop|ca)\b']
+    validate: domain
   - id: town.clutter
     category: spam
     clause: "Town 2.6"
@@ -150,6 +162,21 @@ TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
   EXPECT_EQ(fire("deals at https://cheap-pills.com/now"), std::vector<std::string>{"town.link"});
   EXPECT_EQ(fire("see www.town.ca/roads"), kNone);
   EXPECT_EQ(fire("see roads.town.ca"), kNone);
+  // A pattern that matches from the last letter before '@' or the last dot still
+  // covers the whole address: its span hides all of it, and the allow-list sees the
+  // whole domain.
+  const Verdict email = verdict("email me at john.smith-2+x@gmail.com please");
+  const auto is_email = [&](const Match& m) { return policy_->rule(m.rule).id == "town.email"; };
+  const auto found = std::find_if(email.matches.begin(), email.matches.end(), is_email);
+  ASSERT_NE(found, email.matches.end());
+  EXPECT_EQ(found->start, 12u);  // "john..."
+  EXPECT_EQ(found->end, 36u);
+  EXPECT_EQ(fire("write to clerk@town.ca"), kNone);
+  EXPECT_EQ(fire("see town.ca for hours"), kNone);
+  const Verdict shop = verdict("buy at cheap-pills.shop now");
+  ASSERT_EQ(shop.matches.size(), 1u);
+  EXPECT_EQ(shop.matches[0].start, 7u);
+  EXPECT_EQ(shop.matches[0].end, 23u);
 }
 
 TEST_F(ClassifierTest, AnchorsMeanTheWholeComment) {

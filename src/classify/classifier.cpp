@@ -37,6 +37,18 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+// Address and link patterns (`validate: domain`) may match from the character before
+// '@' or before a domain's last dot: the span starts where the address does, so the
+// allow-list sees the whole domain and redaction hides all of the address.
+uint32_t address_start(std::string_view text, uint32_t from) {
+  const auto in_address = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+           c == '_' || c == '+' || c == '%';
+  };
+  while (from > 0 && in_address(text[from - 1])) --from;
+  return from;
+}
+
 // Sixteen bytes at a time (GCC leaves the byte loop scalar): a byte is a digit when
 // c - '0' is at most 9, unsigned.
 bool has_ascii_digit(std::string_view text) {
@@ -141,8 +153,10 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
       if (meta.anchor_end && hit.to < content_end) continue;
       const uint16_t rule = policy.rules(meta).front();
-      if (!validator_accepts(spec.rules[rule], spec, text.substr(hit.from, hit.to - hit.from))) continue;
-      ctx.candidates_.push_back({rule, hit.from, hit.to});
+      const uint32_t from =
+          spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
+      if (!validator_accepts(spec.rules[rule], spec, text.substr(from, hit.to - from))) continue;
+      ctx.candidates_.push_back({rule, from, hit.to});
       continue;
     }
     const uint32_t length = meta.length ? meta.length : hit.to - hit.from;
