@@ -45,6 +45,9 @@ statistics_interval_ms: 500
 log_format: json
 log_level: info
 threads: 2
+# A consumer-only key: the producer's note that it ignores it is librdkafka's own log
+# line, which must come out as JSON too (checked with every line below).
+kafka: {fetch.wait.max.ms: "10"}
 YAML
 "$bin" run --config "$work/civicsift.yaml" --patterns "$work/patterns" 2> "$work/run.log" &
 run_pid=$!

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -198,8 +199,24 @@ struct TrackerKeyLess {
   }
 };
 
+// librdkafka's own log lines go through the service's logger, so `--log-format json`
+// covers them too; left alone, librdkafka prints them raw on stderr. Its levels are syslog's.
+void log_through_spdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  // Left at debug: a connection failure (FAIL), which the error callback reports too,
+  // and a `kafka:` key one client ignores (the keys go to both clients by design).
+  const bool said_elsewhere = std::strcmp(facility, "FAIL") == 0 ||
+                              (std::strcmp(facility, "CONFWARN") == 0 && std::strstr(message, "will be ignored by this"));
+  const auto shown = said_elsewhere ? spdlog::level::debug
+                     : level <= 3   ? spdlog::level::err
+                     : level == 4   ? spdlog::level::warn
+                     : level <= 6   ? spdlog::level::info
+                                    : spdlog::level::debug;
+  spdlog::log(shown, "kafka {} {}: {}", rd_kafka_name(rk), facility, message);
+}
+
 rd_kafka_conf_t* make_conf(const ServiceConfig& c, std::string& error) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, &log_through_spdlog);
   char err[512];
   auto set = [&](const std::string& k, const std::string& v, const std::string& shown) {
     if (!error.empty()) return;
