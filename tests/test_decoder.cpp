@@ -60,6 +60,8 @@ TEST(Decoder, DefaultsDirectionAndTenant) {
   const Comment c = decode_ok(d, R"({"id":"c1","text":"hi"})");
   EXPECT_EQ(c.tenant, "pickering");
   EXPECT_EQ(c.direction, Direction::inbound);
+  EXPECT_EQ(decode_ok(d, R"({"id":"c1","tenant":null,"text":"hi"})").tenant, "pickering");
+  EXPECT_EQ(error_of(R"({"id":"c1","tenant":null,"text":"hi"})"), DecodeErrorCode::tenant_not_string);
 }
 
 TEST(Decoder, UnescapesTextIncludingNul) {

@@ -261,7 +261,9 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     if (key == "id") {
       r = string_field(v, c.id, has_id, DecodeErrorCode::id_not_string, key, 1u << 0, false);
     } else if (key == "tenant") {
-      r = string_field(v, c.tenant, has_tenant, DecodeErrorCode::tenant_not_string, key, 1u << 1, false);
+      // With a default tenant the field is optional, and null, as for any optional field, absent.
+      r = string_field(v, c.tenant, has_tenant, DecodeErrorCode::tenant_not_string, key, 1u << 1,
+                       !options_.default_tenant.empty());
     } else if (key == "text") {
       r = string_field(v, c.text, has_text, DecodeErrorCode::text_not_string, key, 1u << 2, false);
     } else if (key == "author") {
