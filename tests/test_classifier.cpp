@@ -116,6 +116,14 @@ TEST_F(ClassifierTest, MaskedVulgarityIsCaught) {
     EXPECT_EQ(fire(text), kSwears) << text;
 }
 
+// A trailing "$$" reads as a double s; a single trailing '$' stays punctuation.
+TEST_F(ClassifierTest, TrailingDoubleDollarIsADoubleS) {
+  EXPECT_EQ(fire("kiss my a$$"), std::vector<std::string>{"town.insult"});
+  EXPECT_EQ(fire("kiss my a$$!"), std::vector<std::string>{"town.insult"});
+  EXPECT_EQ(fire("it costs 5$$"), kNone);
+  EXPECT_EQ(fire("a$ a time"), kNone);
+}
+
 TEST_F(ClassifierTest, NoScunthorpeProblem) {
   for (const char* text : {"Scunthorpe", "assess the class", "a cocktail in Sussex", "the therapist", "Dickens",
                            "shiitake mushrooms", "hello", "shell", "passage", "I'm going to smash it", "as you say"})

@@ -418,9 +418,13 @@ class Builder {
   void end_word() {
     if (word_size_ == 0) return;
     // Symbols at the edges of a word are punctuation ("wow!", "#topic"), except the
-    // leading letter-like ones that mask a first letter ("$hit", "@ss").
+    // leading letter-like ones that mask a first letter ("$hit", "@ss") and a trailing
+    // "$$" after letters ("a$$"), a double s: one '$' at the end stays punctuation.
     size_t first = 0, last = word_size_;
     while (last > first && word_[last - 1].kind == Kind::symbol) --last;
+    size_t dollars = last;
+    while (dollars < word_size_ && word_[dollars].kind == Kind::symbol && word_[dollars].c == 's') ++dollars;
+    if (dollars - last >= 2 && last > first && has_letter_) last = dollars;
     while (first < last && word_[first].kind == Kind::symbol && (word_[first].c == kMask || !has_letter_)) ++first;
     // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number.
     size_t m = 0;
