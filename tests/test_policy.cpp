@@ -89,6 +89,14 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
   EXPECT_NE(error_of(dir, with("validate: domain", "validate: magic")).find("unknown validator"), std::string::npos);
   EXPECT_NE(error_of(dir, with("score: 4", "scroe: 4")).find("unknown key \"scroe\""), std::string::npos);
   EXPECT_NE(error_of(dir, "tenant: [oops").find("invalid YAML"), std::string::npos);
+  // An error about a rule names the rule's line, from the loader and the compiler alike.
+  const auto line_of = [&](const std::string& id) {
+    return std::to_string(std::count(base.begin(), base.begin() + base.find("- id: " + id), '\n') + 1);
+  };
+  EXPECT_NE(error_of(dir, with("id: town.url", "id: town.swears")).find("town.yaml:" + line_of("town.url") + ": rule town.swears: duplicate rule id"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, with("\\bhttps?://[^\\s]+", "a(b")).find("town.yaml:" + line_of("town.url") + ": rule town.url: pattern"),
+            std::string::npos);
 }
 
 TEST(PolicyCompiler, RejectedPatternNamesFileRuleAndPattern) {
@@ -98,7 +106,7 @@ TEST(PolicyCompiler, RejectedPatternNamesFileRuleAndPattern) {
   const std::string url_regex = "\\bhttps?://[^\\s]+";
   bad.replace(bad.find(url_regex), url_regex.size(), "a(b");
   const auto err = error_of(dir, bad);
-  EXPECT_NE(err.find("town.yaml: rule town.url: pattern 'a(b'"), std::string::npos) << err;
+  EXPECT_NE(err.find(": rule town.url: pattern 'a(b'"), std::string::npos) << err;
 }
 
 TEST(PolicyCompiler, CachesDatabasesByContent) {

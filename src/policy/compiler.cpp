@@ -182,7 +182,7 @@ bool is_ascii_word(std::string_view s) {
 void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(term, &runs);
-  if (skel.empty()) throw PolicyError{file, r.id, fmt::format("term \"{}\" has no letters or digits", term)};
+  if (skel.empty()) throw PolicyError{file, r.id, fmt::format("term \"{}\" has no letters or digits", term), r.line};
   // The literal is framed by spaces, whose run profile entries are 0 (any). Both are
   // built in buffers reused for every spelling.
   std::string literal;
@@ -273,7 +273,7 @@ void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs:
     return;
   }
   if (auto error = template_syntax_error(term))
-    throw PolicyError{file, r.id, fmt::format("term \"{}\": {}", term, *error)};
+    throw PolicyError{file, r.id, fmt::format("term \"{}\": {}", term, *error), r.line};
   PatternMeta m;
   m.view = View::skeleton;
   m.kind = PatternKind::term;
@@ -285,11 +285,11 @@ void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const 
                const RuleSpec& r) {
   auto expanded = expand_template(phrase);
   if (auto* e = std::get_if<std::string>(&expanded))
-    throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\": {}", phrase, *e)};
+    throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\": {}", phrase, *e), r.line};
   for (const auto& spelling : std::get<std::vector<std::string>>(expanded)) {
     const std::string skel = text::term_skeleton(spelling);
     if (skel.empty())
-      throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\" has no letters or digits", phrase)};
+      throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\" has no letters or digits", phrase), r.line};
     t.add_literal(PatternKind::allow, " " + skel + " ", {}, rule, phrase);
   }
 }
@@ -351,7 +351,7 @@ void add_regex(PatternTable& t, const std::string& source, uint16_t rule, const 
   std::string regex;
   bool anchor_end = false;
   if (auto error = regex_for_bytes(source, regex, anchor_end))
-    throw PolicyError{file, r.id, fmt::format("regex '{}': {}", source, *error)};
+    throw PolicyError{file, r.id, fmt::format("regex '{}': {}", source, *error), r.line};
   m.anchor_end = anchor_end;
   t.add(std::move(regex), HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST, m, rule, source);
 }
@@ -506,6 +506,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
       if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < ids.size()) {
         const auto& [rule, source] = table.origin[ids[static_cast<size_t>(err->expression)]];
         e.rule = spec.rules[static_cast<size_t>(rule)].id;
+        e.line = spec.rules[static_cast<size_t>(rule)].line;
         e.message = fmt::format("pattern '{}': {}", source, err->message);
       }
       hs_free_compile_error(err);

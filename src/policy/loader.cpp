@@ -25,6 +25,10 @@ struct LoadFailure {
   throw LoadFailure{PolicyError{file, std::move(rule), std::move(message)}};
 }
 
+[[noreturn]] void fail(const fs::path& file, const RuleSpec& rule, std::string message) {
+  throw LoadFailure{PolicyError{file, rule.id, std::move(message), rule.line}};
+}
+
 std::string read_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(file, "", "cannot be read");
@@ -112,17 +116,17 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
              file, r.id);
   const auto category = required_string(n, "category", file, r.id);
   if (auto c = parse_category(category)) r.category = *c;
-  else fail(file, r.id, fmt::format("unknown category \"{}\"", category));
+  else fail(file, r, fmt::format("unknown category \"{}\"", category));
   r.clause = required_string(n, "clause", file, r.id);
   const auto action = required_string(n, "action", file, r.id);
   if (auto a = parse_action(action)) r.action = *a;
-  else fail(file, r.id, fmt::format("unknown action \"{}\" (allow, review, remove, escalate)", action));
+  else fail(file, r, fmt::format("unknown action \"{}\" (allow, review, remove, escalate)", action));
   r.score = default_score(r.action);
   if (n["score"]) {
     try {
       r.score = n["score"].as<int>();
     } catch (const YAML::Exception&) {
-      fail(file, r.id, "\"score\" must be an integer");
+      fail(file, r, "\"score\" must be an integer");
     }
   }
   if (n["direction"]) {
@@ -130,37 +134,37 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
     if (d == "any") r.direction = DirectionScope::any;
     else if (d == "inbound") r.direction = DirectionScope::inbound;
     else if (d == "outbound") r.direction = DirectionScope::outbound;
-    else fail(file, r.id, fmt::format("unknown direction \"{}\" (any, inbound, outbound)", d));
+    else fail(file, r, fmt::format("unknown direction \"{}\" (any, inbound, outbound)", d));
   }
   r.routes = string_list(n["routes"], file, r.id, "routes");
   r.terms = string_list(n["terms"], file, r.id, "terms");
   r.lexicons = string_list(n["lexicon_terms"], file, r.id, "lexicon_terms");
   for (const auto& lex : r.lexicons)
     if (!lexicon_names.count(lex))
-      fail(file, r.id, fmt::format("uses lexicon \"{}\" that the policy does not list in \"lexicons\"", lex));
+      fail(file, r, fmt::format("uses lexicon \"{}\" that the policy does not list in \"lexicons\"", lex));
   r.regexes = string_list(n["regex"], file, r.id, "regex");
   if (n["validate"]) {
     const auto v = n["validate"].as<std::string>();
     if (auto val = parse_validator(v)) r.validator = *val;
-    else fail(file, r.id, fmt::format("unknown validator \"{}\" (luhn, phone, domain)", v));
-    if (r.regexes.empty()) fail(file, r.id, "\"validate\" applies to \"regex\" patterns, and there are none");
+    else fail(file, r, fmt::format("unknown validator \"{}\" (luhn, phone, domain)", v));
+    if (r.regexes.empty()) fail(file, r, "\"validate\" applies to \"regex\" patterns, and there are none");
   }
   r.allow = string_list(n["allow"], file, r.id, "allow");
   if (n["duplicate_within"]) {
     const auto d = parse_duration_ms(n["duplicate_within"].as<std::string>());
-    if (!d || *d <= 0) fail(file, r.id, "\"duplicate_within\" must be a duration such as 30m, 24h or 7d");
+    if (!d || *d <= 0) fail(file, r, "\"duplicate_within\" must be a duration such as 30m, 24h or 7d");
     r.duplicate_within_ms = *d;
   }
   if (n["during"]) {
-    if (n["during"].as<std::string>() != "election") fail(file, r.id, "\"during\" can only be \"election\"");
+    if (n["during"].as<std::string>() != "election") fail(file, r, "\"during\" can only be \"election\"");
     r.during_election = true;
   }
   if (!r.has_patterns() && r.duplicate_within_ms == 0)
-    fail(file, r.id, "has no patterns (terms, lexicon_terms, regex) and is not a duplicate_within rule");
+    fail(file, r, "has no patterns (terms, lexicon_terms, regex) and is not a duplicate_within rule");
   if (r.has_patterns() && r.duplicate_within_ms != 0)
-    fail(file, r.id, "a duplicate_within rule takes no patterns");
+    fail(file, r, "a duplicate_within rule takes no patterns");
   if (const auto ex = n["examples"]) {
-    if (!ex.IsMap()) fail(file, r.id, "\"examples\" must have \"match\" and \"no_match\" lists");
+    if (!ex.IsMap()) fail(file, r, "\"examples\" must have \"match\" and \"no_match\" lists");
     check_keys(ex, {"match", "no_match"}, file, r.id);
     r.examples_match = string_list(ex["match"], file, r.id, "examples.match");
     r.examples_no_match = string_list(ex["no_match"], file, r.id, "examples.no_match");
@@ -253,13 +257,13 @@ PolicySpec load(const fs::path& file) {
   std::set<std::string> ids;
   for (const auto& n : rules) {
     auto r = load_rule(n, file, lexicon_names);
-    if (!ids.insert(r.id).second) fail(file, r.id, "duplicate rule id");
+    if (!ids.insert(r.id).second) fail(file, r, "duplicate rule id");
     p.rules.push_back(std::move(r));
   }
   if (p.rules.size() > UINT16_MAX) fail(file, "", "too many rules");
   for (const auto& r : p.rules)
     if (r.during_election && !p.election)
-      fail(file, r.id, "applies \"during: election\" but the policy has no \"election\" dates");
+      fail(file, r, "applies \"during: election\" but the policy has no \"election\" dates");
   p.version = fmt::format("{:012x}", XXH3_64bits(hashed.data(), hashed.size()) >> 16);
   return p;
 }

@@ -47,6 +47,7 @@ int default_score(Action a) {
 
 std::string PolicyError::to_string() const {
   if (rule.empty()) return fmt::format("{}: {}", file.string(), message);
+  if (line > 0) return fmt::format("{}:{}: rule {}: {}", file.string(), line, rule, message);
   return fmt::format("{}: rule {}: {}", file.string(), rule, message);
 }
 

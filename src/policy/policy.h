@@ -105,6 +105,7 @@ struct PolicyError {
   std::filesystem::path file;
   std::string rule;
   std::string message;
+  int line = 0;  // the rule's line, when known
   std::string to_string() const;
 };
 
