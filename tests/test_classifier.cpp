@@ -254,3 +254,35 @@ rules:
   write_verdict(out, c, v);
   EXPECT_NE(out.find("\"hits_capped\":true"), std::string::npos);
 }
+
+// The cap is exact (a comment of exactly as many hits as it allows keeps them all)
+// and masked spellings, found after the scan, count against it too.
+TEST(ClassifierHitCap, TheCapIsExactAndMaskedSpellingsCountAgainstIt) {
+  TempDir dir;
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
+tenant: town
+rules:
+  - {id: town.staff-x, category: off_topic, clause: "1", action: remove, direction: outbound, regex: ['x']}
+  - {id: town.swears, category: profanity, clause: "2", action: remove, terms: [fuck]}
+)"));
+  ASSERT_TRUE(policy);
+  constexpr size_t kCap = 1 << 16;
+  Verdict v;
+  fired(*policy, std::string(kCap, 'x'), Direction::inbound, &v);
+  EXPECT_FALSE(v.hits_capped);
+  fired(*policy, std::string(kCap + 1, 'x'), Direction::inbound, &v);
+  EXPECT_TRUE(v.hits_capped);
+
+  EXPECT_EQ(fired(*policy, std::string(kCap - 1, 'x') + " f*ck", Direction::inbound, &v),
+            std::vector<std::string>{"town.swears"});
+  EXPECT_FALSE(v.hits_capped);
+  fired(*policy, std::string(kCap, 'x') + " f*ck", Direction::inbound, &v);
+  EXPECT_TRUE(v.hits_capped);
+  EXPECT_GE(v.action, Action::review);
+
+  std::string masked;
+  for (size_t i = 0; i <= kCap; ++i) masked += "f*ck ";
+  fired(*policy, masked, Direction::inbound, &v);
+  EXPECT_EQ(v.matches.size(), kCap);
+  EXPECT_TRUE(v.hits_capped);
+}

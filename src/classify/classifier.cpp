@@ -19,9 +19,9 @@ namespace {
 constexpr size_t kMaxHits = 1 << 16;
 
 int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
-  auto* hits = static_cast<std::vector<ScanContext::Hit>*>(ctx);
-  if (hits->size() < kMaxHits)
-    hits->push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
+  auto* hits = static_cast<ScanContext::Hits*>(ctx);
+  if (hits->list.size() < kMaxHits) hits->list.push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
+  else hits->overflowed = true;
   return 0;
 }
 
@@ -68,7 +68,10 @@ bool has_ascii_digit(std::string_view text) {
 // Masked spellings of terms ("f*ck"): each skeleton word that holds a mask is looked up
 // in the policy's MaskedTerms. `sk` is marked for scanning (text::mark_for_scan). Reads
 // each byte at most twice, however many masks a word holds.
-void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, std::vector<Match>& out) {
+// Masked spellings count against the hit cap as Hyperscan's hits do: a comment of
+// thousands of masked words stays bounded too.
+void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, ScanContext::Hits& hits,
+                        std::vector<Match>& out) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(sk.bytes.data() + sk.offset);
   constexpr auto mask = static_cast<unsigned char>(text::kMask ^ text::kScanBit);
   constexpr auto space = static_cast<unsigned char>(' ' ^ text::kScanBit);
@@ -84,7 +87,14 @@ void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, std:
     for (size_t k = begin; k < end; ++k) word[k - begin] = static_cast<char>(bytes[k] ^ text::kScanBit);
     // The word's first letter to where it ends (the space after it), as for a literal.
     terms.match({word, end - begin}, sk.run_length.data() + begin,
-                [&](uint16_t rule) { out.push_back({rule, sk.source_begin[begin], sk.source_begin[end]}); });
+                [&](uint16_t rule) {
+                  if (hits.list.size() + hits.masked >= kMaxHits) {
+                    hits.overflowed = true;
+                    return;
+                  }
+                  ++hits.masked;
+                  out.push_back({rule, sk.source_begin[begin], sk.source_begin[end]});
+                });
   }
 }
 
@@ -128,7 +138,9 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const auto raw_end = static_cast<uint32_t>(text.size());
   const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 
-  ctx.hits_.clear();
+  ctx.hits_.list.clear();
+  ctx.hits_.masked = 0;
+  ctx.hits_.overflowed = false;
   if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
                                    ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
     throw std::runtime_error("hs_scan failed");
@@ -138,7 +150,6 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_, on_match,
               &ctx.hits_) != HS_SUCCESS)
     throw std::runtime_error("hs_scan failed");
-  out.hits_capped = ctx.hits_.size() >= kMaxHits;
 
   // Where the comment's content ends, for regexes anchored with '$'.
   uint32_t content_end = raw_end;
@@ -147,7 +158,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const PolicySpec& spec = policy.spec();
   ctx.candidates_.clear();
   ctx.allows_.clear();
-  for (const auto& hit : ctx.hits_) {
+  for (const auto& hit : ctx.hits_.list) {
     const PatternMeta& meta = policy.pattern(hit.pattern);
     if (meta.view == View::raw) {
       if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
@@ -177,7 +188,8 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     for (uint16_t rule : policy.rules(meta)) ctx.candidates_.push_back({rule, start, end});
   }
 
-  if (!policy.masked_terms().empty()) add_masked_matches(policy.masked_terms(), sk, ctx.candidates_);
+  if (!policy.masked_terms().empty()) add_masked_matches(policy.masked_terms(), sk, ctx.hits_, ctx.candidates_);
+  out.hits_capped = ctx.hits_.overflowed;
 
   auto allowed = [&](const Match& m) {
     for (const auto& a : ctx.allows_) {

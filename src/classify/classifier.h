@@ -54,6 +54,13 @@ class ScanContext {
     unsigned pattern;
     uint32_t from, to;
   };
+  // One comment's hits, Hyperscan's and masked spellings' together, up to a cap that
+  // bounds memory; `overflowed` when more came than were kept.
+  struct Hits {
+    std::vector<Hit> list;
+    size_t masked = 0;
+    bool overflowed = false;
+  };
 
  private:
   friend void classify(const CompiledPolicy&, const Comment&, ScanContext&, Verdict&);
@@ -62,7 +69,7 @@ class ScanContext {
   hs_scratch_t* scratch_ = nullptr;
   std::vector<const hs_database_t*> prepared_;
   text::Skeleton skeleton_;  // also the scan buffer: text, newline, skeleton
-  std::vector<Hit> hits_;
+  Hits hits_;
   std::vector<Match> candidates_;
   struct AllowSpan {
     unsigned pattern;
