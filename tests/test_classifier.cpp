@@ -227,18 +227,27 @@ TEST_F(ClassifierTest, HandlesNulEmptyAndHugeText) {
   EXPECT_EQ(fire(big), kSwears);
 }
 
-// Hits are recorded up to a cap that bounds memory. Padding a comment with harmless
-// hits (here a rule for outbound posts only, which an inbound comment cannot fire)
-// must not hide what comes after them: past the cap the verdict is at least review.
-TEST(ClassifierHitCap, ACommentPaddedPastTheHitCapGoesToReview) {
-  TempDir dir;
-  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
+// Hits are recorded up to a cap that bounds memory. The comments here are padded with
+// harmless hits: every 'x' fires a rule for outbound posts only, which an inbound
+// comment cannot fire.
+class ClassifierHitCap : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
 tenant: town
 rules:
   - {id: town.staff-x, category: off_topic, clause: "1", action: remove, direction: outbound, regex: ['x']}
   - {id: town.threat, category: threat, clause: "2", action: escalate, terms: [kill you]}
+  - {id: town.swears, category: profanity, clause: "3", action: remove, terms: [fuck]}
 )"));
-  ASSERT_TRUE(policy);
+    ASSERT_TRUE(policy);
+  }
+  TempDir dir;
+  std::shared_ptr<const CompiledPolicy> policy;
+};
+
+// Padding must not hide what comes after it: past the cap the verdict is at least review.
+TEST_F(ClassifierHitCap, ACommentPaddedPastTheHitCapGoesToReview) {
   Verdict v;
   EXPECT_EQ(fired(*policy, "xx I will kill you", Direction::inbound, &v), std::vector<std::string>{"town.threat"});
   EXPECT_FALSE(v.hits_capped);
@@ -257,15 +266,7 @@ rules:
 
 // The cap is exact (a comment of exactly as many hits as it allows keeps them all)
 // and masked spellings, found after the scan, count against it too.
-TEST(ClassifierHitCap, TheCapIsExactAndMaskedSpellingsCountAgainstIt) {
-  TempDir dir;
-  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
-tenant: town
-rules:
-  - {id: town.staff-x, category: off_topic, clause: "1", action: remove, direction: outbound, regex: ['x']}
-  - {id: town.swears, category: profanity, clause: "2", action: remove, terms: [fuck]}
-)"));
-  ASSERT_TRUE(policy);
+TEST_F(ClassifierHitCap, TheCapIsExactAndMaskedSpellingsCountAgainstIt) {
   constexpr size_t kCap = 1 << 16;
   Verdict v;
   fired(*policy, std::string(kCap, 'x'), Direction::inbound, &v);
