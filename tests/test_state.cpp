@@ -93,6 +93,26 @@ TEST_F(StreamStateTest, DuplicatesOfOneAuthorInOneThreadWithinTheWindow) {
   EXPECT_EQ(post(s, "", "t", "Fix the road", 4 * kHour).action, Action::allow);
 }
 
+TEST_F(StreamStateTest, ADuplicateIsTheSameTextUpToCaseSpacingAndClosingMarks) {
+  StreamState s;
+  EXPECT_EQ(post(s, "a", "t", "Fix the road on Main St", kHour).action, Action::allow);
+  for (const char* same : {"fix the  road on main st", " FIX the road\non Main St?!", "Fix the road on Main St..."})
+    EXPECT_EQ(post(s, "a", "t", same, kHour).action, Action::remove) << same;
+  for (const char* other : {"Fix the roads on Main St", "Fix the road, on Main St", "Fix the road on Main St :("})
+    EXPECT_EQ(post(s, "a", "t", other, kHour).action, Action::allow) << other;
+  // Digits and letter runs count, which the skeleton folds.
+  EXPECT_EQ(post(s, "a", "t", "The budget is $100", kHour).action, Action::allow);
+  EXPECT_EQ(post(s, "a", "t", "The budget is $1000", kHour).action, Action::allow);
+  EXPECT_EQ(post(s, "a", "t", "so good", kHour).action, Action::allow);
+  EXPECT_EQ(post(s, "a", "t", "soooo good", kHour).action, Action::allow);
+}
+
+TEST_F(StreamStateTest, AnEmptyTextIsNeverADuplicate) {
+  StreamState s;
+  for (const char* empty : {"", "", "  ", "?!", "...", "\n"})
+    EXPECT_EQ(post(s, "a", "t", empty, kHour).action, Action::allow) << '"' << empty << '"';
+}
+
 TEST_F(StreamStateTest, RepeatOffendersGetTheBanReviewRoute) {
   StreamState s;
   const int64_t day = 24 * kHour;

@@ -49,6 +49,23 @@ uint32_t address_start(std::string_view text, uint32_t from) {
   return from;
 }
 
+// The text duplicate rules compare: ASCII letters lower-cased, each run of whitespace
+// one space, none at either end, and no closing marks (.!?) at the end. The skeleton
+// would be too coarse: it folds digits and letter runs ("at 100" and "at 1000" are one
+// skeleton) and reads a comment of emoji as empty.
+void duplicate_text(std::string_view text, std::string& out) {
+  out.clear();
+  for (char c : text) {
+    if (is_space(c)) {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+      continue;
+    }
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == '.' || out.back() == '!' || out.back() == '?'))
+    out.pop_back();
+}
+
 // Sixteen bytes at a time (GCC leaves the byte loop scalar): a byte is a digit when
 // c - '0' is at most 9, unsigned.
 bool has_ascii_digit(std::string_view text) {
@@ -120,7 +137,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   out.policy = &policy;
   out.matches.clear();
   out.routes.clear();
-  out.text_hash = 0;
+  out.duplicate_hash = 0;
   out.hits_capped = false;
 
   const std::string_view text = comment.text;
@@ -213,7 +230,10 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   }
   order_matches(out.matches);
 
-  if (policy.keeps_state()) out.text_hash = XXH3_64bits(sk.view().data(), sk.size);
+  if (!policy.duplicate_rules().empty()) {
+    duplicate_text(text, ctx.duplicate_text_);
+    if (!ctx.duplicate_text_.empty()) out.duplicate_hash = XXH3_64bits(ctx.duplicate_text_.data(), ctx.duplicate_text_.size());
+  }
   aggregate(policy, out);
 }
 

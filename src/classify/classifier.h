@@ -33,7 +33,9 @@ struct Verdict {
   int score = 0;
   std::vector<Match> matches;            // by start offset
   std::vector<std::string_view> routes;  // views into the policy, distinct
-  uint64_t text_hash = 0;                // of the skeleton, when the policy keeps state
+  // Of the text as duplicate rules compare it (classify.cpp, duplicate_text), when the
+  // policy has such rules; 0 when it has none or the text is empty once normalised.
+  uint64_t duplicate_hash = 0;
   // The scan stopped recording hits (65,536): what it did not record may have
   // mattered, so the verdict is at least `review`. Padding a comment with harmless
   // hits then cannot hide a threat after them.
@@ -76,6 +78,7 @@ class ScanContext {
     uint32_t start, end;  // source bytes
   };
   std::vector<AllowSpan> allows_;
+  std::string duplicate_text_;
 };
 
 // Classifies `comment` under `policy`, overwriting `out`.

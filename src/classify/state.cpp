@@ -38,7 +38,8 @@ StreamState::Key StreamState::key(const Post& post, const Verdict& verdict) {
   k.text_size = post.text_size;
   k.ts_ms = post.ts_ms;
   k.direction = post.direction;
-  if (!policy.duplicate_rules().empty()) k.duplicate = key_of({post.tenant, post.author, post.thread}, verdict.text_hash);
+  if (verdict.duplicate_hash != 0)  // 0: no duplicate rules, or nothing to compare
+    k.duplicate = key_of({post.tenant, post.author, post.thread}, verdict.duplicate_hash);
   if (policy.spec().repeat_offenders.removals > 0) k.author = key_of({post.tenant, post.author}, 0);
   return k;
 }
@@ -55,7 +56,7 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
   if (repeat.removals > 0) longest_window_ms_ = std::max(longest_window_ms_, repeat.within_ms);
   bool changed = false;
 
-  if (!policy.duplicate_rules().empty()) {
+  if (post.duplicate != 0) {
     auto [it, inserted] = last_post_.try_emplace(post.duplicate, ts);
     if (!inserted) {
       const int64_t since = ts - it->second;

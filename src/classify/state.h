@@ -31,7 +31,7 @@ class StreamState {
   // scan computes them on the worker that holds the comment and applies them later,
   // in stream order, without copying the comment's fields.
   struct Key {
-    uint64_t duplicate = 0;  // tenant, author, thread, skeleton text (for duplicate rules)
+    uint64_t duplicate = 0;  // tenant, author, thread, normalised text; 0: not compared
     uint64_t author = 0;     // tenant, author (for repeat offenders)
     uint32_t text_size = 0;
     int64_t ts_ms = kNoTime;
