@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "classify/state.h"
 #include "classify/verdict_writer.h"
 #include "common/time.h"
@@ -121,6 +123,31 @@ TEST_F(StreamStateTest, RepeatOffendersGetTheBanReviewRoute) {
   EXPECT_TRUE(post(s, "b", "t", "shit", 2 * day).routes.empty());
   EXPECT_TRUE(post(s, "c", "t", "shit", day).routes.empty());
   EXPECT_TRUE(post(s, "c", "t", "shit again", 20 * day).routes.empty());  // outside the window
+}
+
+// A partition may hold comments out of the order they were posted in: removals count
+// by their times (two within 7 days here), not by the order they arrive in.
+TEST_F(StreamStateTest, RepeatOffendersCountRemovalsByTheirTime) {
+  StreamState s;
+  const int64_t day = 24 * kHour;
+  const std::vector<std::string_view> ban{"ban_review"};
+  EXPECT_TRUE(post(s, "a", "t", "shit", 10 * day).routes.empty());
+  EXPECT_EQ(post(s, "a", "t", "shit again", 9 * day).routes, ban);  // dated before, within the window
+  EXPECT_TRUE(post(s, "b", "t", "shit", 20 * day).routes.empty());
+  EXPECT_TRUE(post(s, "b", "t", "shit again", 2 * day).routes.empty());  // 18 days before: not within
+  EXPECT_EQ(post(s, "b", "t", "more shit", 15 * day).routes, ban);       // 5 days before the first
+
+  // Removals on days 1, 3 and 12, in every order: only 1 and 3 are within a window, so
+  // whichever of them comes second gets the route, and nothing else does.
+  std::vector<int64_t> days{1, 3, 12};
+  do {
+    StreamState fresh;
+    std::vector<int64_t> routed;
+    for (const int64_t d : days)
+      if (!post(fresh, "c", "t", "shit on day " + std::to_string(d), d * day).routes.empty()) routed.push_back(d);
+    const int64_t second_of_pair = std::find(days.begin(), days.end(), 1) < std::find(days.begin(), days.end(), 3) ? 3 : 1;
+    EXPECT_EQ(routed, std::vector<int64_t>{second_of_pair}) << days[0] << "," << days[1] << "," << days[2];
+  } while (std::next_permutation(days.begin(), days.end()));
 }
 
 TEST_F(StreamStateTest, MemoryStaysBounded) {

@@ -75,21 +75,34 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
     }
   }
 
-  if (repeat.removals > 0 && verdict.action >= Action::remove) {
-    auto& times = removals_[post.author];
-    times.push_back(ts);
-    const auto stale = std::find_if(times.begin(), times.end(), [&](int64_t t) { return ts - t <= repeat.within_ms; });
-    times.erase(times.begin(), stale);
-    if (times.size() > static_cast<size_t>(repeat.removals))
-      times.erase(times.begin(), times.end() - repeat.removals);
-    if (times.size() >= static_cast<size_t>(repeat.removals) &&
-        std::find(verdict.routes.begin(), verdict.routes.end(), repeat.route) == verdict.routes.end()) {
-      verdict.routes.push_back(repeat.route);
-      changed = true;
-    }
+  if (repeat.removals > 0 && verdict.action >= Action::remove && record_removal(post.author, ts, repeat) &&
+      std::find(verdict.routes.begin(), verdict.routes.end(), repeat.route) == verdict.routes.end()) {
+    verdict.routes.push_back(repeat.route);
+    changed = true;
   }
   if (entries() > max_entries_) bound(std::min(ts, now_ms() + kFutureSlackMs));
   return changed;
+}
+
+bool StreamState::record_removal(uint64_t author, int64_t ts, const RepeatOffenders& repeat) {
+  const auto n = static_cast<size_t>(repeat.removals);
+  auto& times = removals_[author];
+  // Kept: what a window around a removal up to one window older than the newest can
+  // reach, and no more than twice `n` (a removal's window needs n - 1 either side).
+  const int64_t horizon = std::max(ts, times.empty() ? ts : times.back()) - 2 * repeat.within_ms;
+  times.erase(times.begin(), std::lower_bound(times.begin(), times.end(), horizon));
+  if (ts < horizon) return false;  // arrived after what its window needs was forgotten
+  const auto at = static_cast<size_t>(std::upper_bound(times.begin(), times.end(), ts) - times.begin());
+  times.insert(times.begin() + static_cast<std::ptrdiff_t>(at), ts);
+  bool repeated = false;
+  // Any n consecutive removals that include this one and fit in one window.
+  for (size_t first = at + 1 >= n ? at + 1 - n : 0; first <= at && first + n <= times.size() && !repeated; ++first)
+    repeated = times[first + n - 1] - times[first] <= repeat.within_ms;
+  if (times.size() > 2 * n) {
+    const size_t drop = times.size() - 2 * n;
+    times.erase(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(drop));
+  }
+  return repeated;
 }
 
 void StreamState::bound(int64_t now) {

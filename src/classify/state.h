@@ -48,13 +48,16 @@ class StreamState {
   size_t entries() const { return last_post_.size() + removals_.size(); }
 
  private:
+  // Records a removal of `author` at `ts`; true when it is one of `repeat.removals`
+  // removals within one `repeat.within` window, by their times whatever order they came in.
+  bool record_removal(uint64_t author, int64_t ts, const RepeatOffenders& repeat);
   void bound(int64_t now);
 
   size_t max_entries_;
   int64_t longest_window_ms_ = 0;
   absl::flat_hash_map<uint64_t, int64_t> last_post_;             // author+thread+text -> last seen
-  // author -> removal times, oldest first: at most the policy's few `removals`, so a
-  // small vector (a deque would take over half a kilobyte per author).
+  // author -> removal times, oldest first: at most twice the policy's few `removals`,
+  // so a small vector (a deque would take over half a kilobyte per author).
   absl::flat_hash_map<uint64_t, std::vector<int64_t>> removals_;
 };
 
