@@ -98,5 +98,20 @@ for n in 1 2 3 4 5; do
   check "unwritable output $n: says why" grep -q "No space left on device" "$work/full$n"
 done
 
+# The output closes while the input is a pipe that stays quiet (`tail -f ... | civicsift
+# scan | head -1`): once a write fails, scan exits 1 instead of waiting for more input.
+# The line comes a second late, when the reader of the output has gone.
+exec {quiet}< <(sleep 1; head -1 "$data/golden_input.jsonl"; exec sleep 60) 2> /dev/null
+quiet_pid=$!
+set +e
+started=$SECONDS
+timeout 30 "$bin" scan --patterns "$data/policy" --threads 2 <&"$quiet" 2> "$work/closed.err" | true
+closed=${PIPESTATUS[0]}
+set -e
+exec {quiet}<&-
+kill "$quiet_pid" 2> /dev/null || true
+check "closed output, quiet input: exit 1 (not a timeout)" test "$closed" -eq 1
+check "closed output, quiet input: within seconds" test $((SECONDS - started)) -lt 10
+
 echo "$passes passed, $failures failed"
 test "$failures" -eq 0

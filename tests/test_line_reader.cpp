@@ -157,3 +157,26 @@ TEST(LineReader, HandsOverBufferedLinesWithoutWaitingForMoreInput) {
   EXPECT_EQ(read_two_batches.get(), 9999u);
   close(fds[0]);
 }
+
+// A consumer that gives up (its output closed) must not wait for a quiet writer.
+TEST(LineReader, ACancelStopsAReaderWaitingOnAQuietPipe) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  ASSERT_EQ(write(fds[1], "{}\n", 3), 3);
+  std::atomic<bool> cancel{false};
+  LineReader reader(fds[0], 100, &cancel);
+  LineBatch first;
+  ASSERT_TRUE(reader.next(first, 10, 1 << 20));
+  EXPECT_EQ(first.lines.size(), 1u);
+  auto read_more = std::async(std::launch::async, [&] {
+    LineBatch next;
+    return reader.next(next, 10, 1 << 20);
+  });
+  EXPECT_EQ(read_more.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);  // it waits
+  cancel.store(true);
+  const bool stopped = read_more.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  close(fds[1]);  // unblocks a reader that ignored the cancel, so a failure ends the test
+  EXPECT_TRUE(stopped) << "the reader kept waiting after the cancel";
+  EXPECT_FALSE(read_more.get());
+  close(fds[0]);
+}

@@ -9,8 +9,9 @@
 
 namespace civicsift {
 
-LineReader::LineReader(int fd, size_t max_line_bytes)
+LineReader::LineReader(int fd, size_t max_line_bytes, const std::atomic<bool>* cancel)
     : fd_(fd),
+      cancel_(cancel),
       max_line_(max_line_bytes),
       capacity_(std::max<size_t>(1 << 20, max_line_bytes + 1)),
       buf_(capacity_ + 1 + kParserPadding, ' ') {}
@@ -20,8 +21,24 @@ bool LineReader::readable_now() const {
   return ::poll(&p, 1, 0) != 0;  // an error too: the read that follows reports it
 }
 
+bool LineReader::wait_readable() const {
+  if (!cancel_) return true;  // the read itself waits
+  // In slices, to see a cancel while a pipe stays quiet.
+  constexpr int kSliceMs = 100;
+  while (!cancel_->load()) {
+    pollfd p{fd_, POLLIN, 0};
+    const int n = ::poll(&p, 1, kSliceMs);
+    if (n != 0 && !(n < 0 && errno == EINTR)) return true;  // an error too: the read reports it
+  }
+  return false;
+}
+
 bool LineReader::fill() {
   if (eof_) return false;
+  if (!wait_readable()) {
+    eof_ = true;
+    return false;
+  }
   if (begin_ > 0) {  // keep the partial line at the front
     std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
     end_ -= begin_;

@@ -1,6 +1,7 @@
 // app: a byte stream -> batches of lines, in constant memory whatever the input size.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,7 +26,10 @@ struct LineBatch {
 class LineReader {
  public:
   // `fd` is read, not closed. Lines longer than `max_line_bytes` are skipped, their length kept.
-  LineReader(int fd, size_t max_line_bytes);
+  // While `cancel` (optional) is set, reading stops as at the end of the input, even
+  // when a pipe has kept the reader waiting: a consumer that gives up is not held up
+  // by a quiet writer (`tail -f ... | civicsift scan | head`).
+  LineReader(int fd, size_t max_line_bytes, const std::atomic<bool>* cancel = nullptr);
 
   // Fills `batch` with the next lines, up to `max_lines` or about `max_bytes`, as read
   // from the input and without copying them: the batch takes over the reader's buffer
@@ -40,13 +44,16 @@ class LineReader {
   const std::string& error() const { return error_; }
 
  private:
-  // Moves the unread bytes to the front of buf_ and reads until it holds capacity_
-  // bytes or the input ends; false when nothing more came (end of input or an error).
+  // Moves the unread bytes to the front of buf_ and reads once, up to capacity_ bytes;
+  // false when nothing more came (end of input, an error, or cancelled).
   bool fill();
+  // Waits until a read would not block; false when cancelled first.
+  bool wait_readable() const;
   // True when a read would not wait (regular files always; pipes when bytes came).
   bool readable_now() const;
 
   int fd_;
+  const std::atomic<bool>* cancel_;
   size_t max_line_;
   size_t capacity_;  // bytes read ahead at most; buf_ has room for a '\n' and the padding after them
   std::string buf_;

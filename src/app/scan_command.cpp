@@ -136,12 +136,14 @@ bool write_out(const std::string& s) {
 }
 
 // Reads every input in order into numbered batches; `take` gives an empty batch
-// (a recycled one when it can), `emit` takes each filled one.
+// (a recycled one when it can), `emit` takes each filled one. `cancel`: see LineReader.
 template <typename Take, typename Emit>
-bool read_batches(std::vector<Input>& inputs, size_t max_bytes, Take&& take, Emit&& emit) {
+bool read_batches(std::vector<Input>& inputs, size_t max_bytes, const std::atomic<bool>* cancel, Take&& take,
+                  Emit&& emit) {
   uint64_t sequence = 0, next_line = 1;
   for (auto& input : inputs) {
-    LineReader reader(input.fd, max_bytes);
+    if (cancel && cancel->load()) return true;
+    LineReader reader(input.fd, max_bytes, cancel);
     uint64_t lines_read = 0;
     while (true) {
       std::unique_ptr<ScanBatch> batch = take();
@@ -170,7 +172,7 @@ int scan_single_thread(const std::shared_ptr<const PolicySet>& policies, const S
   bool output_ok = true;
   std::unique_ptr<ScanBatch> spare = std::make_unique<ScanBatch>();
   const bool read_ok = read_batches(
-      inputs, options.max_bytes, [&] { return spare ? std::move(spare) : std::make_unique<ScanBatch>(); },
+      inputs, options.max_bytes, nullptr, [&] { return spare ? std::move(spare) : std::make_unique<ScanBatch>(); },
       [&](std::unique_ptr<ScanBatch> batch) {
         process_batch(processor, *batch, options.max_bytes, &state, false);
         output_ok = write_out(batch->output);
@@ -193,6 +195,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
   const size_t max_in_flight = 2 * threads + 2;  // bounds memory to a few MiB per thread
   size_t in_flight = 0;
   bool reading_finished = false, read_ok = true, stop = false;
+  std::atomic<bool> cancel_reading{false};  // `stop` for a reader waiting on a quiet pipe
   uint64_t batches_total = 0;
 
   std::vector<std::thread> workers;
@@ -225,7 +228,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
       spare.pop_back();
       return batch;
     };
-    const bool ok = read_batches(inputs, options.max_bytes, take, [&](std::unique_ptr<ScanBatch> batch) {
+    const bool ok = read_batches(inputs, options.max_bytes, &cancel_reading, take, [&](std::unique_ptr<ScanBatch> batch) {
       std::unique_lock lock(mu);
       changed.wait(lock, [&] { return stop || in_flight < max_in_flight; });
       if (stop) return false;
@@ -247,6 +250,7 @@ int scan_parallel(const std::shared_ptr<const PolicySet>& policies, const ScanOp
       stop = true;
       changed.notify_all();
     }
+    cancel_reading.store(true);  // nothing more is needed: a reader on a quiet pipe stops too
     if (reader.joinable()) reader.join();
     for (auto& w : workers) w.join();
   };
