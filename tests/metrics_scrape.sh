@@ -49,6 +49,14 @@ threads: 2
 # line, which must come out as JSON too (checked with every line below).
 kafka: {fetch.wait.max.ms: "10"}
 YAML
+# A librdkafka property it does not know is a configuration error: exit 2, naming it.
+sed 's/^kafka: .*/kafka: {no.such.property: "1"}/' "$work/civicsift.yaml" > "$work/bad.yaml"
+status_code=0
+"$bin" run --config "$work/bad.yaml" --patterns "$work/patterns" 2> "$work/bad.log" || status_code=$?
+[[ $status_code == 2 ]] && grep -q 'kafka.no.such.property' "$work/bad.log" ||
+  fail "an unknown kafka property: exit $status_code, $(cat "$work/bad.log")"
+echo "ok an unknown kafka property exits 2"
+
 "$bin" run --config "$work/civicsift.yaml" --patterns "$work/patterns" 2> "$work/run.log" &
 run_pid=$!
 pids+=($run_pid)

@@ -377,6 +377,10 @@ TEST(RunConfig, ErrorsNameTheKey) {
   EXPECT_NE(load("max_bytes: 0\n").find("key \"max_bytes\""), std::string::npos);
   EXPECT_NE(load("max_queued: 1.5\n").find("key \"max_queued\" has a value of the wrong type"), std::string::npos);
   EXPECT_EQ(load("max_queued: 1\nshutdown_timeout_ms: 0\nthreads: 0\n"), "");
+  // Transactions need a budget to start and to commit in.
+  EXPECT_NE(load("delivery: exactly_once\nshutdown_timeout_ms: 0\n").find("shutdown_timeout_ms must be at least 1000"),
+            std::string::npos);
+  EXPECT_EQ(load("delivery: exactly_once\nshutdown_timeout_ms: 1000\n"), "");
   // Every key is optional, so a file of comments only is an empty configuration.
   EXPECT_EQ(load("# nothing set yet\n"), "");
 

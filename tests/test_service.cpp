@@ -466,8 +466,11 @@ TEST(KafkaService, AnUnknownLibrdkafkaPropertyIsNamedAtStart) {
   ServiceConfig c;
   c.brokers = "127.0.0.1:1";
   c.kafka["no.such.property"] = "1";
+  EXPECT_NE(Service::check_kafka_settings(c).find("kafka.no.such.property"), std::string::npos);
   Service service(c, test_policies());
   EXPECT_NE(service.run().find("kafka.no.such.property"), std::string::npos);
+  c.kafka.clear();
+  EXPECT_EQ(Service::check_kafka_settings(c), "");
 }
 
 // No broker answers (none listens there): the service starts anyway, waiting for

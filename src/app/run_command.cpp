@@ -81,6 +81,10 @@ int run_service(const RunOptions& options) {
     return 2;
   }
   const RunConfig config = std::get<RunConfig>(std::move(resolved));
+  if (const std::string e = Service::check_kafka_settings(config.service); !e.empty()) {
+    spdlog::error("configuration: {}", e);
+    return 2;
+  }
   // Before the (possibly seconds long) cold compile: a SIGHUP then would otherwise
   // kill the process, and a SIGTERM is answered once the service exists.
   install_signal_handlers();

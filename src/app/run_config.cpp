@@ -21,6 +21,7 @@ std::optional<std::string> read_number(const YAML::Node& v, const fs::path& file
 }
 
 constexpr long long kDayMs = 86'400'000;
+constexpr long long kMinTransactionBudgetMs = 1000;
 
 }  // namespace
 
@@ -84,6 +85,11 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
       return fmt::format("{}: key \"{}\" has a value of the wrong type", file.string(), key);
     }
   }
+  // The same budget bounds starting transactions and each commit's drain: with none,
+  // every commit that found anything in flight would stop the service.
+  if (c.exactly_once && c.shutdown_timeout_ms < kMinTransactionBudgetMs)
+    return fmt::format("{}: with delivery exactly_once, shutdown_timeout_ms must be at least {}", file.string(),
+                       kMinTransactionBudgetMs);
   return run;
 }
 

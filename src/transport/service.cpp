@@ -1025,9 +1025,9 @@ struct Service::Impl {
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
     if (!producer) return fmt::format("cannot create the producer: {}", err);
     if (config.exactly_once) {
-      for (rd_kafka_error_t* e : {rd_kafka_init_transactions(producer, config.shutdown_timeout_ms),
-                                  rd_kafka_begin_transaction(producer)}) {
-        if (!e) continue;
+      rd_kafka_error_t* e = rd_kafka_init_transactions(producer, config.shutdown_timeout_ms);
+      if (!e) e = rd_kafka_begin_transaction(producer);
+      if (e) {
         const std::string message = fmt::format("transactions: {}", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return message;
@@ -1171,6 +1171,12 @@ std::shared_ptr<const PolicySet> Service::policies() const {
 uint64_t Service::inflight() const {
   const uint64_t finished = counters_.finished.load(), consumed = counters_.consumed.load();
   return consumed > finished ? consumed - finished : 0;
+}
+
+std::string Service::check_kafka_settings(const ServiceConfig& config) {
+  std::string error;
+  if (rd_kafka_conf_t* conf = make_conf(config, error)) rd_kafka_conf_destroy(conf);
+  return error;
 }
 
 std::string Service::run() {

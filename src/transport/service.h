@@ -88,6 +88,10 @@ class Service {
   Service(ServiceConfig config, std::shared_ptr<const PolicySet> policies, ServiceObserver* observer = nullptr);
   ~Service();
 
+  // What librdkafka says of `config.brokers` and `config.kafka` (an unknown property, a
+  // bad value), naming the key; empty when it accepts them. run() checks this too.
+  static std::string check_kafka_settings(const ServiceConfig& config);
+
   // Runs until stop() (or a fatal error); returns an error message, empty on a clean stop.
   std::string run();
   // Asks run() to finish: stop fetching, finish in-flight messages, flush, commit,
