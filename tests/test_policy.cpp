@@ -89,6 +89,10 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
   EXPECT_NE(error_of(dir, with("validate: domain", "validate: magic")).find("unknown validator"), std::string::npos);
   EXPECT_NE(error_of(dir, with("score: 4", "scroe: 4")).find("unknown key \"scroe\""), std::string::npos);
   EXPECT_NE(error_of(dir, "tenant: [oops").find("invalid YAML"), std::string::npos);
+  for (const char* repeat : {"{removals: 2, within: 0s}", "{removals: 0, within: 7d}", "{removals: 5000, within: 7d}"})
+    EXPECT_NE(error_of(dir, base + "repeat_offenders: " + repeat + "\n").find("repeat_offenders needs"), std::string::npos)
+        << repeat;
+  EXPECT_EQ(error_of(dir, base + "repeat_offenders: {removals: 3, within: 30d}\n"), "");
   // An error about a rule names the rule's line, from the loader and the compiler alike.
   const auto line_of = [&](const std::string& id) {
     return std::to_string(std::count(base.begin(), base.begin() + base.find("- id: " + id), '\n') + 1);
@@ -97,6 +101,12 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
             std::string::npos);
   EXPECT_NE(error_of(dir, with("\\bhttps?://[^\\s]+", "a(b")).find("town.yaml:" + line_of("town.url") + ": rule town.url: pattern"),
             std::string::npos);
+  // A lexicon's terms have no line of their own: the error names the lexicon, no line.
+  TempDir other;
+  other.write("lexicons/swears.yaml", "lexicon: swears\nterms: [\"!!!\"]\n");
+  const std::string lexicon_error = error_of(other, base);
+  EXPECT_NE(lexicon_error.find("swears.yaml: rule town.swears: term \"!!!\" has no letters"), std::string::npos)
+      << lexicon_error;
 }
 
 TEST(PolicyCompiler, RejectedPatternNamesFileRuleAndPattern) {

@@ -49,18 +49,42 @@ uint32_t address_start(std::string_view text, uint32_t from) {
   return from;
 }
 
+// How many bytes of UTF-8 at `s` are a space other than ASCII's (no-break, en, em,
+// thin, ideographic...), with `zero_width` set when it is one of the invisible ones
+// (zero-width space and joiners, word joiner, BOM); 0 for anything else.
+size_t unicode_space(std::string_view s, bool& zero_width) {
+  const auto b = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0u; };
+  zero_width = false;
+  if (b(0) == 0xC2 && b(1) == 0xA0) return 2;                            // U+00A0
+  if (b(0) == 0xE3 && b(1) == 0x80 && b(2) == 0x80) return 3;            // U+3000
+  if (b(0) == 0xEF && b(1) == 0xBB && b(2) == 0xBF) return zero_width = true, 3;  // U+FEFF
+  if (b(0) != 0xE2) return 0;
+  if (b(1) == 0x80 && b(2) >= 0x80 && b(2) <= 0x8A) return 3;            // U+2000-U+200A
+  if (b(1) == 0x80 && b(2) == 0xAF) return 3;                            // U+202F
+  if (b(1) == 0x81 && b(2) == 0x9F) return 3;                            // U+205F
+  if ((b(1) == 0x80 && b(2) >= 0x8B && b(2) <= 0x8D) || (b(1) == 0x81 && b(2) == 0xA0))
+    return zero_width = true, 3;                                         // U+200B-U+200D, U+2060
+  return 0;
+}
+
 // The text duplicate rules compare: ASCII letters lower-cased, each run of whitespace
-// one space, none at either end, and no closing marks (.!?) at the end. The skeleton
-// would be too coarse: it folds digits and letter runs ("at 100" and "at 1000" are one
-// skeleton) and reads a comment of emoji as empty.
+// (Unicode's too) one space, invisible characters dropped, no space at either end and
+// no closing marks (.!?) at the end. The skeleton would be too coarse: it folds digits
+// and letter runs ("at 100" and "at 1000" are one skeleton) and reads a comment of
+// emoji as empty.
 void duplicate_text(std::string_view text, std::string& out) {
   out.clear();
-  for (char c : text) {
-    if (is_space(c)) {
-      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    bool zero_width = false;
+    const size_t space = static_cast<unsigned char>(c) >= 0x80 ? unicode_space(text.substr(i), zero_width) : 0;
+    if (space > 0 || is_space(c) || c == '\f' || c == '\v') {
+      if (!zero_width && !out.empty() && out.back() != ' ') out.push_back(' ');
+      i += space > 0 ? space : 1;
       continue;
     }
     out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    ++i;
   }
   while (!out.empty() && (out.back() == ' ' || out.back() == '.' || out.back() == '!' || out.back() == '?'))
     out.pop_back();

@@ -87,11 +87,12 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
 bool StreamState::record_removal(uint64_t author, int64_t ts, const RepeatOffenders& repeat) {
   const auto n = static_cast<size_t>(repeat.removals);
   auto& times = removals_[author];
-  // Kept: what a window around a removal up to one window older than the newest can
-  // reach, and no more than twice `n` (a removal's window needs n - 1 either side).
-  const int64_t horizon = std::max(ts, times.empty() ? ts : times.back()) - 2 * repeat.within_ms;
-  times.erase(times.begin(), std::lower_bound(times.begin(), times.end(), horizon));
-  if (ts < horizon) return false;  // arrived after what its window needs was forgotten
+  // Counted: removals dated up to one window before the author's newest. Kept: what
+  // their windows can reach (two windows back), at most 2n times: a window holding a
+  // dropped time and this one would hold n kept ones too.
+  const int64_t newest = times.empty() ? ts : std::max(ts, times.back());
+  if (ts < newest - repeat.within_ms) return false;
+  times.erase(times.begin(), std::lower_bound(times.begin(), times.end(), newest - 2 * repeat.within_ms));
   const auto at = static_cast<size_t>(std::upper_bound(times.begin(), times.end(), ts) - times.begin());
   times.insert(times.begin() + static_cast<std::ptrdiff_t>(at), ts);
   bool repeated = false;

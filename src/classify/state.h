@@ -49,7 +49,8 @@ class StreamState {
 
  private:
   // Records a removal of `author` at `ts`; true when it is one of `repeat.removals`
-  // removals within one `repeat.within` window, by their times whatever order they came in.
+  // removals within one `repeat.within` window, by their times whatever order they came
+  // in (one dated more than a window before the author's newest removal does not count).
   bool record_removal(uint64_t author, int64_t ts, const RepeatOffenders& repeat);
   void bound(int64_t now);
 

@@ -176,13 +176,22 @@ bool is_ascii_word(std::string_view s) {
   return true;
 }
 
+// Where a term or pattern comes from, for its errors: the policy file at its rule's
+// line, or a lexicon file.
+struct Origin {
+  const fs::path& file;
+  const std::string& rule;
+  int line;
+  PolicyError error(std::string message) const { return PolicyError{file, rule, std::move(message), line}; }
+};
+
 // " term " and its grawlix-masked spellings: one interior block of letters replaced by
 // the mask ("f*ck", "fu*k", "f*k"), first and last letters kept, at least two letters kept.
 // Those spellings go to the table's MaskedTerms, or are enumerated as literals.
-void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
+void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const Origin& at) {
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(term, &runs);
-  if (skel.empty()) throw PolicyError{file, r.id, fmt::format("term \"{}\" has no letters or digits", term), r.line};
+  if (skel.empty()) throw at.error(fmt::format("term \"{}\" has no letters or digits", term));
   // The literal is framed by spaces, whose run profile entries are 0 (any). Both are
   // built in buffers reused for every spelling.
   std::string literal;
@@ -267,13 +276,13 @@ std::string template_regex(std::string_view term) {
 
 // A plain term becomes literals (with masked spellings); a template becomes one regex
 // on the skeleton, which costs far less than its expansion into thousands of literals.
-void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs::path& file, const RuleSpec& r) {
+void add_term(PatternTable& t, const std::string& term, uint16_t rule, const Origin& at) {
   if (!is_template(term)) {
-    add_spelling(t, term, rule, file, r);
+    add_spelling(t, term, rule, at);
     return;
   }
   if (auto error = template_syntax_error(term))
-    throw PolicyError{file, r.id, fmt::format("term \"{}\": {}", term, *error), r.line};
+    throw at.error(fmt::format("term \"{}\": {}", term, *error));
   PatternMeta m;
   m.view = View::skeleton;
   m.kind = PatternKind::term;
@@ -281,15 +290,14 @@ void add_term(PatternTable& t, const std::string& term, uint16_t rule, const fs:
   t.add(template_regex(term), HS_FLAG_SOM_LEFTMOST, m, rule, term);
 }
 
-void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const fs::path& file,
-               const RuleSpec& r) {
+void add_allow(PatternTable& t, const std::string& phrase, uint16_t rule, const Origin& at) {
   auto expanded = expand_template(phrase);
   if (auto* e = std::get_if<std::string>(&expanded))
-    throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\": {}", phrase, *e), r.line};
+    throw at.error(fmt::format("allow phrase \"{}\": {}", phrase, *e));
   for (const auto& spelling : std::get<std::vector<std::string>>(expanded)) {
     const std::string skel = text::term_skeleton(spelling);
     if (skel.empty())
-      throw PolicyError{file, r.id, fmt::format("allow phrase \"{}\" has no letters or digits", phrase), r.line};
+      throw at.error(fmt::format("allow phrase \"{}\" has no letters or digits", phrase));
     t.add_literal(PatternKind::allow, " " + skel + " ", {}, rule, phrase);
   }
 }
@@ -342,7 +350,7 @@ std::optional<std::string> regex_for_bytes(std::string_view source, std::string&
   return std::nullopt;
 }
 
-void add_regex(PatternTable& t, const std::string& source, uint16_t rule, const fs::path& file, const RuleSpec& r) {
+void add_regex(PatternTable& t, const std::string& source, uint16_t rule, const Origin& at) {
   PatternMeta m;
   m.view = View::raw;
   m.kind = PatternKind::regex;
@@ -351,7 +359,7 @@ void add_regex(PatternTable& t, const std::string& source, uint16_t rule, const 
   std::string regex;
   bool anchor_end = false;
   if (auto error = regex_for_bytes(source, regex, anchor_end))
-    throw PolicyError{file, r.id, fmt::format("regex '{}': {}", source, *error), r.line};
+    throw at.error(fmt::format("regex '{}': {}", source, *error));
   m.anchor_end = anchor_end;
   t.add(std::move(regex), HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST, m, rule, source);
 }
@@ -368,14 +376,16 @@ PatternTable build_table(const PolicySpec& spec, MaskedSpellings masked_spelling
   for (size_t i = 0; i < spec.rules.size(); ++i) {
     const auto& r = spec.rules[i];
     const auto rule = static_cast<uint16_t>(i);
-    for (const auto& term : r.terms) add_term(t, term, rule, spec.file, r);
-    for (const auto& allow : r.allow) add_allow(t, allow, rule, spec.file, r);
+    const Origin in_rule{spec.file, r.id, r.line};
+    for (const auto& term : r.terms) add_term(t, term, rule, in_rule);
+    for (const auto& allow : r.allow) add_allow(t, allow, rule, in_rule);
     for (const auto& name : r.lexicons) {
       const Lexicon* lex = find_lexicon(spec, name);
-      for (const auto& term : lex->terms) add_term(t, term, rule, lex->file, r);
-      for (const auto& allow : lex->allow) add_allow(t, allow, rule, lex->file, r);
+      const Origin in_lexicon{lex->file, r.id, 0};  // its terms carry no line of their own
+      for (const auto& term : lex->terms) add_term(t, term, rule, in_lexicon);
+      for (const auto& allow : lex->allow) add_allow(t, allow, rule, in_lexicon);
     }
-    for (const auto& regex : r.regexes) add_regex(t, regex, rule, spec.file, r);
+    for (const auto& regex : r.regexes) add_regex(t, regex, rule, in_rule);
   }
   return t;
 }

@@ -227,8 +227,9 @@ PolicySpec load(const fs::path& file) {
       fail(file, "", "repeat_offenders.removals must be an integer");
     }
     const auto within = parse_duration_ms(r["within"] ? r["within"].as<std::string>() : "");
-    if (p.repeat_offenders.removals < 1 || !within)
-      fail(file, "", "repeat_offenders needs \"removals\" (at least 1) and \"within\" (e.g. 30d)");
+    // Each author's removal times are kept, up to twice `removals`: bounded.
+    if (p.repeat_offenders.removals < 1 || p.repeat_offenders.removals > 1000 || !within || *within <= 0)
+      fail(file, "", "repeat_offenders needs \"removals\" (1 to 1000) and \"within\" (a duration such as 30d)");
     p.repeat_offenders.within_ms = *within;
     if (r["route"]) p.repeat_offenders.route = r["route"].as<std::string>();
     p.repeat_offenders.clause = r["clause"] ? r["clause"].as<std::string>() : "";
