@@ -100,15 +100,17 @@ done
 
 # The output closes while the input is a pipe that stays quiet (`tail -f ... | civicsift
 # scan | head -1`): once a write fails, scan exits 1 instead of waiting for more input.
-# The line comes a second late, when the reader of the output has gone.
-exec {quiet}< <(sleep 1; head -1 "$data/golden_input.jsonl"; exec sleep 60) 2> /dev/null
+# The output is a pipe whose reader has already gone, so the first write fails.
+exec {closed_out}> >(true)
+wait $!
+exec {quiet}< <(head -1 "$data/golden_input.jsonl"; exec sleep 60)
 quiet_pid=$!
 set +e
 started=$SECONDS
-timeout 30 "$bin" scan --patterns "$data/policy" --threads 2 <&"$quiet" 2> "$work/closed.err" | true
-closed=${PIPESTATUS[0]}
+timeout 30 "$bin" scan --patterns "$data/policy" --threads 2 <&"$quiet" >&"$closed_out" 2> "$work/closed.err"
+closed=$?
 set -e
-exec {quiet}<&-
+exec {quiet}<&- {closed_out}>&-
 kill "$quiet_pid" 2> /dev/null || true
 check "closed output, quiet input: exit 1 (not a timeout)" test "$closed" -eq 1
 check "closed output, quiet input: within seconds" test $((SECONDS - started)) -lt 10

@@ -158,11 +158,12 @@ TEST(LineReader, HandsOverBufferedLinesWithoutWaitingForMoreInput) {
   close(fds[0]);
 }
 
-// A consumer that gives up (its output closed) must not wait for a quiet writer.
+// A consumer that gives up (its output closed) must not wait for a quiet writer, and
+// the unfinished line it was waiting on is not handed over as a line.
 TEST(LineReader, ACancelStopsAReaderWaitingOnAQuietPipe) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  ASSERT_EQ(write(fds[1], "{}\n", 3), 3);
+  ASSERT_EQ(write(fds[1], "{}\n{\"te", 6), 6);
   std::atomic<bool> cancel{false};
   LineReader reader(fds[0], 100, &cancel);
   LineBatch first;
@@ -178,5 +179,7 @@ TEST(LineReader, ACancelStopsAReaderWaitingOnAQuietPipe) {
   close(fds[1]);  // unblocks a reader that ignored the cancel, so a failure ends the test
   EXPECT_TRUE(stopped) << "the reader kept waiting after the cancel";
   EXPECT_FALSE(read_more.get());
+  EXPECT_TRUE(reader.cancelled());
+  EXPECT_EQ(reader.error(), "");
   close(fds[0]);
 }

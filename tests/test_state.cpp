@@ -99,7 +99,8 @@ TEST_F(StreamStateTest, ADuplicateIsTheSameTextUpToCaseSpacingAndClosingMarks) {
   StreamState s;
   EXPECT_EQ(post(s, "a", "t", "Fix the road on Main St", kHour).action, Action::allow);
   for (const char* same : {"fix the  road on main st", " FIX the road\non Main St?!", "Fix the road on Main St...",
-                           "Fix the\xC2\xA0road on Main St", "Fix the ro\xE2\x80\x8B" "ad on Main St\xE3\x80\x80"})
+                           "Fix the\xC2\xA0road on Main St", "Fix the ro\xE2\x80\x8B" "ad on Main St\xE3\x80\x80",
+                           "Fix the road\xE2\x80\xA8on Main St", "Fix the ro\xC2\xAD" "ad on Main St"})
     EXPECT_EQ(post(s, "a", "t", same, kHour).action, Action::remove) << same;
   for (const char* other : {"Fix the roads on Main St", "Fix the road, on Main St", "Fix the road on Main St :("})
     EXPECT_EQ(post(s, "a", "t", other, kHour).action, Action::allow) << other;
@@ -137,6 +138,11 @@ TEST_F(StreamStateTest, RepeatOffendersCountRemovalsByTheirTime) {
   EXPECT_TRUE(post(s, "b", "t", "shit", 20 * day).routes.empty());
   EXPECT_TRUE(post(s, "b", "t", "shit again", 2 * day).routes.empty());  // 18 days before: not within
   EXPECT_EQ(post(s, "b", "t", "more shit", 15 * day).routes, ban);       // 5 days before the first
+
+  // Dated more than a window before the author's newest removal: not counted.
+  EXPECT_TRUE(post(s, "d", "t", "shit", 12 * day).routes.empty());
+  EXPECT_TRUE(post(s, "d", "t", "shit again", 1 * day).routes.empty());
+  EXPECT_TRUE(post(s, "d", "t", "more shit", 3 * day).routes.empty());
 
   // Removals on days 1, 3 and 5, in every order: whichever comes second or third is
   // within a window of one that came before, whatever their dates' order.

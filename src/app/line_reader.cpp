@@ -36,7 +36,7 @@ bool LineReader::wait_readable() const {
 bool LineReader::fill() {
   if (eof_) return false;
   if (!wait_readable()) {
-    eof_ = true;
+    eof_ = cancelled_ = true;
     return false;
   }
   if (begin_ > 0) {  // keep the partial line at the front
@@ -96,9 +96,9 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       begin_ = end_;
     }
     if (fill()) continue;
-    // The input ended: a last line without a newline still counts. After a failed read
-    // the bytes held are only the start of a line, and are not passed on as one.
-    if (!error_.empty()) {
+    // The input ended: a last line without a newline still counts. After a failed or
+    // cancelled read the bytes held are only the start of a line, not passed on as one.
+    if (!error_.empty() || cancelled_) {
       begin_ = end_;
       discarding_ = 0;
     } else if (discarding_) {

@@ -26,9 +26,9 @@ struct LineBatch {
 class LineReader {
  public:
   // `fd` is read, not closed. Lines longer than `max_line_bytes` are skipped, their length kept.
-  // While `cancel` (optional) is set, reading stops as at the end of the input, even
-  // when a pipe has kept the reader waiting: a consumer that gives up is not held up
-  // by a quiet writer (`tail -f ... | civicsift scan | head`).
+  // Once `cancel` (optional) is set, reading stops, even when a pipe has kept the
+  // reader waiting: a consumer that gives up is not held up by a quiet writer
+  // (`tail -f ... | civicsift scan | head`). An unfinished last line is dropped.
   LineReader(int fd, size_t max_line_bytes, const std::atomic<bool>* cancel = nullptr);
 
   // Fills `batch` with the next lines, up to `max_lines` or about `max_bytes`, as read
@@ -42,6 +42,8 @@ class LineReader {
   // Set when a read failed (errno text). The batches read before stay valid; the line
   // the failure cut short is in none of them.
   const std::string& error() const { return error_; }
+  // Set when reading stopped on `cancel`, not at the end of the input.
+  bool cancelled() const { return cancelled_; }
 
  private:
   // Moves the unread bytes to the front of buf_ and reads once, up to capacity_ bytes;
@@ -59,6 +61,7 @@ class LineReader {
   std::string buf_;
   size_t begin_ = 0, end_ = 0;  // buf_[begin_, end_): read, not yet in a batch
   bool eof_ = false;
+  bool cancelled_ = false;
   uint64_t discarding_ = 0;  // > 0: inside an oversize line, bytes seen so far
   std::string error_;
 };

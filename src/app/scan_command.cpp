@@ -136,13 +136,14 @@ bool write_out(const std::string& s) {
 }
 
 // Reads every input in order into numbered batches; `take` gives an empty batch
-// (a recycled one when it can), `emit` takes each filled one. `cancel`: see LineReader.
+// (a recycled one when it can), `emit` takes each filled one. `cancel`: see LineReader;
+// false once it stopped the reading.
 template <typename Take, typename Emit>
 bool read_batches(std::vector<Input>& inputs, size_t max_bytes, const std::atomic<bool>* cancel, Take&& take,
                   Emit&& emit) {
   uint64_t sequence = 0, next_line = 1;
   for (auto& input : inputs) {
-    if (cancel && cancel->load()) return true;
+    if (cancel && cancel->load()) return false;
     LineReader reader(input.fd, max_bytes, cancel);
     uint64_t lines_read = 0;
     while (true) {
@@ -156,6 +157,7 @@ bool read_batches(std::vector<Input>& inputs, size_t max_bytes, const std::atomi
       ++sequence;
       if (!emit(std::move(batch))) return false;
     }
+    if (reader.cancelled()) return false;
     if (!reader.error().empty()) {
       spdlog::error("cannot read {} after its line {}: {}; nothing after that line was scanned", input.name,
                     lines_read, reader.error());
