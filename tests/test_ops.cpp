@@ -290,14 +290,19 @@ TEST(PolicyReload, TheWatcherSwapsAfterAnEditAndCountsTheResult) {
   Metrics metrics("test");
   std::mutex mu;
   std::shared_ptr<const PolicySet> applied;
+  const uint64_t loaded_digest = policy_folder_digest(dir.path());
   PolicyReloader reloader(
       dir.path(), {}, current,
       [&](std::shared_ptr<const PolicySet> next) {
         std::lock_guard lock(mu);
         applied = std::move(next);
       },
-      &metrics, 100);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the watcher took its first digest
+      &metrics, 100, loaded_digest);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a look or two finds nothing new
+  {
+    std::lock_guard lock(mu);
+    EXPECT_FALSE(applied);
+  }
   std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
@@ -315,11 +320,29 @@ TEST(PolicyReload, TheWatcherSwapsAfterAnEditAndCountsTheResult) {
   EXPECT_NE(text.find("version=\"" + applied->find("town")->spec().version + "\""), std::string::npos);
 }
 
+// The service compiles its policies cold before the watcher starts (seconds): an
+// edit made meanwhile differs from what was loaded and is picked up at the first look.
+TEST(PolicyReload, AnEditMadeWhileThePoliciesCompiledIsPickedUp) {
+  TempDir dir;
+  copy_test_policy(dir);
+  const uint64_t loaded_digest = policy_folder_digest(dir.path());
+  auto current = load_or_fail(dir.path());
+  std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;  // while it compiled
+  std::atomic<bool> applied{false};
+  PolicyReloader reloader(
+      dir.path(), {}, current, [&](std::shared_ptr<const PolicySet>) { applied.store(true); }, nullptr, 100,
+      loaded_digest);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!applied.load() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(applied.load());
+}
+
 TEST(PolicyReload, ARequestReloadsWithoutAWatch) {
   TempDir dir;
   copy_test_policy(dir);
   auto current = load_or_fail(dir.path());
-  PolicyReloader reloader(dir.path(), {}, current, [](std::shared_ptr<const PolicySet>) {}, nullptr, 0);
+  PolicyReloader reloader(dir.path(), {}, current, [](std::shared_ptr<const PolicySet>) {}, nullptr, 0, 0);
   reloader.request();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (reloader.reloads() == 0 && std::chrono::steady_clock::now() < deadline)

@@ -89,6 +89,7 @@ int run_service(const RunOptions& options) {
   // kill the process, and a SIGTERM is answered once the service exists.
   install_signal_handlers();
   PolicyOptions policy{config.service.patterns, config.service.cache_dir};
+  const uint64_t loaded_digest = config.watch_patterns ? policy_folder_digest(config.service.patterns) : 0;
   auto policies = load_policies_or_report(policy);
   if (!policies) return 2;
 
@@ -113,7 +114,7 @@ int run_service(const RunOptions& options) {
   PolicyReloader reloader(
       config.service.patterns, CompileOptions{config.service.cache_dir}, policies,
       [&service](std::shared_ptr<const PolicySet> next) { service.set_policies(std::move(next)); }, metrics.get(),
-      config.watch_patterns ? config.watch_interval_ms : 0);
+      config.watch_patterns ? config.watch_interval_ms : 0, loaded_digest);
   g_service.store(&service);
   g_reloader.store(&reloader);
   if (g_stop.load()) service.stop();  // asked to stop while starting

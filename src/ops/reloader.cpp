@@ -114,13 +114,14 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
 }
 
 PolicyReloader::PolicyReloader(fs::path dir, CompileOptions options, std::shared_ptr<const PolicySet> current,
-                               Apply apply, Metrics* metrics, int watch_interval_ms)
+                               Apply apply, Metrics* metrics, int watch_interval_ms, uint64_t loaded_digest)
     : dir_(std::move(dir)),
       options_(std::move(options)),
       current_(std::move(current)),
       apply_(std::move(apply)),
       metrics_(metrics),
       watch_interval_ms_(watch_interval_ms),
+      digest_(loaded_digest),
       thread_([this] { loop(); }) {}
 
 PolicyReloader::~PolicyReloader() {
@@ -130,7 +131,6 @@ PolicyReloader::~PolicyReloader() {
 
 void PolicyReloader::loop() {
   using namespace std::chrono;
-  uint64_t digest = watch_interval_ms_ > 0 ? policy_folder_digest(dir_) : 0;
   auto next_look = steady_clock::now() + milliseconds(watch_interval_ms_);
   while (!stopping_.load()) {
     std::this_thread::sleep_for(milliseconds(50));
@@ -138,8 +138,8 @@ void PolicyReloader::loop() {
     if (watch_interval_ms_ > 0 && steady_clock::now() >= next_look) {
       next_look = steady_clock::now() + milliseconds(watch_interval_ms_);
       const uint64_t now_digest = policy_folder_digest(dir_);
-      if (now_digest != digest) {
-        digest = now_digest;
+      if (now_digest != digest_) {
+        digest_ = now_digest;
         spdlog::info("policy folder {} changed", dir_.string());
         wanted = true;
       }

@@ -40,12 +40,14 @@ ReloadResult rebuild_policies(const std::filesystem::path& dir, const CompileOpt
 uint64_t policy_folder_digest(const std::filesystem::path& dir);
 
 // Runs reloads on its own thread: when asked (SIGHUP) and, with a watch interval,
-// when the folder's digest changes.
+// when the folder's digest changes from `loaded_digest`, the folder's digest taken
+// before `current` was loaded: an edit made while it compiled (seconds, cold) is seen
+// at the first look.
 class PolicyReloader {
  public:
   using Apply = std::function<void(std::shared_ptr<const PolicySet>)>;
   PolicyReloader(std::filesystem::path dir, CompileOptions options, std::shared_ptr<const PolicySet> current,
-                 Apply apply, Metrics* metrics, int watch_interval_ms);
+                 Apply apply, Metrics* metrics, int watch_interval_ms, uint64_t loaded_digest);
   ~PolicyReloader();
   PolicyReloader(const PolicyReloader&) = delete;
   PolicyReloader& operator=(const PolicyReloader&) = delete;
@@ -64,6 +66,7 @@ class PolicyReloader {
   Apply apply_;
   Metrics* metrics_;
   int watch_interval_ms_;
+  uint64_t digest_;  // of the folder the policies in force came from (reload thread)
   std::atomic<bool> requested_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> reloads_{0};
