@@ -182,9 +182,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const auto raw_end = static_cast<uint32_t>(text.size());
   const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 
-  ctx.hits_.list.clear();
-  ctx.hits_.masked = 0;
-  ctx.hits_.overflowed = false;
+  ctx.hits_.clear();
   if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
                                    ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
     throw std::runtime_error("hs_scan failed");

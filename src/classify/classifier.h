@@ -33,7 +33,7 @@ struct Verdict {
   int score = 0;
   std::vector<Match> matches;            // by start offset
   std::vector<std::string_view> routes;  // views into the policy, distinct
-  // Of the text as duplicate rules compare it (classify.cpp, duplicate_text), when the
+  // Of the text as duplicate rules compare it (classifier.cpp, duplicate_text), when the
   // policy has such rules; 0 when it has none or the text is empty once normalised.
   uint64_t duplicate_hash = 0;
   // The scan stopped recording hits (65,536): what it did not record may have
@@ -62,6 +62,11 @@ class ScanContext {
     std::vector<Hit> list;
     size_t masked = 0;
     bool overflowed = false;
+    void clear() {
+      list.clear();
+      masked = 0;
+      overflowed = false;
+    }
   };
 
  private:
