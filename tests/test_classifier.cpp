@@ -185,6 +185,15 @@ TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
   ASSERT_EQ(shop.matches.size(), 1u);
   EXPECT_EQ(shop.matches[0].start, 7u);
   EXPECT_EQ(shop.matches[0].end, 23u);
+  // A sentence run on after its full stop is no host; written as hosts are, it is.
+  EXPECT_EQ(fire("Great event today.Shop local!"), kNone);
+  EXPECT_EQ(fire("Order at Deals.shop or CHEAP.SHOP or http://x.Shop"),
+            (std::vector<std::string>{"town.short_link", "town.short_link", "town.short_link"}));
+  // A span found from the dot covers the link's scheme too: redaction hides all of it.
+  const Verdict link = verdict("go to http://x.Shop");
+  ASSERT_EQ(link.matches.size(), 1u);
+  EXPECT_EQ(link.matches[0].start, 6u);
+  EXPECT_EQ(link.matches[0].end, 19u);
 }
 
 TEST_F(ClassifierTest, AnchorsMeanTheWholeComment) {

@@ -39,6 +39,20 @@ TEST(Skeleton, MapsLeetInsideWordsButKeepsNumbers) {
   EXPECT_EQ(skel("wow!"), " wow ");  // trailing punctuation is not leet
 }
 
+TEST(Skeleton, ReadsCodesAsCodesNotLeet) {
+  // Postal codes: both halves side by side, or written as one word, in either case.
+  EXPECT_EQ(skel("N9A 4S5"), " n9a 4s5 ");
+  EXPECT_EQ(skel("near l4l 1a1, Vaughan"), " near l4l 1a1 vaughan ");
+  EXPECT_EQ(skel("N9A4S5"), " n9a4s5 ");
+  // Alone, half a postal code is just as likely leet; and no postal code holds an F.
+  EXPECT_EQ(skel("4S5 today"), " as today ");
+  EXPECT_EQ(skel("f4g 1a1").substr(0, 5), " fag ");
+  // Upper-case names with a number after them: routes, highways, models.
+  EXPECT_EQ(skel("Bus WO6 and the QEW401"), " bus wo6 and the qew401 ");
+  // Leet in lower or mixed case, or with digits inside the word, still reads.
+  EXPECT_EQ(skel("wo6 Wo6 a55 SH1T F4GOT"), " wog wog as shit fagot ");
+}
+
 TEST(Skeleton, KeepsGrawlixMasksInsideWords) {
   EXPECT_EQ(skel("f*ck f**k sh#t"), " f*ck f*k sh*t ");
   EXPECT_EQ(skel("#hashtag *note*"), " hashtag note ");

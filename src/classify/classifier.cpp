@@ -39,13 +39,23 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; 
 
 // Address and link patterns (`validate: domain`) may match from the character before
 // '@' or before a domain's last dot: the span starts where the address does, so the
-// allow-list sees the whole domain and redaction hides all of the address.
+// allow-list sees the whole domain and redaction hides all of the address, its
+// scheme ("https://") included.
 uint32_t address_start(std::string_view text, uint32_t from) {
   const auto in_address = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
            c == '_' || c == '+' || c == '%';
   };
   while (from > 0 && in_address(text[from - 1])) --from;
+  // Only the web's schemes: "experiencehttp://..." (a missing space) is no scheme.
+  const auto scheme_ends_at = [&](std::string_view scheme) {
+    if (from < scheme.size()) return false;
+    for (size_t i = 0; i < scheme.size(); ++i)
+      if ((text[from - scheme.size() + i] | 0x20) != scheme[i]) return false;
+    return true;
+  };
+  for (std::string_view scheme : {"https://", "http://"})
+    if (scheme_ends_at(scheme)) return from - static_cast<uint32_t>(scheme.size());
   return from;
 }
 

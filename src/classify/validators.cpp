@@ -42,7 +42,30 @@ bool phone(std::string_view span, const std::vector<std::string>& allowed) {
   return area_ok && exchange_ok;
 }
 
+namespace {
+
+// "today.Shop local": a sentence that starts without a space after the full stop, not
+// a host. A bare host (no scheme, "www." or '@') whose last label is capitalised, as a
+// word opening a sentence, after a lower-case letter or digit. "Amazon.com",
+// "CHEAP.SHOP" and "Deals.shop" stay hosts.
+bool is_run_on_sentence(std::string_view span) {
+  const auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (span.find("://") != std::string_view::npos || span.find('@') != std::string_view::npos) return false;
+  if (span.size() >= 4 && (span[0] | 0x20) == 'w' && (span[1] | 0x20) == 'w' && (span[2] | 0x20) == 'w' &&
+      span[3] == '.')
+    return false;
+  const size_t dot = span.rfind('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 2 >= span.size() || !lower(span[dot - 1])) return false;
+  if (span[dot + 1] < 'A' || span[dot + 1] > 'Z') return false;
+  for (size_t i = dot + 2; i < span.size(); ++i)
+    if (span[i] < 'a' || span[i] > 'z') return false;
+  return true;
+}
+
+}  // namespace
+
 bool domain(std::string_view span, const std::vector<std::string>& allowed) {
+  if (is_run_on_sentence(span)) return false;
   // Lower-case, read " dot "/"(dot)"/"[dot]" as '.', " at "/"(at)" as '@', drop spaces.
   std::string s;
   for (char c : span) s.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));

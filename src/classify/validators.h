@@ -15,7 +15,8 @@ bool luhn(std::string_view span);
 bool phone(std::string_view span, const std::vector<std::string>& allowed);
 
 // A URL, host or e-mail (also "name at host dot ca") whose domain is not `allowed`
-// nor a subdomain of an allowed one.
+// nor a subdomain of an allowed one. A bare host whose last label is capitalised after
+// a lower-case letter ("today.Shop local") is a missing space, not a host.
 bool domain(std::string_view span, const std::vector<std::string>& allowed);
 
 }  // namespace civicsift::validators

@@ -426,11 +426,13 @@ class Builder {
     while (dollars < word_size_ && word_[dollars].kind == Kind::symbol && word_[dollars].c == 's') ++dollars;
     if (dollars - last >= 2 && last > first && has_letter_) last = dollars;
     while (first < last && word_[first].kind == Kind::symbol && (word_[first].c == kMask || !has_letter_)) ++first;
-    // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number.
+    // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number,
+    // and in a code a digit too.
+    const bool leet = has_letter_ && !is_code(first, last);
     size_t m = 0;
     for (size_t k = first; k < last; ++k) {
       WordChar w = word_[k];
-      if (w.kind == Kind::digit) w.c = has_letter_ && w.c != '2' ? w.c : w.digit;
+      if (w.kind == Kind::digit) w.c = leet && w.c != '2' ? w.c : w.digit;
       else if (w.kind == Kind::symbol && !has_letter_) continue;
       word_[m++] = w;
     }
@@ -444,6 +446,48 @@ class Builder {
     word_size_ = 0;
     has_letter_ = false;
     separator_ = ' ';
+  }
+
+  // Whether word_[first, last) is a code whose digits are digits, not leet: a Canadian
+  // postal code ("N9A 4S5" is not "nga ass", "L4L 1A1" not the spam term "l4l"), and
+  // an upper-case name with a number after it ("Bus WO6", "QEW401"). Codes are told by
+  // shape and context alone, so leet written in lower case ("wo6", "a55") still reads;
+  // the cost is upper-case leet ending in digits ("A55").
+  bool is_code(size_t first, size_t last) const {
+    const size_t n = last - first;
+    if (n < 2 || n > 6) return false;
+    for (size_t k = first; k < last; ++k)
+      if (word_[k].end != word_[k].begin + 1 || !is_alnum(src_[word_[k].begin])) return false;
+    const size_t b = word_[first].begin, e = word_[last - 1].end;
+    if (n == 6 && is_postal_code(b, b + 3)) return true;
+    // Half a postal code is one with the other half beside it, one space between.
+    if (n == 3 && e + 4 <= src_.size() && src_[e] == ' ' && (e + 4 == src_.size() || !is_alnum(src_[e + 4])) &&
+        is_postal_code(b, e + 1))
+      return true;
+    if (n == 3 && b >= 4 && src_[b - 1] == ' ' && (b == 4 || !is_alnum(src_[b - 5])) && is_postal_code(b - 4, b))
+      return true;
+    size_t k = b;
+    while (k < e && src_[k] >= 'A' && src_[k] <= 'Z') ++k;
+    if (k == b || k == e) return false;
+    while (k < e && is_digit(src_[k])) ++k;
+    return k == e;
+  }
+
+  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+  static bool is_alnum(char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); }
+
+  // Whether the source holds a Canadian postal code with its first half at `fsa` and
+  // its second at `ldu`: letter digit letter, digit letter digit, in either case, and
+  // only the letters Canada Post uses ("F4G 1A1" is no postal code, so "f4g" stays leet).
+  bool is_postal_code(size_t fsa, size_t ldu) const {
+    const auto letter = [&](size_t at, std::string_view allowed) {
+      const char c = src_[at];
+      return c >= 'a' && c <= 'z' ? allowed.find(static_cast<char>(c - 'a' + 'A')) != std::string_view::npos
+                                  : allowed.find(c) != std::string_view::npos;
+    };
+    constexpr std::string_view kFirst = "ABCEGHJKLMNPRSTVXY", kOther = "ABCEGHJKLMNPRSTVWXYZ";
+    return letter(fsa, kFirst) && is_digit(src_[fsa + 1]) && letter(fsa + 2, kOther) && is_digit(src_[ldu]) &&
+           letter(ldu + 1, kOther) && is_digit(src_[ldu + 2]);
   }
 
   // Letters spelled out one by one ("f u c k", "f.u.c.k", "f-u-c-k") form one word.
