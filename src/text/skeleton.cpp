@@ -245,6 +245,7 @@ class Builder {
     if (word_size_ == word_.size()) word_.resize(word_.size() * 2);
     word_[word_size_++] = {c, digit, kind, b, e};
     has_letter_ |= kind == Kind::letter;
+    has_digit_ |= kind == Kind::digit;
   }
 
   // Emits the plain words from `from` on, sixteen source bytes at a time, and returns
@@ -427,8 +428,8 @@ class Builder {
     if (dollars - last >= 2 && last > first && has_letter_) last = dollars;
     while (first < last && word_[first].kind == Kind::symbol && (word_[first].c == kMask || !has_letter_)) ++first;
     // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number,
-    // and in a code a digit too.
-    const bool leet = has_letter_ && !is_code(first, last);
+    // and in a code a digit too (asked only of a word with both).
+    const bool leet = has_letter_ && has_digit_ && !is_code(first, last);
     size_t m = 0;
     for (size_t k = first; k < last; ++k) {
       WordChar w = word_[k];
@@ -444,7 +445,7 @@ class Builder {
       emit(' ', word_[m - 1].end);
     }
     word_size_ = 0;
-    has_letter_ = false;
+    has_letter_ = has_digit_ = false;
     separator_ = ' ';
   }
 
@@ -541,6 +542,7 @@ class Builder {
   size_t tail_from_ = 0;
   size_t word_size_ = 0;
   bool has_letter_ = false;
+  bool has_digit_ = false;
   char separator_ = ' ';
 };
 
