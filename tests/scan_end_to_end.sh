@@ -78,6 +78,15 @@ check "explain names rule, clause and span" grep -q "town.swears -> remove  (Tow
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"
 "$bin" explain --patterns "$data/policy" --tenant town $'f*ck\x1b[2J\nforged line' > "$work/explain-ctl.out"
 check "explain shows control characters escaped" grep -qF '[f*ck]\x1b[2J\x0aforged line' "$work/explain-ctl.out"
+# Their errors go through the logger, as every command's: exit 2 and a logged reason.
+set +e
+"$bin" explain --patterns "$data/policy" --tenant gotham "hello" > /dev/null 2> "$work/explain-err"; rc_explain=$?
+"$bin" eval --patterns "$data/policy" --tenant town "$work/no-such.tsv" > /dev/null 2> "$work/eval-err"; rc_eval=$?
+set -e
+check "explain, unknown tenant: exit 2" test "$rc_explain" -eq 2
+check "explain, unknown tenant: logged with the known ones" grep -q 'error.*unknown tenant "gotham"; known: town' "$work/explain-err"
+check "eval, missing corpus: exit 2" test "$rc_eval" -eq 2
+check "eval, missing corpus: logged with the reason" grep -q "error.*cannot open .*no-such.tsv: No such file" "$work/eval-err"
 
 "$bin" clauses "$data/policy" > "$work/clauses.md"
 check "clauses table lists a duplicate rule" grep -qF "| Town 6 | town.single-posts | spam | remove | duplicate posts |" "$work/clauses.md"

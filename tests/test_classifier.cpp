@@ -201,6 +201,12 @@ TEST_F(ClassifierTest, AnchorsMeanTheWholeComment) {
   EXPECT_EQ(fire("  +1  "), std::vector<std::string>{"town.clutter"});
   EXPECT_EQ(fire("me too, the ditch on 4th line floods"), kNone);
   EXPECT_EQ(fire("they said me too"), kNone);
+  // Spaces pasted from phones and word processors count as spaces at either end:
+  // no-break, em, ideographic, zero-width, and a line separator.
+  EXPECT_EQ(fire("\xC2\xA0me too\xE3\x80\x80"), std::vector<std::string>{"town.clutter"});
+  EXPECT_EQ(fire("\xE2\x80\x83\xE2\x80\x8B+1\xE2\x80\x8B\xE2\x80\xA8\n"), std::vector<std::string>{"town.clutter"});
+  EXPECT_EQ(fire("\xC2\xA0me too, the ditch on 4th line floods"), kNone);
+  EXPECT_EQ(fire("me too\xC2\xA0!"), kNone);  // '!' is content: the regex ends before the space
 }
 
 TEST_F(ClassifierTest, DirectionScopedRules) {

@@ -131,6 +131,15 @@ TEST(Decoder, RejectsOverlongInputWithoutParsing) {
   EXPECT_EQ(error_of(big, o), DecodeErrorCode::line_too_long);
 }
 
+TEST(Decoder, DoesNotCountACrlfEndingTowardTheLimit) {
+  const std::string line = R"({"id":"a","tenant":"t","text":"x"})";
+  DecoderOptions o;
+  o.max_bytes = line.size();
+  Decoder d(o);
+  EXPECT_EQ(decode_ok(d, line + "\r").id, "a");
+  EXPECT_EQ(error_of(line + " \r", o), DecodeErrorCode::line_too_long);
+}
+
 TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
   Decoder d;
   auto r = d.decode_copy(R"({"id":"c9","tenant":"t","text":17})");

@@ -69,6 +69,16 @@ TEST(LineReader, SkipsOversizeLinesButCountsThem) {
             (std::vector<std::string>{"ok", "<5000 bytes>", "after", "<5000 bytes>"}));
 }
 
+// The limit is on a line's content: a CRLF ending's '\r' does not count, whether the
+// line ends in a newline or the input ends after the '\r'.
+TEST(LineReader, ALineAtTheLimitWithACrlfEndingIsKept) {
+  const std::string at_limit(100, 'x'), over(101, 'x');
+  EXPECT_EQ(read_all(at_limit + "\r\n" + over + "\r\n" + at_limit + "\r", 100),
+            (std::vector<std::string>{at_limit + "\r", "<101 bytes>", at_limit + "\r"}));
+  EXPECT_EQ(read_all(over, 100), (std::vector<std::string>{"<101 bytes>"}));
+  EXPECT_EQ(read_all(at_limit, 100), (std::vector<std::string>{at_limit}));
+}
+
 // A read that fails mid-line (here a connection reset after "{\"id\":"): the lines
 // before come out, the cut-short one does not (it would read as a malformed
 // comment), and the error is there to report.

@@ -1,6 +1,7 @@
 // civicsift clauses: the clause -> rules -> category -> action table of every policy,
 // as Markdown, generated from the policies themselves so it cannot drift from them.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 
@@ -12,7 +13,7 @@ namespace civicsift {
 int run_clauses(const PolicyOptions& options) {
   auto specs = load_policy_dir(options.patterns);
   if (auto* e = std::get_if<PolicyError>(&specs)) {
-    fmt::print(stderr, "policy error: {}\n", e->to_string());
+    spdlog::error("policy error: {}", e->to_string());
     return 2;
   }
   for (const auto& spec : std::get<std::vector<PolicySpec>>(specs)) {

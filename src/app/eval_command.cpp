@@ -3,9 +3,12 @@
 // should be flagged. Reports precision, recall, F1, false-positive rate, the same per
 // category (rows flagged with it), and classification throughput.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 
 #include "app/commands.h"
@@ -45,12 +48,12 @@ int run_eval(const EvalOptions& options) {
   if (!policies) return 2;
   const CompiledPolicy* policy = policies->find(options.tenant);
   if (!policy) {
-    fmt::print(stderr, "unknown tenant \"{}\"\n", options.tenant);
+    spdlog::error("unknown tenant \"{}\"", options.tenant);
     return 2;
   }
   std::ifstream in(options.file, std::ios::binary);
   if (!in) {
-    fmt::print(stderr, "cannot open {}\n", options.file);
+    spdlog::error("cannot open {}: {}", options.file, std::strerror(errno));
     return 2;
   }
   std::string line;
@@ -64,8 +67,8 @@ int run_eval(const EvalOptions& options) {
   };
   const long text_col = column(options.text_column), label_col = column(options.label_column);
   if (text_col < 0 || label_col < 0) {
-    fmt::print(stderr, "{}: header has no column \"{}\" or \"{}\"\n", options.file,
-               text_col < 0 ? options.text_column : "", label_col < 0 ? options.label_column : "");
+    spdlog::error("{}: header has no column \"{}\"", options.file,
+                  text_col < 0 ? options.text_column : options.label_column);
     return 2;
   }
 

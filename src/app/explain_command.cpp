@@ -1,10 +1,12 @@
 // civicsift explain: for people. Which rules fired, the clause each cites, the
 // spans in the text, and the resulting action.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "app/commands.h"
 #include "classify/classifier.h"
@@ -34,9 +36,9 @@ int run_explain(const ExplainOptions& options) {
   if (!policies) return 2;
   const CompiledPolicy* policy = policies->find(options.tenant);
   if (!policy) {
-    fmt::print(stderr, "unknown tenant \"{}\"; known:", options.tenant);
-    for (const auto& p : policies->policies()) fmt::print(stderr, " {}", p->tenant());
-    fmt::print(stderr, "\n");
+    std::vector<std::string_view> known;
+    for (const auto& p : policies->policies()) known.push_back(p->tenant());
+    spdlog::error("unknown tenant \"{}\"; known: {}", options.tenant, fmt::join(known, " "));
     return 2;
   }
   Comment comment;

@@ -13,7 +13,7 @@ LineReader::LineReader(int fd, size_t max_line_bytes, const std::atomic<bool>* c
     : fd_(fd),
       cancel_(cancel),
       max_line_(max_line_bytes),
-      capacity_(std::max<size_t>(1 << 20, max_line_bytes + 1)),
+      capacity_(std::max<size_t>(1 << 20, max_line_bytes + 2)),
       buf_(capacity_ + 1 + kParserPadding, ' ') {}
 
 bool LineReader::readable_now() const {
@@ -81,8 +81,10 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
     const void* nl = avail ? std::memchr(start, '\n', avail) : nullptr;
     if (nl) {
       const auto n = static_cast<size_t>(static_cast<const char*>(nl) - start);
-      if (discarding_ || n > max_line_) {
-        batch.lines.push_back({0, 0, discarding_ + n});
+      // The limit is on the content: a CRLF ending's '\r' is not counted.
+      const size_t content = n > 0 && start[n - 1] == '\r' ? n - 1 : n;
+      if (discarding_ || content > max_line_) {
+        batch.lines.push_back({0, 0, discarding_ + content});
         discarding_ = 0;
       } else {
         keep(begin_, n);
@@ -91,7 +93,8 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       continue;
     }
     if (kept_end > 0) break;
-    if (discarding_ || avail > max_line_) {  // inside an oversize line: its bytes are dropped
+    // Inside an oversize line (one byte more may be a CRLF's '\r'): its bytes are dropped.
+    if (discarding_ || avail > max_line_ + 1) {
       discarding_ += avail;
       begin_ = end_;
     }
@@ -105,8 +108,13 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       batch.lines.push_back({0, 0, discarding_});
       discarding_ = 0;
     } else if (end_ > begin_) {
-      buf_[end_] = '\n';  // room for it is kept past capacity_
-      keep(begin_, end_ - begin_);
+      const size_t content = end_ - begin_ - (buf_[end_ - 1] == '\r' ? 1 : 0);
+      if (content > max_line_) {
+        batch.lines.push_back({0, 0, content});
+      } else {
+        buf_[end_] = '\n';  // room for it is kept past capacity_
+        keep(begin_, end_ - begin_);
+      }
       begin_ = end_;
     }
     break;

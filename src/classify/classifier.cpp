@@ -8,6 +8,7 @@
 
 #include "classify/validators.h"
 #include "common/time.h"
+#include "text/spaces.h"
 
 #include <xxhash.h>
 
@@ -59,27 +60,6 @@ uint32_t address_start(std::string_view text, uint32_t from) {
   return from;
 }
 
-// How many bytes of UTF-8 at `s` are a space other than ASCII's (no-break, en, em,
-// thin, ideographic, line and paragraph separators...), with `zero_width` set when it is
-// one of the invisible ones (zero-width space and joiners, word joiner, BOM, soft
-// hyphen); 0 for anything else.
-size_t unicode_space(std::string_view s, bool& zero_width) {
-  const auto b = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0u; };
-  zero_width = false;
-  if (b(0) == 0xC2 && (b(1) == 0xA0 || b(1) == 0x85)) return 2;          // U+00A0, U+0085
-  if (b(0) == 0xC2 && b(1) == 0xAD) return zero_width = true, 2;         // U+00AD
-  if (b(0) == 0xE1 && b(1) == 0x9A && b(2) == 0x80) return 3;            // U+1680
-  if (b(0) == 0xE3 && b(1) == 0x80 && b(2) == 0x80) return 3;            // U+3000
-  if (b(0) == 0xEF && b(1) == 0xBB && b(2) == 0xBF) return zero_width = true, 3;  // U+FEFF
-  if (b(0) != 0xE2) return 0;
-  if (b(1) == 0x80 && b(2) >= 0x80 && b(2) <= 0x8A) return 3;            // U+2000-U+200A
-  if (b(1) == 0x80 && (b(2) == 0xA8 || b(2) == 0xA9 || b(2) == 0xAF)) return 3;  // U+2028, U+2029, U+202F
-  if (b(1) == 0x81 && b(2) == 0x9F) return 3;                            // U+205F
-  if ((b(1) == 0x80 && b(2) >= 0x8B && b(2) <= 0x8D) || (b(1) == 0x81 && b(2) == 0xA0))
-    return zero_width = true, 3;                                         // U+200B-U+200D, U+2060
-  return 0;
-}
-
 // The text duplicate rules compare: ASCII letters lower-cased, each run of whitespace
 // (Unicode's too) one space, invisible characters dropped, no space at either end and
 // no closing marks (.!?) at the end. The skeleton would be too coarse: it folds digits
@@ -90,7 +70,7 @@ void duplicate_text(std::string_view text, std::string& out) {
   for (size_t i = 0; i < text.size();) {
     const char c = text[i];
     bool zero_width = false;
-    const size_t space = static_cast<unsigned char>(c) >= 0x80 ? unicode_space(text.substr(i), zero_width) : 0;
+    const size_t space = static_cast<unsigned char>(c) >= 0x80 ? text::unicode_space(text.substr(i), zero_width) : 0;
     if (space > 0 || is_space(c) || c == '\f' || c == '\v') {
       if (!zero_width && !out.empty() && out.back() != ' ') out.push_back(' ');
       i += space > 0 ? space : 1;
@@ -101,6 +81,24 @@ void duplicate_text(std::string_view text, std::string& out) {
   }
   while (!out.empty() && (out.back() == ' ' || out.back() == '.' || out.back() == '!' || out.back() == '?'))
     out.pop_back();
+}
+
+// Where the comment's content ends, for regexes anchored with '$': before its
+// trailing spaces, Unicode's too.
+uint32_t end_of_content(std::string_view text) {
+  size_t end = text.size();
+  while (end > 0) {
+    const char c = text[end - 1];
+    if (is_space(c) || c == '\f' || c == '\v') {
+      --end;
+      continue;
+    }
+    bool zero_width = false;
+    if (end >= 2 && text::unicode_space(text.substr(end - 2, 2), zero_width) == 2) end -= 2;
+    else if (end >= 3 && text::unicode_space(text.substr(end - 3, 3), zero_width) == 3) end -= 3;
+    else break;
+  }
+  return static_cast<uint32_t>(end);
 }
 
 // Sixteen bytes at a time (GCC leaves the byte loop scalar): a byte is a digit when
@@ -203,9 +201,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
               &ctx.hits_) != HS_SUCCESS)
     throw std::runtime_error("hs_scan failed");
 
-  // Where the comment's content ends, for regexes anchored with '$'.
-  uint32_t content_end = raw_end;
-  while (content_end > 0 && is_space(text[content_end - 1])) --content_end;
+  const uint32_t content_end = end_of_content(text);
 
   const PolicySpec& spec = policy.spec();
   ctx.candidates_.clear();

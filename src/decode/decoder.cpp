@@ -207,10 +207,10 @@ std::variant<Comment, DecodeError> Decoder::decode_copy(std::string_view input) 
 }
 
 std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
+  if (!input.empty() && input.back() == '\r') input.remove_suffix(1);  // before the limit: it is no content
   if (input.size() > options_.max_bytes)
     return error(DecodeErrorCode::line_too_long,
                  fmt::format("input is {} bytes, over the limit of {}", input.size(), options_.max_bytes));
-  if (!input.empty() && input.back() == '\r') input.remove_suffix(1);
   if (input.size() >= 3 && input.substr(0, 3) == "\xEF\xBB\xBF") input.remove_prefix(3);
   if (input.find_first_not_of(" \t\r") == std::string_view::npos)
     return error(DecodeErrorCode::empty_line, "empty input");

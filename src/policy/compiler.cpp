@@ -20,6 +20,7 @@
 #include "policy/phrase_template.h"
 #include "policy/regex_digits.h"
 #include "text/skeleton.h"
+#include "text/spaces.h"
 
 namespace civicsift {
 namespace fs = std::filesystem;
@@ -330,6 +331,12 @@ std::optional<std::string> regex_for_bytes(std::string_view source, std::string&
       out.push_back('[');
       if (i + 1 < source.size() && source[i + 1] == '^') out.push_back(source[++i]);
       if (i + 1 < source.size() && source[i + 1] == ']') out.push_back(source[++i]);  // "[]...]": a literal ]
+      continue;
+    }
+    if (c == '^' && i == 0) {  // the start of the content: spaces before it are skipped
+      out += '^';
+      out += text::kAnySpaceRegex;
+      out += '*';
       continue;
     }
     if (c == '$') {

@@ -216,6 +216,9 @@ class Builder {
           separator_ = ' ';
           break;
         case Kind::ignore:
+          // A combining mark belongs to the character before it: a word's span ends
+          // after the accent on its last letter ("fucké" with a combining acute).
+          if (word_size_ > 0 && word_[word_size_ - 1].end == b) word_[word_size_ - 1].end = e;
           break;
         case Kind::letter:
           for (uint8_t k = 0; k < u.size; ++k) add(u.text[k], u.text[k], Kind::letter, b, e);
