@@ -226,7 +226,7 @@ void without_idempotence_for_the_mock(ServiceConfig& cfg) { cfg.kafka["enable.id
 // Runs the service until `done` says so (or the budget ends), then stops it.
 void run_until(Service& service, const std::function<bool()>& done, std::chrono::seconds budget = 60s) {
   std::string error;
-  std::thread t([&] { error = service.run(); });
+  std::thread t([&] { error = service.run().error; });
   const auto deadline = std::chrono::steady_clock::now() + budget;
   while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
   service.stop();
@@ -468,9 +468,22 @@ TEST(KafkaService, AnUnknownLibrdkafkaPropertyIsNamedAtStart) {
   c.kafka["no.such.property"] = "1";
   EXPECT_NE(Service::check_kafka_settings(c).find("kafka.no.such.property"), std::string::npos);
   Service service(c, test_policies());
-  EXPECT_NE(service.run().find("kafka.no.such.property"), std::string::npos);
+  EXPECT_NE(service.run().error.find("kafka.no.such.property"), std::string::npos);
   c.kafka.clear();
   EXPECT_EQ(Service::check_kafka_settings(c), "");
+}
+
+// Settings each valid alone that librdkafka refuses together, only when it creates the
+// producer: a configuration error (exit 2), not a failure a restart could cure.
+TEST(KafkaService, SettingsRefusedTogetherAreAConfigurationError) {
+  ServiceConfig c;
+  c.brokers = "127.0.0.1:1";
+  c.kafka["acks"] = "1";  // the service's producer is idempotent, which needs acks=all
+  EXPECT_EQ(Service::check_kafka_settings(c), "");
+  Service service(c, test_policies());
+  const ServiceOutcome outcome = service.run();
+  EXPECT_TRUE(outcome.settings_refused);
+  EXPECT_NE(outcome.error.find("acks"), std::string::npos) << outcome.error;
 }
 
 // No broker answers (none listens there): the service starts anyway, waiting for
@@ -480,7 +493,7 @@ TEST(KafkaService, AStopWhileNoBrokerAnswersReturnsWithinTheShutdownTimeout) {
   c.shutdown_timeout_ms = 2000;
   Service service(c, test_policies());
   std::string error = "not returned";
-  std::thread t([&] { error = service.run(); });
+  std::thread t([&] { error = service.run().error; });
   std::this_thread::sleep_for(500ms);
   const auto stop_at = std::chrono::steady_clock::now();
   service.stop();
@@ -547,7 +560,7 @@ static void check_a_rebalance_loses_nothing(const std::string& assignment_strate
   if (!assignment_strategy.empty()) cfg.kafka["partition.assignment.strategy"] = assignment_strategy;
   Service first(cfg, test_policies());
   std::string first_error;
-  std::thread t1([&] { first_error = first.run(); });
+  std::thread t1([&] { first_error = first.run().error; });
   // Feed half, let the first instance work, then a second one joins the group.
   produce_all(broker->bootstrap(), "comments", std::vector<std::string>(input.begin(), input.begin() + 1500));
   const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -555,7 +568,7 @@ static void check_a_rebalance_loses_nothing(const std::string& assignment_strate
     std::this_thread::sleep_for(50ms);
   Service second(cfg, test_policies());
   std::string second_error;
-  std::thread t2([&] { second_error = second.run(); });
+  std::thread t2([&] { second_error = second.run().error; });
   // The second half goes in once the group has rebalanced onto both instances. With
   // cooperative-sticky, librdkafka 2.0.2 may need many 5 s rounds of empty assignments
   // before the revoked partition reaches the new member (12 once under ThreadSanitizer;
@@ -658,7 +671,7 @@ TEST(KafkaService, AReloadUnderASteadyStreamLosesNothingAndLaterVerdictsUseTheNe
   ServiceConfig cfg = config_for(broker.bootstrap);
   Service service(cfg, before);
   std::string error;
-  std::thread runner([&] { error = service.run(); });
+  std::thread runner([&] { error = service.run().error; });
   while (service.counters().assigned_partitions.load() == 0) std::this_thread::sleep_for(20ms);
 
   // A steady stream of 2,400 comments over about three seconds; the swap happens midway.
@@ -880,7 +893,7 @@ TEST(KafkaService, AStopDuringAnOutputStallReturnsWithinTheShutdownTimeoutAndARe
   {
     Service service(cfg, test_policies());
     std::string error;
-    std::thread t([&] { error = service.run(); });
+    std::thread t([&] { error = service.run().error; });
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (service.counters().acknowledged.load() < 100 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(10ms);
@@ -921,7 +934,7 @@ TEST(KafkaService, ARebalanceDuringAPauseLosesNothingAndLeavesNothingPaused) {
   KeyWatcher verdicts(broker->bootstrap(), "verdicts");
   Service first(cfg, test_policies()), second(cfg, test_policies());
   std::string first_error, second_error;
-  std::thread t1([&] { first_error = first.run(); });
+  std::thread t1([&] { first_error = first.run().error; });
   const auto deadline = std::chrono::steady_clock::now() + 90s;
   const auto wait_for = [&](const std::function<bool()>& done) {
     while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
@@ -931,7 +944,7 @@ TEST(KafkaService, ARebalanceDuringAPauseLosesNothingAndLeavesNothingPaused) {
   const auto stalled_at = std::chrono::steady_clock::now();
   wait_for([&] { return first.counters().paused_partitions.load() > 0; });
   const int paused_before_join = first.counters().paused_partitions.load();
-  std::thread t2([&] { second_error = second.run(); });
+  std::thread t2([&] { second_error = second.run().error; });
   wait_for([&] { return second.counters().assigned_partitions.load() > 0; });
   const int second_partitions = second.counters().assigned_partitions.load();
   std::this_thread::sleep_until(stalled_at + 12s);

@@ -182,7 +182,7 @@ int run_demo(const DemoOptions& options) {
     else http = std::move(std::get<std::unique_ptr<HttpServer>>(served));
   }
   std::string service_error;
-  std::thread service_thread([&] { service_error = service.run(); });
+  std::thread service_thread([&] { service_error = service.run().error; });
 
   Tally tally;
   std::atomic<bool> stop_reader{false};

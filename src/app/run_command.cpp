@@ -118,7 +118,7 @@ int run_service(const RunOptions& options) {
   g_service.store(&service);
   g_reloader.store(&reloader);
   if (g_stop.load()) service.stop();  // asked to stop while starting
-  const std::string error = service.run();
+  const ServiceOutcome outcome = service.run();
   g_reloader.store(nullptr);
   g_service.store(nullptr);
   metrics->watch_service(nullptr);
@@ -126,9 +126,9 @@ int run_service(const RunOptions& options) {
   const auto& c = service.counters();
   spdlog::info("stopped: {} consumed, {} verdicts, {} dead letters, {} acknowledged", c.consumed.load(),
                c.verdicts.load(), c.dead_letters.load(), c.acknowledged.load());
-  if (!error.empty()) {
-    spdlog::error("{}", error);
-    return 1;
+  if (!outcome.error.empty()) {
+    spdlog::error("{}{}", outcome.settings_refused ? "configuration: " : "", outcome.error);
+    return outcome.settings_refused ? 2 : 1;  // 2: bad settings, which a restart does not cure
   }
   return 0;
 }

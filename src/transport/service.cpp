@@ -1001,11 +1001,14 @@ struct Service::Impl {
     for (size_t i = 0; i < dispatch.size(); ++i) queues[i]->push(dispatch[i]);
   }
 
-  std::string run() {
+  ServiceOutcome run() {
+    // librdkafka refusing the settings when it creates its clients is a configuration
+    // error (a combination no single setting shows, as idempotence with acks=1).
+    const auto refused = [](std::string message) { return ServiceOutcome{std::move(message), true}; };
     threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
     std::string error;
     rd_kafka_conf_t* pconf = make_conf(config, error);
-    if (!pconf) return error;
+    if (!pconf) return refused(error);
     char err[512];
     if (!config.kafka.count("enable.idempotence"))  // ordered, no duplicates on retry
       rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);
@@ -1023,14 +1026,14 @@ struct Service::Impl {
     rd_kafka_conf_set_error_cb(pconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(pconf, this);
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
-    if (!producer) return fmt::format("cannot create the producer: {}", err);
+    if (!producer) return refused(fmt::format("cannot create the producer: {}", err));
     if (config.exactly_once) {
       rd_kafka_error_t* e = rd_kafka_init_transactions(producer, config.shutdown_timeout_ms);
       if (!e) e = rd_kafka_begin_transaction(producer);
       if (e) {
         const std::string message = fmt::format("transactions: {}", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        return message;
+        return {message};
       }
       in_transaction = true;
     }
@@ -1045,7 +1048,7 @@ struct Service::Impl {
         known_topics.push_back(rd_kafka_topic_new(producer, topic->c_str(), nullptr));
 
     rd_kafka_conf_t* cconf = make_conf(config, error);
-    if (!cconf) return error;
+    if (!cconf) return refused(error);
     auto cset = [&](const char* k, const std::string& v) {
       if (rd_kafka_conf_set(cconf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK && error.empty())
         error = fmt::format("{}: {}", k, err);
@@ -1059,7 +1062,7 @@ struct Service::Impl {
     }
     if (!error.empty()) {
       rd_kafka_conf_destroy(cconf);
-      return error;
+      return refused(error);
     }
     if (self.observer_) {
       if (!config.kafka.count("statistics.interval.ms") && config.statistics_interval_ms > 0)
@@ -1070,14 +1073,14 @@ struct Service::Impl {
     rd_kafka_conf_set_error_cb(cconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(cconf, this);
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
-    if (!consumer) return fmt::format("cannot create the consumer: {}", err);
+    if (!consumer) return refused(fmt::format("cannot create the consumer: {}", err));
     rd_kafka_poll_set_consumer(consumer);
 
     rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, config.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
     const rd_kafka_resp_err_t sub = rd_kafka_subscribe(consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
-    if (sub) return fmt::format("cannot subscribe to {}: {}", config.input_topic, rd_kafka_err2str(sub));
+    if (sub) return {fmt::format("cannot subscribe to {}: {}", config.input_topic, rd_kafka_err2str(sub))};
 
     for (unsigned i = 0; i < threads; ++i) queues.push_back(std::make_unique<WorkQueue>());
     dispatch.resize(threads);
@@ -1140,7 +1143,7 @@ struct Service::Impl {
       delete r.delivery;
     }
     std::lock_guard lock(fatal_mu);
-    return fatal;
+    return {fatal};
   }
 };
 
@@ -1179,7 +1182,7 @@ std::string Service::check_kafka_settings(const ServiceConfig& config) {
   return error;
 }
 
-std::string Service::run() {
+ServiceOutcome Service::run() {
   Impl impl(*this);
   return impl.run();
 }

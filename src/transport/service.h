@@ -82,6 +82,12 @@ struct ServiceCounters {
   std::atomic<int> paused_partitions{0};    // paused while the workers are behind (a stalled output)
 };
 
+// How Service::run() ended.
+struct ServiceOutcome {
+  std::string error;              // empty on a clean stop
+  bool settings_refused = false;  // librdkafka refused the settings: a configuration error
+};
+
 class Service {
  public:
   // `observer` (optional) must outlive run().
@@ -89,11 +95,13 @@ class Service {
   ~Service();
 
   // What librdkafka says of `config.brokers` and `config.kafka` (an unknown property, a
-  // bad value), naming the key; empty when it accepts them. run() checks this too.
+  // bad value), naming the key; empty when it accepts them. run() checks them too, and
+  // reports what librdkafka refuses only when it creates its clients (a combination of
+  // settings) as ServiceOutcome::settings_refused.
   static std::string check_kafka_settings(const ServiceConfig& config);
 
-  // Runs until stop() (or a fatal error); returns an error message, empty on a clean stop.
-  std::string run();
+  // Runs until stop() or a fatal error.
+  ServiceOutcome run();
   // Asks run() to finish: stop fetching, finish in-flight messages, flush, commit,
   // all within shutdown_timeout_ms from now (a drain under way is cut to that too).
   // Async-signal-safe.
