@@ -101,7 +101,7 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
   metrics.on_undeliverable();
   metrics.on_consumer_lag("comments", 2, 17);
   metrics.on_consumer_lag("comments", 3, -1);  // unknown lag is not reported
-  metrics.record_reload("town", false);
+  metrics.record_reload("town", Metrics::Reload::failure);
 
   const std::string text = metrics.exposition();
   for (const char* family :
@@ -231,10 +231,12 @@ TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {
   EXPECT_EQ(same.policies, current);
   ASSERT_EQ(same.tenants.size(), 1u);
   EXPECT_TRUE(same.tenants[0].ok);
+  EXPECT_FALSE(same.tenants[0].updated);
 
   std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;
   ReloadResult edited = rebuild_policies(dir.path(), {}, current);
   ASSERT_TRUE(edited.changed);
+  EXPECT_TRUE(edited.tenants[0].updated);
   const CompiledPolicy* town = edited.policies->find("town");
   ASSERT_NE(town, nullptr);
   EXPECT_NE(town->spec().version, before);
@@ -338,16 +340,24 @@ TEST(PolicyReload, AnEditMadeWhileThePoliciesCompiledIsPickedUp) {
   EXPECT_TRUE(applied.load());
 }
 
-TEST(PolicyReload, ARequestReloadsWithoutAWatch) {
+// A reload asked for (SIGHUP) with nothing edited counts as unchanged, not as a success:
+// dashboards see which reloads put a new version in force.
+TEST(PolicyReload, ARequestReloadsWithoutAWatchAndCountsAnUnchangedTenant) {
   TempDir dir;
   copy_test_policy(dir);
   auto current = load_or_fail(dir.path());
-  PolicyReloader reloader(dir.path(), {}, current, [](std::shared_ptr<const PolicySet>) {}, nullptr, 0, 0);
+  Metrics metrics("test");
+  metrics.set_policies(*current);
+  PolicyReloader reloader(dir.path(), {}, current, [](std::shared_ptr<const PolicySet>) {}, &metrics, 0, 0);
   reloader.request();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (reloader.reloads() == 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(reloader.reloads(), 1u);
+  const std::string text = metrics.exposition();
+  EXPECT_NE(text.find("civicsift_policy_reloads_total{result=\"unchanged\",tenant=\"town\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("civicsift_policy_reloads_total{result=\"success\",tenant=\"town\"} 0"), std::string::npos);
 }
 
 TEST(Logging, JsonLinesEscapeWhatTheyCarry) {

@@ -152,7 +152,7 @@ Metrics::Metrics(std::string_view build_version)
                        .Register(*registry_)),
       policy_reloads_(prometheus::BuildCounter()
                           .Name("civicsift_policy_reloads_total")
-                          .Help("Policy reloads by tenant and result (success, failure)")
+                          .Help("Policy reloads by tenant and result (success: a new version in force; unchanged; failure)")
                           .Register(*registry_)),
       id_(next_metrics_id.fetch_add(1)),
       scan_reported_{std::vector<uint64_t>(kScanBuckets.size() + 1)},
@@ -178,7 +178,8 @@ void Metrics::set_policies(const PolicySet& policies) {
   for (const auto& p : policies.policies()) {
     std::lock_guard lock(tenants_mu_);
     series_for(p->tenant());
-    for (const char* result : {"success", "failure"}) policy_reloads_.Add({{"tenant", p->tenant()}, {"result", result}});
+    for (const char* result : {"success", "unchanged", "failure"})
+      policy_reloads_.Add({{"tenant", p->tenant()}, {"result", result}});
   }
   std::lock_guard lock(gauges_mu_);
   for (auto& [tenant, gauge] : policy_info_series_) policy_info_.Remove(gauge);
@@ -190,8 +191,9 @@ void Metrics::set_policies(const PolicySet& policies) {
   }
 }
 
-void Metrics::record_reload(std::string_view tenant, bool ok) {
-  policy_reloads_.Add({{"tenant", std::string(tenant)}, {"result", ok ? "success" : "failure"}}).Increment();
+void Metrics::record_reload(std::string_view tenant, Reload result) {
+  const char* name = result == Reload::success ? "success" : result == Reload::unchanged ? "unchanged" : "failure";
+  policy_reloads_.Add({{"tenant", std::string(tenant)}, {"result", name}}).Increment();
 }
 
 Metrics::TenantSeries& Metrics::series_for(std::string_view tenant) const {

@@ -40,7 +40,10 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   void watch_service(const Service* service);
   // civicsift_policy_info: one series per tenant, for the version now in force.
   void set_policies(const PolicySet& policies);
-  void record_reload(std::string_view tenant, bool ok);
+  // What a reload did for one tenant: put a new version in force, found the same
+  // version, or refused the tenant's file (the version in force stays).
+  enum class Reload { success, unchanged, failure };
+  void record_reload(std::string_view tenant, Reload result);
 
   // The exposition a scrape returns (Prometheus text format).
   std::string exposition() const;

@@ -59,7 +59,8 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
   };
   auto keep = [&](std::shared_ptr<const CompiledPolicy> p, std::string tenant, std::string error) {
     if (p) next[p->tenant()] = p;
-    result.tenants.push_back({p ? p->tenant() : std::move(tenant), false, p ? p->spec().version : "", std::move(error)});
+    result.tenants.push_back(
+        {p ? p->tenant() : std::move(tenant), false, false, p ? p->spec().version : "", std::move(error)});
   };
 
   const auto files = yaml_files(dir);
@@ -85,7 +86,7 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
     if (in_force && in_force->spec().version == spec.version) {
       for (const auto& p : current->policies())
         if (p.get() == in_force) next[spec.tenant] = p;  // unchanged: no recompile
-      result.tenants.push_back({spec.tenant, true, spec.version, ""});
+      result.tenants.push_back({spec.tenant, true, false, spec.version, ""});
       continue;
     }
     const std::string tenant = spec.tenant, version = spec.version;
@@ -99,7 +100,7 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
       continue;
     }
     next[tenant] = std::get<std::shared_ptr<const CompiledPolicy>>(std::move(compiled));
-    result.tenants.push_back({tenant, true, version, ""});
+    result.tenants.push_back({tenant, true, true, version, ""});
   }
 
   std::vector<std::shared_ptr<const CompiledPolicy>> policies;
@@ -157,7 +158,10 @@ void PolicyReloader::reload() {
   const auto started = std::chrono::steady_clock::now();
   ReloadResult r = rebuild_policies(dir_, options_, current_);
   for (const auto& t : r.tenants) {
-    if (metrics_) metrics_->record_reload(t.tenant, t.ok);
+    if (metrics_)
+      metrics_->record_reload(t.tenant, !t.ok       ? Metrics::Reload::failure
+                                        : t.updated ? Metrics::Reload::success
+                                                    : Metrics::Reload::unchanged);
     // PolicyError names the file and rule; it never holds comment data.
     if (!t.ok)
       spdlog::error("policy reload failed for {}: {}; {}", t.tenant, t.error,

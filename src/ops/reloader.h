@@ -20,7 +20,8 @@ class Metrics;
 struct TenantReload {
   std::string tenant;   // the file's stem when the file cannot be read at all
   bool ok = false;
-  std::string version;  // in force after the reload
+  bool updated = false;  // ok, and this version was compiled: it is new in force
+  std::string version;   // in force after the reload
   std::string error;    // file, rule and reason when !ok
 };
 
