@@ -1026,7 +1026,10 @@ struct Service::Impl {
     rd_kafka_conf_set_error_cb(pconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(pconf, this);
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
-    if (!producer) return refused(fmt::format("cannot create the producer: {}", err));
+    if (!producer) {  // on failure the configuration is still ours to free
+      rd_kafka_conf_destroy(pconf);
+      return refused(fmt::format("cannot create the producer: {}", err));
+    }
     if (config.exactly_once) {
       rd_kafka_error_t* e = rd_kafka_init_transactions(producer, config.shutdown_timeout_ms);
       if (!e) e = rd_kafka_begin_transaction(producer);
@@ -1073,7 +1076,10 @@ struct Service::Impl {
     rd_kafka_conf_set_error_cb(cconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(cconf, this);
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
-    if (!consumer) return refused(fmt::format("cannot create the consumer: {}", err));
+    if (!consumer) {
+      rd_kafka_conf_destroy(cconf);
+      return refused(fmt::format("cannot create the consumer: {}", err));
+    }
     rd_kafka_poll_set_consumer(consumer);
 
     rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
