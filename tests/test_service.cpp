@@ -920,6 +920,61 @@ TEST(KafkaService, AStopDuringAnOutputStallReturnsWithinTheShutdownTimeoutAndARe
       << "only what was not committed is consumed again";
 }
 
+// The same stop with exactly_once. The service may also stop by itself first: a
+// transaction may commit only once every message in it is answered, so a commit's
+// drain that outlasts shutdown_timeout_ms stops it without committing. Either way it
+// returns within its budget (a consumed message left undestroyed once made
+// rd_kafka_destroy of the consumer wait for ever here), and a restart once the output
+// is back answers everything for read_committed readers.
+TEST(KafkaService, AnExactlyOnceStopDuringAnOutputStallReturnsWithinTheShutdownTimeoutAndARestartAnswersAll) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  auto broker = start_broker(2);
+  ServiceConfig cfg = stall_config(*broker);
+  cfg.shutdown_timeout_ms = 3000;
+  cfg.exactly_once = true;
+  // The transaction coordinator on the input's broker too: a commit waiting on a
+  // stalled coordinator is the other wait a stop cannot cut short (as leaving the group).
+  cfg.transactional_id = "civicsift-stall-" + cfg.group;
+  rd_kafka_mock_coordinator_set(broker->cluster(), "transaction", cfg.transactional_id.c_str(), 1);
+  std::vector<std::string> ids;
+  auto input = comments(1500, 61, &ids);
+  produce_all(broker->bootstrap(), "comments", input);
+  std::chrono::steady_clock::duration stop_took{};
+  {
+    Service service(cfg, test_policies());
+    std::string error;
+    std::atomic<bool> returned{false};
+    std::thread t([&] {
+      error = service.run().error;
+      returned.store(true);
+    });
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (service.counters().acknowledged.load() < 100 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    rd_kafka_mock_broker_set_rtt(broker->cluster(), 2, 60000);  // longer than any budget here
+    const auto stalled_at = std::chrono::steady_clock::now();
+    while (service.counters().paused_partitions.load() == 0 && !returned.load() &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    // Stopped by itself: from the stall, within the commit's drain and then the stop's.
+    const bool by_itself = returned.load();
+    const auto stop_at = std::chrono::steady_clock::now();
+    service.stop();
+    t.join();
+    stop_took = std::chrono::steady_clock::now() - (by_itself ? stalled_at : stop_at);
+    if (by_itself) stop_took -= std::chrono::milliseconds(cfg.shutdown_timeout_ms);
+    EXPECT_NE(error.find("not answered within 3000 ms"), std::string::npos) << error;
+    EXPECT_LT(service.counters().finished.load(), input.size()) << "the stall left messages unanswered";
+  }
+  EXPECT_LT(stop_took, std::chrono::milliseconds(cfg.shutdown_timeout_ms) + 3s)
+      << std::chrono::duration_cast<std::chrono::milliseconds>(stop_took).count() << " ms";
+  rd_kafka_mock_broker_set_rtt(broker->cluster(), 2, 0);
+  KeyWatcher verdicts(broker->bootstrap(), "verdicts");
+  Service restart(cfg, test_policies());
+  run_until(restart, [&] { return verdicts.covers(ids); }, 60s);
+  EXPECT_TRUE(verdicts.covers(ids)) << "every comment answered once the output is back";
+}
+
 // A second instance joins while the first is paused on a stalled output: the first
 // gives its partitions back (resumed, so none stays paused if it gets them again),
 // takes its new ones, and once the output recovers nothing is lost or left paused.

@@ -690,8 +690,11 @@ struct Service::Impl {
   // Looks at least once, so a budget of 0 still finds an idle service idle; a stop
   // asked meanwhile cuts the wait to the stop's budget.
   bool drain(int timeout_ms) {
+    // What the consumer thread still holds counts as in flight; once abandoned the
+    // workers destroy it unanswered. A consumed message never destroyed would keep
+    // rd_kafka_destroy(consumer) waiting for ever.
+    flush_dispatch();
     if (abandoned.load()) return false;
-    flush_dispatch();  // what the consumer thread still holds counts as in flight
     const auto started = Clock::now();
     const auto deadline = started + std::chrono::milliseconds(timeout_ms);
     while (true) {
@@ -1109,7 +1112,10 @@ struct Service::Impl {
     spdlog::info("consuming {} as group {} with {} worker(s)", config.input_topic, config.group, threads);
 
     while (!self.stopping_.load()) {
-      if (queued.load() >= config.max_queued) wait_for_workers();
+      if (queued.load() >= config.max_queued) {
+        wait_for_workers();
+        if (self.stopping_.load()) break;  // a stop takes nothing more
+      }
       if (config.exactly_once &&
           Clock::now() - last_transaction > std::chrono::milliseconds(config.transaction_interval_ms) &&
           drain_for_commit())
