@@ -317,9 +317,15 @@ TEST(PolicyReload, TheWatcherSwapsAfterAnEditAndCountsTheResult) {
   std::lock_guard lock(mu);
   ASSERT_TRUE(applied);
   EXPECT_NE(applied->find("town")->spec().version, current->find("town")->spec().version);
-  const std::string text = metrics.exposition();
+  // The metrics follow the swap: the watcher's thread updates them just after.
+  const std::string version = "version=\"" + applied->find("town")->spec().version + "\"";
+  std::string text = metrics.exposition();
+  while (text.find(version) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    text = metrics.exposition();
+  }
   EXPECT_NE(text.find("civicsift_policy_reloads_total{result=\"success\",tenant=\"town\"} 1"), std::string::npos);
-  EXPECT_NE(text.find("version=\"" + applied->find("town")->spec().version + "\""), std::string::npos);
+  EXPECT_NE(text.find(version), std::string::npos);
 }
 
 // The service compiles its policies cold before the watcher starts (seconds): an

@@ -177,8 +177,8 @@ void PolicyReloader::reload() {
       if (!r.policies->find(p->tenant())) spdlog::warn("policy {} removed: its file is gone", p->label());
     current_ = r.policies;
     apply_(current_);
-    if (!options_.cache_dir.empty()) prune_cache(options_.cache_dir, *current_);
     if (metrics_) metrics_->set_policies(*current_);
+    if (!options_.cache_dir.empty()) prune_cache(options_.cache_dir, *current_);
   }
   reloads_++;
   spdlog::info("policy reload done in {:.2f} s ({})",
