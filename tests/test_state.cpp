@@ -111,6 +111,39 @@ TEST_F(StreamStateTest, ADuplicateIsTheSameTextUpToCaseSpacingAndClosingMarks) {
   EXPECT_EQ(post(s, "a", "t", "soooo good", kHour).action, Action::allow);
 }
 
+// Long texts are compared sixteen bytes at a time where they are plain: a doubled
+// space, a tab, a capital, a Unicode space or a changed letter counts the same
+// wherever it falls, at a block's first byte, its last or inside it.
+TEST_F(StreamStateTest, ADuplicateOfALongTextIsFoundWhereverItsDifferencesFall) {
+  const std::string original = "Please fix the pothole on Concession Road 4 near the old library, thanks";
+  StreamState s;
+  for (size_t at = 1; at < original.size(); ++at) {
+    const std::string author = "a" + std::to_string(at);
+    EXPECT_EQ(post(s, author, "t", original, kHour).action, Action::allow);
+    std::string same = original;
+    if (original[at] == ' ') {
+      for (const char* space : {"  ", "\t", " \n ", "\xC2\xA0", " \xE2\x80\x8B"}) {
+        same = original.substr(0, at) + space + original.substr(at + 1);
+        EXPECT_EQ(post(s, author, "t", same, kHour).action, Action::remove) << same;
+      }
+    } else {
+      same[at] = static_cast<char>(std::toupper(static_cast<unsigned char>(same[at])));
+      if (same != original) {
+        EXPECT_EQ(post(s, author, "t", same, kHour).action, Action::remove) << same;
+      }
+      same = original.substr(0, at) + "\xE2\x80\x8B" + original.substr(at);  // zero-width space: invisible
+      EXPECT_EQ(post(s, author, "t", same, kHour).action, Action::remove) << same;
+      std::string other = original;
+      other[at] = other[at] == 'x' ? 'y' : 'x';
+      EXPECT_EQ(post(s, author, "t", other, kHour).action, Action::allow) << other;
+      if (original[at - 1] != ' ') {
+        other = original.substr(0, at) + " " + original.substr(at);  // a word split in two
+        EXPECT_EQ(post(s, author, "t", other, kHour).action, Action::allow) << other;
+      }
+    }
+  }
+}
+
 TEST_F(StreamStateTest, AnEmptyTextIsNeverADuplicate) {
   StreamState s;
   for (const char* empty : {"", "", "  ", "?!", "...", "\n"})
