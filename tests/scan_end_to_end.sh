@@ -40,6 +40,10 @@ check "threads keep input order" cmp -s "$work/t1.out" "$work/t3.out"
 check "big input: one line per line" test "$(wc -l < "$work/t3.out")" -eq "$(wc -l < "$work/big.jsonl")"
 check "two files read in order" bash -c "$(printf '%q ' "$bin") scan --patterns $(printf '%q' "$data/policy") --max-bytes 512 $(printf '%q' "$data/golden_input.jsonl") $(printf '%q' "$data/golden_input.jsonl") | wc -l | grep -qx $((2 * lines_in))"
 
+# An error record met after the id was read carries the id (here a trailing comma).
+echo '{"id":"e7","tenant":"town","text":"x",}' | scan > "$work/late-error.out"
+check "a late decode error keeps the id" grep -q '"id":"e7".*"error"' "$work/late-error.out"
+
 # A default tenant fills in a missing one.
 echo '{"id":"d1","text":"shit"}' | "$bin" scan --patterns "$data/policy" --tenant town > "$work/tenant.out"
 check "--tenant default applies" grep -q '"id":"d1","tenant":"town","action":"remove"' "$work/tenant.out"
@@ -85,6 +89,25 @@ set +e
 set -e
 check "explain, unknown tenant: exit 2" test "$rc_explain" -eq 2
 check "explain, unknown tenant: logged with the known ones" grep -q 'error.*unknown tenant "gotham"; known: town' "$work/explain-err"
+# Usage errors are logged in the chosen format, and never repeat explain's words:
+# unquoted, they are comment text. A text that begins with - goes after --.
+set +e
+"$bin" --log-format json explain --patterns "$data/policy" --tenant town Jane Doe at 519-555-0147 \
+  > /dev/null 2> "$work/explain-words"; rc_words=$?
+"$bin" explain --patterns "$data/policy" --tenant town "-f*ck this" > /dev/null 2> "$work/explain-dash"; rc_dash=$?
+set -e
+check "explain, unquoted words: exit 2" test "$rc_words" -eq 2
+check "explain, unquoted words: not repeated" bash -c "! grep -qE 'Doe|519' $(printf '%q' "$work/explain-words")"
+check "explain, unquoted words: says to quote, as one JSON log line" python3 -c '
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) == 1 and json.loads(lines[0])["level"] == "error" and "one argument" in lines[0], lines' \
+  "$work/explain-words"
+check "explain, text after a dash: exit 2" test "$rc_dash" -eq 2
+check "explain, text after a dash: points to --" grep -qF "goes after --" "$work/explain-dash"
+check "explain -- TEXT takes a text that begins with a dash" bash -c \
+  "$(printf '%q' "$bin") explain --patterns $(printf '%q' "$data/policy") --tenant town -- '-f*ck this' | grep -q town.swears"
+check "explain --help: exit 0, on stdout" bash -c "$(printf '%q' "$bin") explain --help | grep -q 'after --'"
 check "eval, missing corpus: exit 2" test "$rc_eval" -eq 2
 check "eval, missing corpus: logged with the reason" grep -q "error.*cannot open .*no-such.tsv: No such file" "$work/eval-err"
 

@@ -140,11 +140,30 @@ TEST(Decoder, DoesNotCountACrlfEndingTowardTheLimit) {
   EXPECT_EQ(error_of(line + " \r", o), DecodeErrorCode::line_too_long);
 }
 
+// Wherever the id can be known, the error record names it, so the sender can trace
+// which comment failed.
 TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
   Decoder d;
-  auto r = d.decode_copy(R"({"id":"c9","tenant":"t","text":17})");
-  ASSERT_TRUE(std::holds_alternative<DecodeError>(r));
-  EXPECT_EQ(std::get<DecodeError>(r).id, "c9");
+  const auto id_in_error = [&](const std::string& line) -> std::string {
+    auto r = d.decode_copy(line);
+    if (!std::holds_alternative<DecodeError>(r)) return "(decoded)";
+    return std::get<DecodeError>(r).id;
+  };
+  for (const std::string after_id : {
+           R"("tenant":"t","text":17})",                // a contract field of the wrong type
+           R"("tenant":"t","text":"x","text":"y"})",    // a field given twice
+           R"("tenant":"t","text":"x","au\q":1})",      // a bad escape in a key
+           R"("tenant":"t","text":"x",})",              // a trailing comma
+           R"("tenant":"t","text":"x","n":01})",        // a malformed value in an unknown field
+           R"("tenant":"t","text":"x"} trailing)",      // content after the object
+           R"("tenant":"t","text":"x"}{"id":"c10"})",  // a second object
+       })
+    EXPECT_EQ(id_in_error(R"({"id":"c9",)" + after_id), "c9") << after_id;
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x",})"), "");
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x"} {"id":"c10"})"), "");  // not the next object's
+  // Cut short, the object is refused before any field is read: its id is not known.
+  EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x","more":)"), "");
+  EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x"})"), "(decoded)");
 }
 
 // Unknown fields are ignored whatever number they hold: ones too large for a double

@@ -53,6 +53,19 @@ void resolve(PolicyOptions& o, bool no_cache, const char* argv0) {
   else if (o.cache_dir.empty()) o.cache_dir = default_cache_dir();
 }
 
+// CLI11's message, except where it would repeat what explain was given: those words
+// are comment text, which never goes to the logs.
+std::string usage_problem(const CLI::ParseError& e, const CLI::App& explain_cmd) {
+  if (explain_cmd && dynamic_cast<const CLI::ExtrasError*>(&e))
+    return "explain takes the comment text as one argument: quote it (the unexpected arguments are not repeated "
+           "here, as they may be comment text); run civicsift explain --help for more";
+  // A text such as "-you idiot" reads as an option, so the text seems missing.
+  if (explain_cmd && dynamic_cast<const CLI::RequiredError*>(&e) && explain_cmd.get_option("--tenant")->count() &&
+      !explain_cmd.get_option("text")->count())
+    return fmt::format("{}; a text that begins with - goes after -- (civicsift explain --tenant NAME -- TEXT)", e.what());
+  return fmt::format("{}; run with --help for more", e.what());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,7 +108,8 @@ int main(int argc, char** argv) {
   add_policy_options(*explain_cmd, explain.policy, explain_no_cache);
   explain_cmd->add_option("--tenant", explain.tenant, "Tenant whose policy applies")->required();
   explain_cmd->add_flag("--outbound", explain.outbound, "Judge the text as a post by staff (direction outbound)");
-  explain_cmd->add_option("text", explain.text, "The comment text")->required();
+  explain_cmd->add_option("text", explain.text, "The comment text, quoted as one argument (after -- if it begins with -)")
+      ->required();
 
   PolicyOptions check;
   bool check_no_cache = false;
@@ -182,10 +196,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // --help and --version exit 0; every usage error exits 2, as the README says
-    // (CLI11's own codes run from 101 to 115).
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help and --version, on stdout
+    // Every usage error exits 2, as the README says (CLI11's own codes run from 101 to
+    // 115), and is logged like any other error, in the format asked for.
+    configure_logging({log_format == "json" ? LogFormat::json : LogFormat::text, "warn"});
+    spdlog::error("{}", usage_problem(e, *explain_cmd));
+    return 2;
   }
   LogOptions log{log_format == "json" ? LogFormat::json : LogFormat::text,
                  !log_level.empty() ? log_level : *run_cmd ? "info" : "warn"};

@@ -192,8 +192,13 @@ DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, s
   if (const size_t end = first_value_end(input); end != std::string_view::npos) {
     std::string prefix(input.substr(0, end));
     prefix.append(simdjson::SIMDJSON_PADDING, ' ');
-    if (validator.parse(prefix.data(), end, false).error() == simdjson::SUCCESS)
-      return from_simdjson(simdjson::TRAILING_CONTENT, id);
+    simdjson::dom::element object;
+    if (validator.parse(prefix.data(), end, false).get(object) == simdjson::SUCCESS) {
+      // Found before any field was read; the object itself is whole, so its id is known.
+      std::string_view object_id = id;
+      if (object_id.empty() && object["id"].get(object_id) != simdjson::SUCCESS) object_id = {};
+      return from_simdjson(simdjson::TRAILING_CONTENT, object_id);
+    }
   }
   return from_simdjson(e, id);
 }
@@ -228,33 +233,34 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
   Comment c;
   bool has_id = false, has_tenant = false, has_text = false, has_direction = false, has_ts = false;
   std::string_view direction;
+  // An error met after the id has been read names it, so the record can be traced.
+  const auto id_so_far = [&] { return has_id ? c.id : std::string_view{}; };
   // A field read twice would leave the last value in force while other readers of
   // the same record take the first ("text" once harmless, then a threat): refused.
   unsigned fields_seen = 0;
   auto string_field = [&](od::value v, std::string_view& out, bool& present, DecodeErrorCode not_string,
                           std::string_view name, unsigned field_bit, bool optional = true) -> std::optional<DecodeError> {
     if (fields_seen & field_bit)
-      return error(DecodeErrorCode::invalid_field, fmt::format("field \"{}\" appears more than once", name),
-                   has_id ? c.id : "");
+      return error(DecodeErrorCode::invalid_field, fmt::format("field \"{}\" appears more than once", name), id_so_far());
     fields_seen |= field_bit;
     od::json_type t;
-    if (auto e = v.type().get(t)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+    if (auto e = v.type().get(t)) return diagnose(impl_->validator, input, e, id_so_far());
     if (optional && t == od::json_type::null) return std::nullopt;  // an optional field set to null is absent
     if (t != od::json_type::string)
-      return error(not_string, fmt::format("field \"{}\" must be a string", name), has_id ? c.id : "");
-    if (auto e = v.get_string().get(out)) return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+      return error(not_string, fmt::format("field \"{}\" must be a string", name), id_so_far());
+    if (auto e = v.get_string().get(out)) return diagnose(impl_->validator, input, e, id_so_far());
     present = true;
     return std::nullopt;
   };
 
   for (auto result : obj) {
     od::field field;
-    if (auto e = std::move(result).get(field)) return diagnose(impl_->validator, input, e, {});
+    if (auto e = std::move(result).get(field)) return diagnose(impl_->validator, input, e, id_so_far());
     // Keys are read in place; only one holding an escape (legal, never seen in
     // practice) is unescaped, which costs a copy.
     std::string_view key = raw_key(field.key());
     if (key.data() == nullptr && field.unescaped_key().get(key) != simdjson::SUCCESS)
-      return diagnose(impl_->validator, input, simdjson::STRING_ERROR, {});
+      return diagnose(impl_->validator, input, simdjson::STRING_ERROR, id_so_far());
     od::value v = field.value();
     std::optional<DecodeError> r;
     bool unused = false;
@@ -277,14 +283,13 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     } else if (key == "direction") {
       r = string_field(v, direction, has_direction, DecodeErrorCode::invalid_field, key, 1u << 7);
     } else if (auto e = skip_value(v, 2, options_.max_depth)) {
-      return diagnose(impl_->validator, input, e, has_id ? c.id : std::string_view{});
+      return diagnose(impl_->validator, input, e, id_so_far());
     }
     if (r) return std::move(*r);
   }
   // Anything left after the object is garbage ("{...} trailing", "{...}{...}").
   if (const char* where = nullptr; doc.current_location().get(where) == simdjson::SUCCESS)
-    return error(DecodeErrorCode::trailing_garbage, "unexpected content after the JSON object",
-                 has_id ? c.id : "");
+    return error(DecodeErrorCode::trailing_garbage, "unexpected content after the JSON object", id_so_far());
 
   if (!has_id) return error(DecodeErrorCode::missing_id, "field \"id\" is required");
   if (c.id.empty()) return error(DecodeErrorCode::empty_id, "field \"id\" must not be empty");
