@@ -398,11 +398,16 @@ PatternTable build_table(const PolicySpec& spec, MaskedSpellings masked_spelling
 }
 
 // What a cached database was built from: every expression, its flags and which of the
-// two databases it went to (a later build may split them differently).
+// two databases it went to (a later build may split them differently), and the CPU
+// features Hyperscan built it for: a host without them (sharing the folder, or given a
+// volume from another node) cannot run it.
 uint64_t table_key(const PatternTable& t, const std::vector<bool>& needs_digit) {
+  hs_platform_info_t platform{};
+  if (hs_populate_platform(&platform) != HS_SUCCESS) platform = {};
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  const std::string header = fmt::format("civicsift-db-3 {}", hs_version());
+  const std::string header =
+      fmt::format("civicsift-db-3 {} tune {} features {:x}", hs_version(), platform.tune, platform.cpu_features);
   XXH3_64bits_update(state, header.data(), header.size());
   for (size_t i = 0; i < t.expressions.size(); ++i) {
     const char digit = needs_digit[i] ? 'd' : 'm';
