@@ -95,6 +95,7 @@ set +e
 "$bin" --log-format json explain --patterns "$data/policy" --tenant town Jane Doe at 519-555-0147 \
   > /dev/null 2> "$work/explain-words"; rc_words=$?
 "$bin" explain --patterns "$data/policy" --tenant town "-f*ck this" > /dev/null 2> "$work/explain-dash"; rc_dash=$?
+"$bin" explain --patterns "$data/policy" --tenant town "--outbound=Jane Doe" > /dev/null 2> "$work/explain-flag"; rc_flag=$?
 set -e
 check "explain, unquoted words: exit 2" test "$rc_words" -eq 2
 check "explain, unquoted words: not repeated" bash -c "! grep -qE 'Doe|519' $(printf '%q' "$work/explain-words")"
@@ -103,6 +104,7 @@ import json, sys
 lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 assert len(lines) == 1 and json.loads(lines[0])["level"] == "error" and "one argument" in lines[0], lines' \
   "$work/explain-words"
+check "explain, text given to a flag: exit 2, not repeated" bash -c "test $rc_flag -eq 2 && ! grep -q Doe $(printf '%q' "$work/explain-flag")"
 check "explain, text after a dash: exit 2" test "$rc_dash" -eq 2
 check "explain, text after a dash: points to --" grep -qF "goes after --" "$work/explain-dash"
 check "explain -- TEXT takes a text that begins with a dash" bash -c \
@@ -114,6 +116,18 @@ check "eval, missing corpus: logged with the reason" grep -q "error.*cannot open
 "$bin" clauses "$data/policy" > "$work/clauses.md"
 check "clauses table lists a duplicate rule" grep -qF "| Town 6 | town.single-posts | spam | remove | duplicate posts |" "$work/clauses.md"
 check "clauses table lists repeat offenders" grep -qF "route ban_review" "$work/clauses.md"
+# A '|' in a clause stays in its cell, and a note belongs to the rules of its row only.
+mkdir -p "$work/piped"
+cat > "$work/piped/t.yaml" <<'YAML'
+tenant: piped
+rules:
+  - {id: piped.a, category: threat, clause: "Sec 4 | Appendix A", action: escalate, terms: [hurt you], routes: [security]}
+  - {id: piped.b, category: threat, clause: "Sec 4 | Appendix A", action: escalate, terms: [harm you]}
+YAML
+"$bin" clauses "$work/piped" > "$work/piped.md"
+check "clauses escapes a '|' and keeps notes to their rules" bash -c "
+  grep -qxF '| Sec 4 \\| Appendix A | piped.a | threat | escalate | route security |' $(printf '%q' "$work/piped.md") &&
+  grep -qxF '| Sec 4 \\| Appendix A | piped.b | threat | escalate |  |' $(printf '%q' "$work/piped.md")"
 
 # Output that cannot be written (a full disk, a closed pipe) fails with a reason,
 # never exits 0 and never aborts: stdio would otherwise report it only at exit.

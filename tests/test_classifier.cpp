@@ -48,6 +48,12 @@ rules:
     action: remove
     regex: ['\w@[a-z0-9][a-z0-9.-]*\.(?:com|ca)\b']
     validate: domain
+  - id: town.email_spelled
+    category: pii
+    clause: "Town 2.9"
+    action: remove
+    terms: ['at (gmail|yahoo) dot (com|ca)']
+    regex: ['(\[at\]|\(at\))\s*[a-z0-9-]+(\s*(\[dot\]|\sdot\s)\s*|\.)(com|ca)\b']
   - id: town.short_link
     category: spam
     clause: "Town 2.8"
@@ -196,6 +202,24 @@ TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
   EXPECT_EQ(link.matches[0].end, 19u);
 }
 
+// An address written out is found from its "at"; the span starts at the name before
+// it, so redaction hides all of the address. Other spans are left as found.
+TEST_F(ClassifierTest, AnAddressWrittenOutIsSpannedFromItsName) {
+  for (const std::string text : {"reach me: jane.doe at gmail dot com", "reach me: jane.doe  AT Yahoo DOT ca",
+                                 "reach me: jane.doe[at]gmail[dot]com", "reach me: jane.doe (at) yahoo dot com"}) {
+    const Verdict v = verdict(text);
+    ASSERT_EQ(v.matches.size(), 1u) << text;
+    EXPECT_EQ(policy_->rule(v.matches[0].rule).id, "town.email_spelled") << text;
+    EXPECT_EQ(v.matches[0].start, 10u) << text;
+    EXPECT_EQ(v.matches[0].end, text.size()) << text;
+    EXPECT_EQ(redact(text, v), "reach me: [pii]") << text;
+  }
+  const std::string at_line_start = "at gmail dot com";  // no name before it: the span stays
+  const Verdict v = verdict(at_line_start);
+  ASSERT_EQ(v.matches.size(), 1u);
+  EXPECT_EQ(v.matches[0].start, 0u);
+}
+
 TEST_F(ClassifierTest, AnchorsMeanTheWholeComment) {
   EXPECT_EQ(fire("me too!"), std::vector<std::string>{"town.clutter"});
   EXPECT_EQ(fire("  +1  "), std::vector<std::string>{"town.clutter"});
@@ -254,6 +278,7 @@ rules:
   - {id: town.staff-x, category: off_topic, clause: "1", action: remove, direction: outbound, regex: ['x']}
   - {id: town.threat, category: threat, clause: "2", action: escalate, terms: [kill you]}
   - {id: town.swears, category: profanity, clause: "3", action: remove, terms: [fuck]}
+  - {id: town.phone, category: pii, clause: "4", action: remove, regex: ['\b\d{3}-\d{3}-\d{4}\b']}
 )"));
     ASSERT_TRUE(policy);
   }
@@ -277,6 +302,25 @@ TEST_F(ClassifierHitCap, ACommentPaddedPastTheHitCapGoesToReview) {
   std::string out;
   write_verdict(out, c, v);
   EXPECT_NE(out.find("\"hits_capped\":true"), std::string::npos);
+}
+
+// The phone numbers, postcodes and addresses of the digit database have a budget of
+// their own: padding cannot keep them out of the verdict. Redaction cannot vouch for
+// a text past the cap, so it shows none of it.
+TEST_F(ClassifierHitCap, PaddingCannotHideAPhoneNumberOrLeaveItInTheRedactedText) {
+  const std::string padded = std::string(70000, 'x') + " call 519-555-0123";
+  Verdict v;
+  EXPECT_EQ(fired(*policy, padded, Direction::inbound, &v), std::vector<std::string>{"town.phone"});
+  EXPECT_TRUE(v.hits_capped);
+  EXPECT_EQ(v.action, Action::remove);
+  EXPECT_EQ(redact(padded, v), "[withheld: too many matches to redact]");
+  Comment c;
+  c.id = "p";
+  c.tenant = "town";
+  c.text = padded;
+  std::string out;
+  write_verdict(out, c, v, VerdictOptions{true});
+  EXPECT_EQ(out.find("519-555"), std::string::npos);
 }
 
 // The cap is exact (a comment of exactly as many hits as it allows keeps them all)

@@ -159,6 +159,11 @@ TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
            R"("tenant":"t","text":"x"}{"id":"c10"})",  // a second object
        })
     EXPECT_EQ(id_in_error(R"({"id":"c9",)" + after_id), "c9") << after_id;
+  // Before the id, an object that is otherwise whole still gives it.
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","text":5,"id":"c1"})"), "c1");
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x","text":"y","id":"c2"})"), "c2");
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","direction":"sideways","id":"c3","text":"x"})"), "c3");
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x","id":7})"), "");
   EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x",})"), "");
   EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x"} {"id":"c10"})"), "");  // not the next object's
   // Cut short, the object is refused before any field is read: its id is not known.

@@ -1,6 +1,7 @@
 // ops: metrics exposition, the health endpoints, policy reload, logs and the run
 // configuration.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -416,6 +417,13 @@ TEST(RunConfig, ErrorsNameTheKey) {
   EXPECT_NE(load("max_bytes: 0\n").find("key \"max_bytes\""), std::string::npos);
   EXPECT_NE(load("max_queued: 1.5\n").find("key \"max_queued\" has a value of the wrong type"), std::string::npos);
   EXPECT_EQ(load("max_queued: 1\nshutdown_timeout_ms: 0\nthreads: 0\n"), "");
+  // An empty value is not yaml-cpp's text "null" (a topic, a folder or a password of
+  // that name): it fails, naming the key; "" is the way to say none.
+  for (const char* key : {"copy_topic", "patterns", "metrics_address", "brokers", "delivery", "threads"})
+    EXPECT_NE(load(std::string(key) + ":\n").find(fmt::format("key \"{}\" has no value", key)), std::string::npos)
+        << key;
+  EXPECT_NE(load("kafka:\n  sasl.password:\n").find("key \"kafka.sasl.password\" has no value"), std::string::npos);
+  EXPECT_EQ(load("copy_topic: \"\"\n"), "");
   // Transactions need a budget to start and to commit in.
   EXPECT_NE(load("delivery: exactly_once\nshutdown_timeout_ms: 0\n").find("shutdown_timeout_ms must be at least 1000"),
             std::string::npos);

@@ -93,6 +93,16 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
     EXPECT_NE(error_of(dir, base + "repeat_offenders: " + repeat + "\n").find("repeat_offenders needs"), std::string::npos)
         << repeat;
   EXPECT_EQ(error_of(dir, base + "repeat_offenders: {removals: 3, within: 30d}\n"), "");
+  // An empty value is refused where a text belongs, not read as yaml-cpp's "null" (a
+  // route "null" in verdicts, a heading "null" in the clauses table).
+  EXPECT_NE(error_of(dir, base + "repeat_offenders: {removals: 3, within: 30d, route: }\n")
+                .find("\"route\" must be a text, not empty"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, with("name: Town of Test", "name:")).find("\"name\" must be a text, not empty"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, with("validate: domain", "validate: [domain]")).find("\"validate\" must be a text, not a list"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, with("validate: domain", "direction:")).find("rule town.url"), std::string::npos);
   // An error about a rule names the rule's line, from the loader and the compiler alike.
   const auto line_of = [&](const std::string& id) {
     return std::to_string(std::count(base.begin(), base.begin() + base.find("- id: " + id), '\n') + 1);

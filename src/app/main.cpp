@@ -59,6 +59,9 @@ std::string usage_problem(const CLI::ParseError& e, const CLI::App& explain_cmd)
   if (explain_cmd && dynamic_cast<const CLI::ExtrasError*>(&e))
     return "explain takes the comment text as one argument: quote it (the unexpected arguments are not repeated "
            "here, as they may be comment text); run civicsift explain --help for more";
+  if (explain_cmd && dynamic_cast<const CLI::ConversionError*>(&e))  // "--outbound=<text>"
+    return "explain: a flag was given a value (not repeated here, as it may be comment text); "
+           "run civicsift explain --help for more";
   // A text such as "-you idiot" reads as an option, so the text seems missing.
   if (explain_cmd && dynamic_cast<const CLI::RequiredError*>(&e) && explain_cmd.get_option("--tenant")->count() &&
       !explain_cmd.get_option("text")->count())

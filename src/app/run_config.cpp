@@ -20,6 +20,11 @@ std::optional<std::string> read_number(const YAML::Node& v, const fs::path& file
   return std::nullopt;
 }
 
+std::string no_value(const fs::path& file, const std::string& key) {
+  return fmt::format("{}: key \"{}\" has no value (leave the key out for its default, or write \"\" for none)",
+                     file.string(), key);
+}
+
 constexpr long long kDayMs = 86'400'000;
 constexpr long long kMinTransactionBudgetMs = 1000;
 
@@ -39,6 +44,8 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
   for (const auto& kv : root) {
     const auto key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
+    // yaml-cpp would read an empty value (`copy_topic:`) as the text "null".
+    if (v.IsNull()) return no_value(file, key);
     try {
       std::optional<std::string> bad;
       if (key == "brokers") c.brokers = v.as<std::string>();
@@ -76,7 +83,11 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
                              file.string());
       } else if (key == "kafka") {
         if (!v.IsMap()) return fmt::format("{}: \"kafka\" must be a mapping of librdkafka properties", file.string());
-        for (const auto& p : v) c.kafka[p.first.as<std::string>()] = p.second.as<std::string>();
+        for (const auto& p : v) {
+          const auto property = p.first.as<std::string>();
+          if (p.second.IsNull()) return no_value(file, "kafka." + property);
+          c.kafka[property] = p.second.as<std::string>();
+        }
       } else {
         return fmt::format("{}: unknown key \"{}\"", file.string(), key);
       }

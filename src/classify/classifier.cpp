@@ -15,13 +15,14 @@
 namespace civicsift {
 namespace {
 
-// Beyond this many hits in one comment further hits are not recorded; the verdict
-// already holds thousands of matches and memory stays bounded.
+// Beyond this many hits of one database in one comment further hits are not recorded;
+// the verdict already holds thousands of matches and memory stays bounded.
 constexpr size_t kMaxHits = 1 << 16;
 
 int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   auto* hits = static_cast<ScanContext::Hits*>(ctx);
-  if (hits->list.size() < kMaxHits) hits->list.push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
+  if (hits->list.size() - hits->budget_start < kMaxHits)
+    hits->list.push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
   else hits->overflowed = true;
   return 0;
 }
@@ -38,15 +39,16 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+bool in_address(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+         c == '_' || c == '+' || c == '%';
+}
+
 // Address and link patterns (`validate: domain`) may match from the character before
 // '@' or before a domain's last dot: the span starts where the address does, so the
 // allow-list sees the whole domain and redaction hides all of the address, its
 // scheme ("https://") included.
 uint32_t address_start(std::string_view text, uint32_t from) {
-  const auto in_address = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-           c == '_' || c == '+' || c == '%';
-  };
   while (from > 0 && in_address(text[from - 1])) --from;
   // Only the web's schemes: "experiencehttp://..." (a missing space) is no scheme.
   const auto scheme_ends_at = [&](std::string_view scheme) {
@@ -58,6 +60,22 @@ uint32_t address_start(std::string_view text, uint32_t from) {
   for (std::string_view scheme : {"https://", "http://"})
     if (scheme_ends_at(scheme)) return from - static_cast<uint32_t>(scheme.size());
   return from;
+}
+
+// An e-mail address written out ("jane.doe at gmail dot com", "jane[at]gmail.com") is
+// found from its "at": the span starts at the name before it, so redaction hides the
+// whole address.
+uint32_t spelled_address_start(std::string_view text, uint32_t from) {
+  const std::string_view rest = text.substr(from);
+  const auto is_at = [&](size_t i) { return (rest[i] | 0x20) == 'a' && (rest[i + 1] | 0x20) == 't'; };
+  const bool word = rest.size() > 2 && is_at(0) && is_space(rest[2]);
+  const bool bracketed = rest.size() > 3 && std::string_view("[({").find(rest[0]) != std::string_view::npos &&
+                         is_at(1) && std::string_view("])}").find(rest[3]) != std::string_view::npos;
+  if (!word && !bracketed) return from;
+  uint32_t name_end = from;
+  while (name_end > 0 && is_space(text[name_end - 1])) --name_end;
+  const uint32_t name_start = address_start(text, name_end);
+  return name_start < name_end ? name_start : from;
 }
 
 // The text duplicate rules compare: ASCII letters lower-cased, each run of whitespace
@@ -145,8 +163,8 @@ bool has_ascii_digit(std::string_view text) {
 // Masked spellings of terms ("f*ck"): each skeleton word that holds a mask is looked up
 // in the policy's MaskedTerms. `sk` is marked for scanning (text::mark_for_scan). Reads
 // each byte at most twice, however many masks a word holds.
-// Masked spellings count against the hit cap as Hyperscan's hits do: a comment of
-// thousands of masked words stays bounded too.
+// Masked spellings count against the main database's hit cap as its hits do: a
+// comment of thousands of masked words stays bounded too.
 void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, ScanContext::Hits& hits,
                         std::vector<Match>& out) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(sk.bytes.data() + sk.offset);
@@ -165,7 +183,7 @@ void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, Scan
     // The word's first letter to where it ends (the space after it), as for a literal.
     terms.match({word, end - begin}, sk.run_length.data() + begin,
                 [&](uint16_t rule) {
-                  if (hits.list.size() + hits.masked >= kMaxHits) {
+                  if (hits.list.size() - hits.budget_start + hits.masked >= kMaxHits) {  // the main budget
                     hits.overflowed = true;
                     return;
                   }
@@ -216,14 +234,16 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 
   ctx.hits_.clear();
-  if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
-                                   ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
-    throw std::runtime_error("hs_scan failed");
   // The regexes that need a digit (policy/compiler.h) only where one can match: over
-  // the raw text, when it holds one.
+  // the raw text, when it holds one. Each database has its own budget of hits, so
+  // padding that exhausts the main one cannot keep a phone number out of the verdict.
   if (policy.digit_database() && has_ascii_digit(text) &&
       hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_, on_match,
               &ctx.hits_) != HS_SUCCESS)
+    throw std::runtime_error("hs_scan failed");
+  ctx.hits_.budget_start = ctx.hits_.list.size();
+  if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
+                                   ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
     throw std::runtime_error("hs_scan failed");
 
   const uint32_t content_end = end_of_content(text);
@@ -263,6 +283,8 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
 
   if (!policy.masked_terms().empty()) add_masked_matches(policy.masked_terms(), sk, ctx.hits_, ctx.candidates_);
   out.hits_capped = ctx.hits_.overflowed;
+  for (auto& m : ctx.candidates_)
+    if (spec.rules[m.rule].category == Category::pii) m.start = spelled_address_start(text, m.start);
 
   auto allowed = [&](const Match& m) {
     for (const auto& a : ctx.allows_) {

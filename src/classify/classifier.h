@@ -56,14 +56,16 @@ class ScanContext {
     unsigned pattern;
     uint32_t from, to;
   };
-  // One comment's hits, Hyperscan's and masked spellings' together, up to a cap that
-  // bounds memory; `overflowed` when more came than were kept.
+  // One comment's hits, Hyperscan's and masked spellings' together, up to a cap per
+  // database that bounds memory; `overflowed` when more came than were kept.
   struct Hits {
     std::vector<Hit> list;
+    size_t budget_start = 0;  // where the hits of the database being scanned begin
     size_t masked = 0;
     bool overflowed = false;
     void clear() {
       list.clear();
+      budget_start = 0;
       masked = 0;
       overflowed = false;
     }

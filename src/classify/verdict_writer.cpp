@@ -103,6 +103,8 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 std::string redact(std::string_view text, const Verdict& verdict) {
+  // Past the hit cap the matches may miss personal data: nothing of the text is shown.
+  if (verdict.hits_capped) return "[withheld: too many matches to redact]";
   std::string out;
   out.reserve(text.size());
   size_t cursor = 0;

@@ -27,7 +27,8 @@ struct VerdictOptions {
 void write_verdict(std::string& out, const Comment& comment, const Verdict& verdict,
                    const VerdictOptions& options = {});
 
-// `text` with each matched span (overlapping spans merged) replaced by "[category]".
+// `text` with each matched span (overlapping spans merged) replaced by "[category]";
+// a placeholder instead when the scan stopped recording hits (Verdict::hits_capped).
 std::string redact(std::string_view text, const Verdict& verdict);
 
 // Appends {"line"?,"id"?,"error":{"code","message"}} (no newline).

@@ -178,6 +178,13 @@ size_t first_value_end(std::string_view input) {
   return std::string_view::npos;
 }
 
+// The id of a whole object, for an error found before its id was read ("text":5
+// ahead of "id"), so the record still names it; empty when it has none.
+std::string_view id_of(const simdjson::dom::element& object) {
+  std::string_view id;
+  return object["id"].get(id) == simdjson::SUCCESS ? id : std::string_view{};
+}
+
 // The On Demand parser reports the first thing it trips on, which may be a symptom
 // ("not an object" for `nul`); a full parse of the (rare) failing input names the cause.
 DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, simdjson::error_code seen,
@@ -187,20 +194,22 @@ DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, s
   const auto e = validator.parse(input.data(), input.size(), false).get(root);
   if (e == simdjson::SUCCESS) {
     if (!root.is_object()) return error(DecodeErrorCode::not_object, "input is JSON but not an object", id);
-    return from_simdjson(seen, id);
+    return from_simdjson(seen, id.empty() ? id_of(root) : id);
   }
   if (const size_t end = first_value_end(input); end != std::string_view::npos) {
     std::string prefix(input.substr(0, end));
     prefix.append(simdjson::SIMDJSON_PADDING, ' ');
     simdjson::dom::element object;
-    if (validator.parse(prefix.data(), end, false).get(object) == simdjson::SUCCESS) {
-      // Found before any field was read; the object itself is whole, so its id is known.
-      std::string_view object_id = id;
-      if (object_id.empty() && object["id"].get(object_id) != simdjson::SUCCESS) object_id = {};
-      return from_simdjson(simdjson::TRAILING_CONTENT, object_id);
-    }
+    if (validator.parse(prefix.data(), end, false).get(object) == simdjson::SUCCESS)
+      return from_simdjson(simdjson::TRAILING_CONTENT, id.empty() ? id_of(object) : id);
   }
   return from_simdjson(e, id);
+}
+
+std::string whole_object_id(simdjson::dom::parser& validator, std::string_view input) {
+  simdjson::dom::element root;
+  if (validator.parse(input.data(), input.size(), false).get(root) != simdjson::SUCCESS) return {};
+  return std::string(id_of(root));
 }
 
 }  // namespace
@@ -285,7 +294,10 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     } else if (auto e = skip_value(v, 2, options_.max_depth)) {
       return diagnose(impl_->validator, input, e, id_so_far());
     }
-    if (r) return std::move(*r);
+    if (r) {
+      if (!has_id) r->id = whole_object_id(impl_->validator, input);
+      return std::move(*r);
+    }
   }
   // Anything left after the object is garbage ("{...} trailing", "{...}{...}").
   if (const char* where = nullptr; doc.current_location().get(where) == simdjson::SUCCESS)

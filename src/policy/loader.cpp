@@ -61,6 +61,18 @@ std::string required_string(const YAML::Node& map, std::string_view key, const f
   return n.as<std::string>();
 }
 
+// An optional text, `fallback` when the key is absent. An empty value (`name:`) is
+// refused, not read as yaml-cpp's "null", and so is a list or a mapping.
+std::string optional_text(const YAML::Node& map, std::string_view key, const fs::path& file, const std::string& rule,
+                          std::string fallback = {}) {
+  const YAML::Node n = map[std::string(key)];
+  if (!n) return fallback;
+  if (!n.IsScalar())
+    fail(file, rule, fmt::format("{}: \"{}\" must be a text, not {}", at_line(n), key,
+                                 n.IsNull() ? "empty" : "a list or a mapping"));
+  return n.Scalar();
+}
+
 void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> known, const fs::path& file,
                 const std::string& rule) {
   for (const auto& kv : map) {
@@ -130,7 +142,7 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
     }
   }
   if (n["direction"]) {
-    const auto d = n["direction"].as<std::string>();
+    const auto d = optional_text(n, "direction", file, r.id);
     if (d == "any") r.direction = DirectionScope::any;
     else if (d == "inbound") r.direction = DirectionScope::inbound;
     else if (d == "outbound") r.direction = DirectionScope::outbound;
@@ -144,19 +156,19 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
       fail(file, r, fmt::format("uses lexicon \"{}\" that the policy does not list in \"lexicons\"", lex));
   r.regexes = string_list(n["regex"], file, r.id, "regex");
   if (n["validate"]) {
-    const auto v = n["validate"].as<std::string>();
+    const auto v = optional_text(n, "validate", file, r.id);
     if (auto val = parse_validator(v)) r.validator = *val;
     else fail(file, r, fmt::format("unknown validator \"{}\" (luhn, phone, domain)", v));
     if (r.regexes.empty()) fail(file, r, "\"validate\" applies to \"regex\" patterns, and there are none");
   }
   r.allow = string_list(n["allow"], file, r.id, "allow");
   if (n["duplicate_within"]) {
-    const auto d = parse_duration_ms(n["duplicate_within"].as<std::string>());
+    const auto d = parse_duration_ms(optional_text(n, "duplicate_within", file, r.id));
     if (!d || *d <= 0) fail(file, r, "\"duplicate_within\" must be a duration such as 30m, 24h or 7d");
     r.duplicate_within_ms = *d;
   }
   if (n["during"]) {
-    if (n["during"].as<std::string>() != "election") fail(file, r, "\"during\" can only be \"election\"");
+    if (optional_text(n, "during", file, r.id) != "election") fail(file, r, "\"during\" can only be \"election\"");
     r.during_election = true;
   }
   if (!r.has_patterns() && r.duplicate_within_ms == 0)
@@ -187,8 +199,8 @@ PolicySpec load(const fs::path& file) {
   PolicySpec p;
   p.file = file;
   p.tenant = required_string(root, "tenant", file, "");
-  p.name = root["name"] ? root["name"].as<std::string>() : p.tenant;
-  p.source = root["source"] ? root["source"].as<std::string>() : "";
+  p.name = optional_text(root, "name", file, "", p.tenant);
+  p.source = optional_text(root, "source", file, "");
 
   std::string hashed = content;
   std::set<std::string> lexicon_names;
@@ -226,22 +238,22 @@ PolicySpec load(const fs::path& file) {
     } catch (const YAML::Exception&) {
       fail(file, "", "repeat_offenders.removals must be an integer");
     }
-    const auto within = parse_duration_ms(r["within"] ? r["within"].as<std::string>() : "");
+    const auto within = parse_duration_ms(optional_text(r, "within", file, ""));
     // Each author's removal times are kept, up to twice `removals`: bounded.
     if (p.repeat_offenders.removals < 1 || p.repeat_offenders.removals > 1000 || !within || *within <= 0)
       fail(file, "", "repeat_offenders needs \"removals\" (1 to 1000) and \"within\" (a duration such as 30d)");
     p.repeat_offenders.within_ms = *within;
-    if (r["route"]) p.repeat_offenders.route = r["route"].as<std::string>();
-    p.repeat_offenders.clause = r["clause"] ? r["clause"].as<std::string>() : "";
+    p.repeat_offenders.route = optional_text(r, "route", file, "", p.repeat_offenders.route);
+    p.repeat_offenders.clause = optional_text(r, "clause", file, "");
   }
   if (const auto e = root["election"]) {
     check_keys(e, {"nominations_open", "nominations_close", "utc_offset"}, file, "");
     // A date is a whole day where the municipality is (`utc_offset`, UTC by default),
     // so a post at 9 pm on the closing day still falls inside; a date-time is exact.
-    const auto local = parse_utc_offset_ms(e["utc_offset"] ? e["utc_offset"].as<std::string>() : "Z");
+    const auto local = parse_utc_offset_ms(optional_text(e, "utc_offset", file, "", "Z"));
     if (!local) fail(file, "", "election \"utc_offset\" must look like -04:00 (or Z)");
     const auto bound = [&](const char* key, bool closing) -> std::optional<int64_t> {
-      const std::string value = e[key] ? e[key].as<std::string>() : "";
+      const std::string value = optional_text(e, key, file, "");
       const auto ms = parse_timestamp_ms(value);
       if (!ms || value.size() != 10) return ms;
       return *ms - *local + (closing ? 86'400'000 - 1 : 0);
