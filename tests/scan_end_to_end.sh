@@ -56,9 +56,11 @@ scan "$work/missing.jsonl" > /dev/null 2> "$work/err1"; rc1=$?
 "$bin" scan --patterns "$data/policy" --tenant gotham < /dev/null > /dev/null 2>&1; rc4=$?
 "$bin" scan --max-bytes 0 < /dev/null > /dev/null 2>&1; rc5=$?
 "$bin" --version > /dev/null 2>&1; rc6=$?
+"$bin" generate --count -1 > /dev/null 2> "$work/err7"; rc7=$?
 set -e
 check "out-of-range --max-bytes: exit 2" test "$rc5" -eq 2
 check "--version: exit 0" test "$rc6" -eq 0
+check "generate --count -1: exit 2, says why" bash -c "test $rc7 -eq 2 && grep -q 'must not be negative' $(printf '%q' "$work/err7")"
 check "missing file: exit 2" test "$rc1" -eq 2
 check "missing file: one-line reason" test "$(wc -l < "$work/err1")" -eq 1
 check "no policies: exit 2" test "$rc2" -eq 2

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -31,7 +32,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // One HTTP/1.0 GET against 127.0.0.1:port; the whole response.
-std::string http_get(int port, const std::string& path) {
+// A connection to 127.0.0.1:port, or -1.
+int connect_local(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -39,9 +41,15 @@ std::string http_get(int port, const std::string& path) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  return fd;
+}
+
+std::string http_request(int port, const std::string& path, const std::string& method = "GET") {
+  const int fd = connect_local(port);
+  if (fd < 0) return "";
+  const std::string request = method + " " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
   (void)!write(fd, request.data(), request.size());
   std::string response;
   char buf[4096];
@@ -190,13 +198,24 @@ TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
   ASSERT_GT(server->port(), 0);
   EXPECT_EQ(server->bound_address(), "127.0.0.1:" + std::to_string(server->port()));
 
-  EXPECT_EQ(http_get(server->port(), "/healthz").rfind("HTTP/1.1 200", 0), 0u);
-  EXPECT_EQ(http_get(server->port(), "/readyz").rfind("HTTP/1.1 503", 0), 0u);
+  EXPECT_EQ(http_request(server->port(), "/healthz").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(http_request(server->port(), "/readyz").rfind("HTTP/1.1 503", 0), 0u);
   ready.store(true);
-  EXPECT_EQ(http_get(server->port(), "/readyz").rfind("HTTP/1.1 200", 0), 0u);
-  const std::string scrape = http_get(server->port(), "/metrics");
+  EXPECT_EQ(http_request(server->port(), "/readyz").rfind("HTTP/1.1 200", 0), 0u);
+  const std::string scrape = http_request(server->port(), "/metrics");
   EXPECT_EQ(scrape.rfind("HTTP/1.1 200", 0), 0u);
   EXPECT_NE(scrape.find("civicsift_build_info{version=\"1.2.3\"} 1"), std::string::npos);
+
+  // HEAD gets the headers only, /metrics included; other methods are not allowed.
+  const std::string head = http_request(server->port(), "/healthz", "HEAD");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n") << head;
+  const std::string head_metrics = http_request(server->port(), "/metrics", "HEAD");
+  EXPECT_EQ(head_metrics.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(head_metrics.find("civicsift_build_info"), std::string::npos);
+  const std::string post = http_request(server->port(), "/readyz", "POST");
+  EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_NE(post.find("Allow: GET, HEAD"), std::string::npos);
 
   // A port already taken is an error value, not an exception.
   auto clash = HttpServer::start("127.0.0.1:" + std::to_string(server->port()), metrics, [] { return true; });
@@ -219,6 +238,32 @@ TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
     EXPECT_TRUE(stops_promptly(std::get<std::unique_ptr<HttpServer>>(other))) << address;
   }
   EXPECT_TRUE(stops_promptly(std::get<std::unique_ptr<HttpServer>>(started)));
+}
+
+// Connections left open without a request (a port scan, a stuck client) each hold a
+// server thread until the request timeout; the probes must not queue behind them.
+// Answered behind them, a probe would come only after the server had dropped some of
+// them; so each must still be open when the probe's answer is in. A retry absorbs a
+// stall of the test machine longer than the timeout.
+TEST(HttpServer, ProbesAreAnsweredWhileManyConnectionsSitIdle) {
+  auto metrics = std::make_shared<Metrics>("1.2.3");
+  auto started = HttpServer::start("127.0.0.1:0", metrics, [] { return true; });
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<HttpServer>>(started)) << std::get<std::string>(started);
+  const int port = std::get<std::unique_ptr<HttpServer>>(started)->port();
+  constexpr int kIdle = 20;
+  bool answered_ahead = false;
+  for (int attempt = 0; attempt < 3 && !answered_ahead; ++attempt) {
+    std::vector<int> idle;
+    for (int i = 0; i < kIdle; ++i) idle.push_back(connect_local(port));
+    const std::string probe = http_request(port, "/readyz");
+    EXPECT_EQ(probe.rfind("HTTP/1.1 200", 0), 0u);
+    answered_ahead = std::all_of(idle.begin(), idle.end(), [](int fd) {
+      char byte;
+      return fd >= 0 && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;  // open, nothing sent
+    });
+    for (int fd : idle) close(fd);
+  }
+  EXPECT_TRUE(answered_ahead);
 }
 
 TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {
@@ -424,6 +469,17 @@ TEST(RunConfig, ErrorsNameTheKey) {
         << key;
   EXPECT_NE(load("kafka:\n  sasl.password:\n").find("key \"kafka.sasl.password\" has no value"), std::string::npos);
   EXPECT_EQ(load("copy_topic: \"\"\n"), "");
+  // What civicsift sets itself cannot be given under kafka:, where it would be
+  // overridden without a word (--brokers and --group would not win over it either).
+  EXPECT_NE(load("kafka:\n  group.id: teamA\n").find("kafka.group.id is set by civicsift: use the key \"group\""),
+            std::string::npos);
+  EXPECT_NE(load("kafka:\n  bootstrap.servers: a:1\n").find("use the key \"brokers\""), std::string::npos);
+  EXPECT_NE(load("kafka:\n  transactional.id: t\n").find("use the key \"transactional_id\""), std::string::npos);
+  EXPECT_NE(load("kafka:\n  enable.auto.offset.store: \"true\"\n").find("kafka.enable.auto.offset.store is set"),
+            std::string::npos);
+  EXPECT_NE(load("kafka:\n  isolation.level: read_uncommitted\ndelivery: exactly_once\n").find("with delivery exactly_once"),
+            std::string::npos);
+  EXPECT_EQ(load("kafka:\n  isolation.level: read_uncommitted\n"), "");
   // Transactions need a budget to start and to commit in.
   EXPECT_NE(load("delivery: exactly_once\nshutdown_timeout_ms: 0\n").find("shutdown_timeout_ms must be at least 1000"),
             std::string::npos);

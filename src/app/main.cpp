@@ -41,6 +41,10 @@ std::string allocator_version() {
 // Threads beyond this only add contention (and each one a stack); 0 means one per core.
 const CLI::Range kThreadRange(0, 256);
 
+// Unsigned options would take "-1" as 2^64 - 1: refused instead.
+const CLI::Validator kNotNegative(
+    [](const std::string& s) { return s.starts_with('-') ? std::string("must not be negative") : std::string(); }, "");
+
 void add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
   cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
   cmd.add_option("--cache-dir", o.cache_dir, "Where compiled databases are cached (default: ~/.cache/civicsift)");
@@ -65,7 +69,8 @@ std::string usage_problem(const CLI::ParseError& e, const CLI::App& explain_cmd)
   // A text such as "-you idiot" reads as an option, so the text seems missing.
   if (explain_cmd && dynamic_cast<const CLI::RequiredError*>(&e) && explain_cmd.get_option("--tenant")->count() &&
       !explain_cmd.get_option("text")->count())
-    return fmt::format("{}; a text that begins with - goes after -- (civicsift explain --tenant NAME -- TEXT)", e.what());
+    return fmt::format("{}; a text that begins with - goes after -- (civicsift explain --tenant NAME -- TEXT)",
+                       e.what());
   return fmt::format("{}; run with --help for more", e.what());
 }
 
@@ -111,7 +116,8 @@ int main(int argc, char** argv) {
   add_policy_options(*explain_cmd, explain.policy, explain_no_cache);
   explain_cmd->add_option("--tenant", explain.tenant, "Tenant whose policy applies")->required();
   explain_cmd->add_flag("--outbound", explain.outbound, "Judge the text as a post by staff (direction outbound)");
-  explain_cmd->add_option("text", explain.text, "The comment text, quoted as one argument (after -- if it begins with -)")
+  explain_cmd
+      ->add_option("text", explain.text, "The comment text, quoted as one argument (after -- if it begins with -)")
       ->required();
 
   PolicyOptions check;
@@ -149,9 +155,15 @@ int main(int argc, char** argv) {
 
   GenerateOptions generate;
   auto* generate_cmd = app.add_subcommand("generate", "Write a realistic multi-tenant comment stream as JSON lines");
-  generate_cmd->add_option("--rate", generate.rate, "Comments per second (0: as fast as possible)")->capture_default_str();
-  generate_cmd->add_option("--count", generate.count, "How many (0: until interrupted)")->capture_default_str();
-  generate_cmd->add_option("--seed", generate.seed, "Random seed (same seed, same stream)")->capture_default_str();
+  generate_cmd->add_option("--rate", generate.rate, "Comments per second (0: as fast as possible)")
+      ->check(kNotNegative)
+      ->capture_default_str();
+  generate_cmd->add_option("--count", generate.count, "How many (0: until interrupted)")
+      ->check(kNotNegative)
+      ->capture_default_str();
+  generate_cmd->add_option("--seed", generate.seed, "Random seed (same seed, same stream)")
+      ->check(kNotNegative)
+      ->capture_default_str();
   generate_cmd->add_option("--violations", generate.violation_share, "Share of comments that break a rule")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();

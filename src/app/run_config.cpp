@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <map>
 #include <optional>
+#include <set>
 
 namespace civicsift {
 namespace fs = std::filesystem;
@@ -24,6 +26,18 @@ std::string no_value(const fs::path& file, const std::string& key) {
   return fmt::format("{}: key \"{}\" has no value (leave the key out for its default, or write \"\" for none)",
                      file.string(), key);
 }
+
+// librdkafka properties civicsift sets itself, from its own key (named) or for its
+// delivery guarantee (empty): under `kafka:` they would be overridden without a word.
+const std::map<std::string, std::string> kOwnedProperties = {
+    {"bootstrap.servers", "brokers"},
+    {"group.id", "group"},
+    {"transactional.id", "transactional_id"},
+    {"enable.auto.offset.store", ""},  // offsets are stored only once a verdict is acknowledged
+};
+// Set by civicsift with delivery exactly_once: offsets commit inside transactions, and
+// the input is read committed.
+const std::set<std::string> kExactlyOnceProperties = {"enable.auto.commit", "isolation.level"};
 
 constexpr long long kDayMs = 86'400'000;
 constexpr long long kMinTransactionBudgetMs = 1000;
@@ -86,6 +100,11 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
         for (const auto& p : v) {
           const auto property = p.first.as<std::string>();
           if (p.second.IsNull()) return no_value(file, "kafka." + property);
+          if (const auto owned = kOwnedProperties.find(property); owned != kOwnedProperties.end())
+            return owned->second.empty()
+                       ? fmt::format("{}: kafka.{} is set by civicsift", file.string(), property)
+                       : fmt::format("{}: kafka.{} is set by civicsift: use the key \"{}\"", file.string(), property,
+                                     owned->second);
           c.kafka[property] = p.second.as<std::string>();
         }
       } else {
@@ -96,6 +115,9 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
       return fmt::format("{}: key \"{}\" has a value of the wrong type", file.string(), key);
     }
   }
+  for (const auto& property : kExactlyOnceProperties)
+    if (c.exactly_once && c.kafka.count(property))
+      return fmt::format("{}: kafka.{} is set by civicsift with delivery exactly_once", file.string(), property);
   // The same budget bounds starting transactions and each commit's drain: with none,
   // every commit that found anything in flight would stop the service.
   if (c.exactly_once && c.shutdown_timeout_ms < kMinTransactionBudgetMs)

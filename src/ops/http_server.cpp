@@ -24,32 +24,47 @@ namespace {
 std::mutex g_ready_mu;
 std::map<int, std::function<bool()>> g_ready_by_port;
 
-void reply(mg_connection* conn, int status, const char* reason, const char* body) {
+// `body` is left out when answering HEAD, whose reply has the headers only.
+void reply(mg_connection* conn, bool head, int status, const char* reason, const char* body,
+           const char* extra_headers = "") {
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
-            status, reason, std::strlen(body), body);
+            "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n%s",
+            status, reason, std::strlen(body), extra_headers, head ? "" : body);
 }
 
-// Answers /healthz and /readyz itself; everything else goes on to the exposer.
+// Answers /healthz and /readyz itself, and HEAD /metrics (which the exposer does not
+// take: a monitor checking with HEAD would see the endpoint missing); everything else
+// goes on to the exposer.
 int on_begin_request(mg_connection* conn) {
   const mg_request_info* info = mg_get_request_info(conn);
   const char* uri = info->local_uri ? info->local_uri : "";
+  const char* method = info->request_method ? info->request_method : "";
+  const bool head = std::strcmp(method, "HEAD") == 0;
+  const bool probe = std::strcmp(uri, "/healthz") == 0 || std::strcmp(uri, "/readyz") == 0;
+  if (head && std::strcmp(uri, "/metrics") == 0) {
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
+    return 200;
+  }
+  if (!probe) return 0;
+  if (!head && std::strcmp(method, "GET") != 0) {
+    reply(conn, false, 405, "Method Not Allowed", "use GET or HEAD\n", "Allow: GET, HEAD\r\n");
+    return 405;
+  }
   if (std::strcmp(uri, "/healthz") == 0) {
-    reply(conn, 200, "OK", "ok\n");
+    reply(conn, head, 200, "OK", "ok\n");
     return 200;
   }
-  if (std::strcmp(uri, "/readyz") == 0) {
-    std::function<bool()> ready;
-    {
-      std::lock_guard lock(g_ready_mu);
-      if (auto it = g_ready_by_port.find(info->server_port); it != g_ready_by_port.end()) ready = it->second;
-    }
-    if (ready && ready()) reply(conn, 200, "OK", "ready\n");
-    else reply(conn, 503, "Service Unavailable", "not ready\n");
-    return 200;
+  std::function<bool()> ready;
+  {
+    std::lock_guard lock(g_ready_mu);
+    if (auto it = g_ready_by_port.find(info->server_port); it != g_ready_by_port.end()) ready = it->second;
   }
-  return 0;
+  if (ready && ready()) reply(conn, head, 200, "OK", "ready\n");
+  else reply(conn, head, 503, "Service Unavailable", "not ready\n");
+  return 200;
 }
 
 // Opens and closes one connection to host:port; a wildcard host means this machine.
@@ -79,10 +94,11 @@ std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     return c;
   }();
   try {
-    // A few threads and a short request timeout: connections left open (a port scan, a
-    // stuck client) must not take every thread and stall the probes behind them.
+    // Connections left open (a port scan, a stuck client) each hold a thread until the
+    // request timeout: enough threads, and a timeout under the probes' own (2 s in
+    // deploy/k8s), so that they do not stall the probes queued behind them.
     server->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", address, "num_threads", "6", "request_timeout_ms", "5000"},
+        std::vector<std::string>{"listening_ports", address, "num_threads", "32", "request_timeout_ms", "1000"},
         &callbacks);
   } catch (const std::exception& e) {
     return "metrics endpoint " + address + ": " + e.what();
