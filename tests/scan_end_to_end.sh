@@ -113,6 +113,15 @@ check "explain -- TEXT takes a text that begins with a dash" bash -c \
   "$(printf '%q' "$bin") explain --patterns $(printf '%q' "$data/policy") --tenant town -- '-f*ck this' | grep -q town.swears"
 check "explain --help: exit 0, on stdout" bash -c "$(printf '%q' "$bin") explain --help | grep -q 'after --'"
 check "eval, missing corpus: exit 2" test "$rc_eval" -eq 2
+printf 'text\tlabel\nwhat the shit\tOFF\n\nhello\tNOT\nno label here\n\n' > "$work/corpus.tsv"
+"$bin" eval --patterns "$data/policy" --tenant town --text-column text --label-column label --positive OFF --json \
+  "$work/corpus.tsv" > "$work/eval.json"
+check "eval: blank lines ignored, short rows counted as skipped" \
+  grep -q '"rows":2,"skipped":1,"positives":1,"precision":1.0000,"recall":1.0000' "$work/eval.json"
+set +e
+"$bin" eval --patterns "$data/policy" --tenant town --format sms "$work" > /dev/null 2> "$work/eval-dir"; rc_dir=$?
+set -e
+check "eval, a folder: exit 2, says so" bash -c "test $rc_dir -eq 2 && grep -q 'it is a folder' $(printf '%q' "$work/eval-dir")"
 check "eval, missing corpus: logged with the reason" grep -q "error.*cannot open .*no-such.tsv: No such file" "$work/eval-err"
 
 "$bin" clauses "$data/policy" > "$work/clauses.md"

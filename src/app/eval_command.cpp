@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "app/commands.h"
@@ -57,7 +58,12 @@ int run_eval(const EvalOptions& options) {
     return 2;
   }
   std::string line;
-  std::getline(in, line);
+  if (!std::getline(in, line)) {  // a folder opens as a stream too, and fails on reading
+    std::error_code ec;
+    spdlog::error("cannot read {}: {}", options.file,
+                  std::filesystem::is_directory(options.file, ec) ? "it is a folder" : "it is empty");
+    return 2;
+  }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   const auto header = split_tabs(line);
   auto column = [&](const std::string& name) -> long {
@@ -80,6 +86,7 @@ int run_eval(const EvalOptions& options) {
   double seconds = 0;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;  // a blank line (often the last) is no row
     const auto cols = split_tabs(line);
     if (cols.size() <= static_cast<size_t>(std::max(text_col, label_col))) {
       ++skipped;
@@ -102,16 +109,20 @@ int run_eval(const EvalOptions& options) {
       (hit ? (positive ? cc.tp : cc.fp) : (positive ? cc.fn : cc.tn))++;
     }
   }
+  if (in.bad()) {
+    spdlog::error("cannot read {}: {}", options.file, std::strerror(errno));
+    return 2;
+  }
   const double rate = seconds > 0 ? double(rows) / seconds : 0;
 
   if (options.json) {
     std::string out = "{\"filter\":\"civicsift\",\"policy\":";
     append_json_string(out, policy->label());
     fmt::format_to(std::back_inserter(out),
-                   ",\"rows\":{},\"positives\":{},\"precision\":{:.4f},\"recall\":{:.4f},\"f1\":{:.4f},"
-                   "\"fpr\":{:.4f},\"comments_per_second\":{:.0f}}}\n",
-                   rows, overall.tp + overall.fn, overall.precision(), overall.recall(), overall.f1(), overall.fpr(),
-                   rate);
+                   ",\"rows\":{},\"skipped\":{},\"positives\":{},\"precision\":{:.4f},\"recall\":{:.4f},"
+                   "\"f1\":{:.4f},\"fpr\":{:.4f},\"comments_per_second\":{:.0f}}}\n",
+                   rows, skipped, overall.tp + overall.fn, overall.precision(), overall.recall(), overall.f1(),
+                   overall.fpr(), rate);
     fmt::print("{}", out);
     return 0;
   }
