@@ -47,7 +47,9 @@ const CLI::Validator kNotNegative(
 
 void add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
   cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
-  cmd.add_option("--cache-dir", o.cache_dir, "Where compiled databases are cached (default: ~/.cache/civicsift)");
+  cmd.add_option("--cache-dir", o.cache_dir,
+                 "Where compiled databases are cached (default: $CIVICSIFT_CACHE_DIR, $XDG_CACHE_HOME/civicsift or "
+                 "~/.cache/civicsift)");
   cmd.add_flag("--no-cache", no_cache, "Always compile; read and write no cache");
 }
 

@@ -21,14 +21,18 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<Service*> g_service{nullptr};
 std::atomic<PolicyReloader*> g_reloader{nullptr};
+std::atomic<bool> g_reload_pending{false};  // a SIGHUP before the reloader existed
 
 extern "C" void on_stop_signal(int) {
   g_stop.store(true);
   if (Service* s = g_service.load()) s->stop();
 }
 
+// A SIGHUP during start-up (an edit made while the policies compiled) is kept for the
+// reloader; the second look covers a reloader registered while the flag was being set.
 extern "C" void on_reload_signal(int) {
-  if (PolicyReloader* r = g_reloader.load()) r->request();
+  g_reload_pending.store(true);
+  if (PolicyReloader* r = g_reloader.load(); r && g_reload_pending.exchange(false)) r->request();
 }
 
 void install_signal_handlers() {
@@ -117,6 +121,7 @@ int run_service(const RunOptions& options) {
       config.watch_patterns ? config.watch_interval_ms : 0, loaded_digest);
   g_service.store(&service);
   g_reloader.store(&reloader);
+  if (g_reload_pending.exchange(false)) reloader.request();  // asked to reload while starting
   if (g_stop.load()) service.stop();  // asked to stop while starting
   const ServiceOutcome outcome = service.run();
   g_reloader.store(nullptr);
