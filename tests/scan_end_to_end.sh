@@ -98,6 +98,8 @@ set +e
   > /dev/null 2> "$work/explain-words"; rc_words=$?
 "$bin" explain --patterns "$data/policy" --tenant town "-f*ck this" > /dev/null 2> "$work/explain-dash"; rc_dash=$?
 "$bin" explain --patterns "$data/policy" --tenant town "--outbound=Jane Doe" > /dev/null 2> "$work/explain-flag"; rc_flag=$?
+"$bin" explain --patterns "$data/policy" --tenant town --log-level "Jane Doe" --log-format "at 519-555-0147" -- hi \
+  > /dev/null 2> "$work/log-options"; rc_log=$?
 set -e
 check "explain, unquoted words: exit 2" test "$rc_words" -eq 2
 check "explain, unquoted words: not repeated" bash -c "! grep -qE 'Doe|519' $(printf '%q' "$work/explain-words")"
@@ -107,6 +109,8 @@ lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 assert len(lines) == 1 and json.loads(lines[0])["level"] == "error" and "one argument" in lines[0], lines' \
   "$work/explain-words"
 check "explain, text given to a flag: exit 2, not repeated" bash -c "test $rc_flag -eq 2 && ! grep -q Doe $(printf '%q' "$work/explain-flag")"
+check "log options given a text: exit 2, not repeated" bash -c \
+  "test $rc_log -eq 2 && grep -q 'expected' $(printf '%q' "$work/log-options") && ! grep -qE 'Doe|519' $(printf '%q' "$work/log-options")"
 check "explain, text after a dash: exit 2" test "$rc_dash" -eq 2
 check "explain, text after a dash: points to --" grep -qF "goes after --" "$work/explain-dash"
 check "explain -- TEXT takes a text that begins with a dash" bash -c \

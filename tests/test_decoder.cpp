@@ -166,6 +166,14 @@ TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
   EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x","id":7})"), "");
   EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x",})"), "");
   EXPECT_EQ(id_in_error(R"({"tenant":"t","text":"x"} {"id":"c10"})"), "");  // not the next object's
+  // A line that breaks JSON's text rules elsewhere (a Latin-1 byte, a raw tab or
+  // control character in a string) gives a sound id, before or after the fault.
+  EXPECT_EQ(id_in_error("{\"id\":\"c4\",\"tenant\":\"t\",\"text\":\"caf\xE9\"}"), "c4");
+  EXPECT_EQ(id_in_error("{\"text\":\"caf\xE9\",\"tenant\":\"t\",\"id\":\"c5\"}"), "c5");
+  EXPECT_EQ(id_in_error("{\"text\":\"a\tb\\\"\x01\",\"id\":\"c6\",\"tenant\":\"t\"}"), "c6");
+  EXPECT_EQ(id_in_error("{\"id\":\"\xC3\xA9t\xE9\",\"tenant\":\"t\",\"text\":\"x\"}"), "");  // the fault is in the id
+  EXPECT_EQ(id_in_error("{\"id\":\"c\t7\",\"tenant\":\"t\",\"text\":\"x\"}"), "");
+  EXPECT_EQ(id_in_error("{\"text\":\"caf\xE9\",\"id\":\"c8\",}"), "");  // and no whole object
   // Cut short, the object is refused before any field is read: its id is not known.
   EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x","more":)"), "");
   EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x"})"), "(decoded)");

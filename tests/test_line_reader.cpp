@@ -145,6 +145,32 @@ TEST(LineReader, KeepsEveryLineAcrossBufferRefillsAndHandOvers) {
     }
 }
 
+// With a limit far above the lines read, the buffers stay small; a line longer than
+// they are, yet within the limit, grows them and comes out whole, and one over the
+// limit is still counted, not kept.
+TEST(LineReader, BuffersFollowTheLongestLineReadNotTheLimit) {
+  const size_t limit = size_t{256} << 20;
+  size_t largest_buffer = 0;
+  {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    ASSERT_EQ(write(fds[1], "a\nb\n", 4), 4);
+    close(fds[1]);
+    LineReader reader(fds[0], limit);
+    LineBatch batch;
+    ASSERT_TRUE(reader.next(batch, 10, 1 << 20));
+    EXPECT_EQ(batch.lines.size(), 2u);
+    largest_buffer = batch.data.size();
+    close(fds[0]);
+  }
+  EXPECT_LT(largest_buffer, size_t{4} << 20);
+
+  std::string long_line(3u << 20, 'y'), over_limit(6u << 20, 'z');
+  long_line[12345] = 'x';
+  EXPECT_EQ(read_all("a\n" + long_line + "\nb\n" + over_limit + "\nc", 5u << 20, 3, true, 65536),
+            (std::vector<std::string>{"a", long_line, "b", "<6291456 bytes>", "c"}));
+}
+
 // Lines that came in one read are all answered although the writer has not closed:
 // a batch cut at `max_lines` leaves the rest buffered, and the next call hands them
 // over instead of waiting on the pipe for more (`tail -f ... | civicsift scan`).

@@ -13,8 +13,16 @@ LineReader::LineReader(int fd, size_t max_line_bytes, const std::atomic<bool>* c
     : fd_(fd),
       cancel_(cancel),
       max_line_(max_line_bytes),
-      capacity_(std::max<size_t>(1 << 20, max_line_bytes + 2)),
+      max_capacity_(std::max(kInitialCapacity, max_line_bytes + 2)),
+      capacity_(kInitialCapacity),
       buf_(capacity_ + 1 + kParserPadding, ' ') {}
+
+bool LineReader::grow() {
+  if (capacity_ >= max_capacity_) return false;
+  capacity_ = std::min(2 * capacity_, max_capacity_);
+  buf_.resize(capacity_ + 1 + kParserPadding, ' ');
+  return true;
+}
 
 bool LineReader::readable_now() const {
   pollfd p{fd_, POLLIN, 0};
@@ -93,6 +101,12 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       continue;
     }
     if (kept_end > 0) break;
+    // A line longer than the buffer yet within the limit: the buffer grows for it, so
+    // memory follows the longest line read, not the limit.
+    if (!discarding_ && avail == capacity_ && grow()) {
+      fill();
+      continue;
+    }
     // Inside an oversize line (one byte more may be a CRLF's '\r'): its bytes are dropped.
     if (discarding_ || avail > max_line_ + 1) {
       discarding_ += avail;

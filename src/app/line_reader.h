@@ -53,11 +53,16 @@ class LineReader {
   bool wait_readable() const;
   // True when a read would not wait (regular files always; pipes when bytes came).
   bool readable_now() const;
+  // Doubles the buffer, up to what the longest allowed line needs; false at that size.
+  bool grow();
+
+  static constexpr size_t kInitialCapacity = size_t{1} << 20;
 
   int fd_;
   const std::atomic<bool>* cancel_;
   size_t max_line_;
-  size_t capacity_;  // bytes read ahead at most; buf_ has room for a '\n' and the padding after them
+  size_t max_capacity_;  // room for the longest allowed line, its '\r' and its '\n'
+  size_t capacity_;      // bytes read ahead at most; buf_ has room for a '\n' and the padding after them
   std::string buf_;
   size_t begin_ = 0, end_ = 0;  // buf_[begin_, end_): read, not yet in a batch
   bool eof_ = false;

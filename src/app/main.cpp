@@ -94,9 +94,12 @@ int main(int argc, char** argv) {
                                    hs_version(), simdjson_version(), rd_kafka_version_str(), allocator_version()));
   std::string log_level, log_format;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (default: info for run, warn otherwise)")
-      ->check([](const std::string& s) { return is_log_level(s) ? std::string() : "unknown log level " + s; });
+      ->check([](const std::string& s) {
+        return is_log_level(s) ? std::string() : "expected trace, debug, info, warn or error";
+      });
+  // Neither check repeats the value: a misplaced comment text can land here.
   app.add_option("--log-format", log_format, "text or json (JSON lines, for log pipelines)")
-      ->check(CLI::IsMember({"text", "json"}));
+      ->check([](const std::string& s) { return s == "text" || s == "json" ? std::string() : "expected text or json"; });
 
   ScanOptions scan;
   bool scan_no_cache = false;

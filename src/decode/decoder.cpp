@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <utf8proc.h>
 
 #include <optional>
 
@@ -185,6 +186,43 @@ std::string_view id_of(const simdjson::dom::element& object) {
   return object["id"].get(id) == simdjson::SUCCESS ? id : std::string_view{};
 }
 
+// A line that breaks JSON's text rules (a Latin-1 export's bytes, a pasted tab inside a
+// string) still names its id when the id itself is sound: a copy with each fault
+// replaced by U+FFFD is parsed for the id alone, and an id that held a fault is not given.
+std::string sound_id(simdjson::dom::parser& validator, std::string_view input) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string clean;
+  clean.reserve(input.size() + simdjson::SIMDJSON_PADDING);
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < input.size();) {
+    const auto c = static_cast<unsigned char>(input[i]);
+    if (c >= 0x80) {
+      utf8proc_int32_t code_point;
+      const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(input.data() + i),
+                                      static_cast<utf8proc_ssize_t>(input.size() - i), &code_point);
+      const size_t length = n > 0 ? static_cast<size_t>(n) : 1;
+      if (n > 0) clean.append(input.substr(i, length));
+      else clean.append(kReplacement);
+      i += length;
+      escaped = false;
+      continue;
+    }
+    if (in_string && c < 0x20) clean.append(kReplacement);
+    else clean.push_back(static_cast<char>(c));
+    if (!in_string) in_string = c == '"';
+    else if (escaped) escaped = false;
+    else if (c == '\\') escaped = true;
+    else if (c == '"') in_string = false;
+    ++i;
+  }
+  const size_t size = clean.size();
+  clean.append(simdjson::SIMDJSON_PADDING, ' ');
+  simdjson::dom::element root;
+  if (validator.parse(clean.data(), size, false).get(root) != simdjson::SUCCESS) return {};
+  const std::string_view id = id_of(root);
+  return id.find(kReplacement) == std::string_view::npos ? std::string(id) : std::string();
+}
+
 // The On Demand parser reports the first thing it trips on, which may be a symptom
 // ("not an object" for `nul`); a full parse of the (rare) failing input names the cause.
 DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, simdjson::error_code seen,
@@ -203,6 +241,8 @@ DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, s
     if (validator.parse(prefix.data(), end, false).get(object) == simdjson::SUCCESS)
       return from_simdjson(simdjson::TRAILING_CONTENT, id.empty() ? id_of(object) : id);
   }
+  if (id.empty() && (e == simdjson::UTF8_ERROR || e == simdjson::UNESCAPED_CHARS))
+    return from_simdjson(e, sound_id(validator, input));
   return from_simdjson(e, id);
 }
 
