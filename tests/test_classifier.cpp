@@ -28,7 +28,7 @@ rules:
     category: pii
     clause: "Town 2.3"
     action: remove
-    regex: ['(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b']
+    regex: ['(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?:\b|x|ext)']
     validate: phone
   - id: town.card
     category: pii
@@ -46,7 +46,7 @@ rules:
     category: pii
     clause: "Town 2.7"
     action: remove
-    regex: ['\w@[a-z0-9][a-z0-9.-]*\.(?:com|ca)\b']
+    regex: ['(?:\w|[\x80-\xbf])@[a-z0-9][a-z0-9.-]*\.(?:com|ca)\b']
     validate: domain
   - id: town.email_spelled
     category: pii
@@ -165,6 +165,13 @@ TEST_F(ClassifierTest, PhoneNumbersInAllSpellingsButNotAllowedOnes) {
   EXPECT_EQ(fire("the city is at 519-255-6100"), kNone);
   EXPECT_EQ(fire("dial 311"), kNone);
   EXPECT_EQ(fire("order 123-456-7890"), kNone);  // area code cannot start with 1
+  // A regex that reads on into an extension ("x22", "ext22") spans the number alone.
+  for (const char* text : {"call 519-555-0147x22", "call 519-555-0147ext22"}) {
+    const Verdict v = verdict(text);
+    ASSERT_EQ(v.matches.size(), 1u) << text;
+    EXPECT_EQ(std::string_view(text).substr(v.matches[0].start, v.matches[0].end - v.matches[0].start),
+              "519-555-0147");
+  }
 }
 
 TEST_F(ClassifierTest, CardNumbersNeedLuhn) {
@@ -206,13 +213,22 @@ TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
 // it, so redaction hides all of the address. Other spans are left as found.
 TEST_F(ClassifierTest, AnAddressWrittenOutIsSpannedFromItsName) {
   for (const std::string text : {"reach me: jane.doe at gmail dot com", "reach me: jane.doe  AT Yahoo DOT ca",
-                                 "reach me: jane.doe[at]gmail[dot]com", "reach me: jane.doe (at) yahoo dot com"}) {
+                                 "reach me: jane.doe[at]gmail[dot]com", "reach me: jane.doe (at) yahoo dot com",
+                                 "reach me: jane dot doe at gmail dot com", "reach me: jane[dot]doe[at]gmail[dot]com"}) {
     const Verdict v = verdict(text);
     ASSERT_EQ(v.matches.size(), 1u) << text;
     EXPECT_EQ(policy_->rule(v.matches[0].rule).id, "town.email_spelled") << text;
     EXPECT_EQ(v.matches[0].start, 10u) << text;
     EXPECT_EQ(v.matches[0].end, text.size()) << text;
     EXPECT_EQ(redact(text, v), "reach me: [pii]") << text;
+  }
+  // A name in another script is the name too, up to a space, Unicode's included.
+  for (const std::string text : {"reach me: jan\xC3\xA9.doe@gmail.com", "\xC2\xA0\xC3\xA9lise@gmail.com"}) {
+    const Verdict v = verdict(text);
+    const auto email = std::find_if(v.matches.begin(), v.matches.end(),
+                                    [&](const Match& m) { return policy_->rule(m.rule).id == "town.email"; });
+    ASSERT_NE(email, v.matches.end()) << text;
+    EXPECT_EQ(text.substr(0, email->start), text[0] == 'r' ? "reach me: " : "\xC2\xA0") << text;
   }
   const std::string at_line_start = "at gmail dot com";  // no name before it: the span stays
   const Verdict v = verdict(at_line_start);
@@ -279,6 +295,7 @@ rules:
   - {id: town.threat, category: threat, clause: "2", action: escalate, terms: [kill you]}
   - {id: town.swears, category: profanity, clause: "3", action: remove, terms: [fuck]}
   - {id: town.phone, category: pii, clause: "4", action: remove, regex: ['\b\d{3}-\d{3}-\d{4}\b']}
+  - {id: town.sin, category: pii, clause: "5", action: remove, regex: ['\b\d{3} \d{3} \d{3}\b'], validate: luhn}
 )"));
     ASSERT_TRUE(policy);
   }
@@ -321,6 +338,18 @@ TEST_F(ClassifierHitCap, PaddingCannotHideAPhoneNumberOrLeaveItInTheRedactedText
   std::string out;
   write_verdict(out, c, v, VerdictOptions{true});
   EXPECT_EQ(out.find("519-555"), std::string::npos);
+}
+
+// Numbers that fail their rule's check (here the Luhn sum of an insurance number) take
+// nothing from that budget, however many there are.
+TEST_F(ClassifierHitCap, NumbersThatFailTheirCheckCannotUseUpTheDigitBudget) {
+  std::string padded;
+  for (int i = 0; i < 25000; ++i) padded += "100 200 300 ";  // 75,000 runs that fail Luhn
+  padded += "call 519-555-0123";
+  Verdict v;
+  EXPECT_EQ(fired(*policy, padded, Direction::inbound, &v), std::vector<std::string>{"town.phone"});
+  EXPECT_FALSE(v.hits_capped);
+  EXPECT_EQ(fired(*policy, "046 454 286 and 100 200 300"), std::vector<std::string>{"town.sin"});  // one passes
 }
 
 // The cap is exact (a comment of exactly as many hits as it allows keeps them all)

@@ -52,6 +52,10 @@ TEST(Skeleton, ReadsCodesAsCodesNotLeet) {
   EXPECT_EQ(skel("N9A 4S5"), " n9a 4s5 ");
   EXPECT_EQ(skel("near l4l 1a1, Vaughan"), " near l4l 1a1 vaughan ");
   EXPECT_EQ(skel("N9A4S5"), " n9a4s5 ");
+  // Up to three spaces or hyphens between the halves, as the packs' regexes allow.
+  EXPECT_EQ(skel("Vaughan ON L4L-1A1"), " vaughan on l4l 1a1 ");
+  EXPECT_EQ(skel("N9A  4S5"), " n9a 4s5 ");
+  EXPECT_EQ(skel("N9A - 4S5"), " n9a 4s5 ");
   // Alone, half a postal code is just as likely leet; and no postal code holds an F.
   EXPECT_EQ(skel("4S5 today"), " as today ");
   EXPECT_EQ(skel("f4g 1a1").substr(0, 5), " fag ");
@@ -82,6 +86,12 @@ TEST(Skeleton, FoldsUnicodeEvasions) {
   EXPECT_EQ(skel("f\xC3\xBC" "ck"), " fuck ");                                     // u with diaeresis
   EXPECT_EQ(skel("u\xCC\x88"), " u ");                                             // combining mark
   EXPECT_EQ(skel("\xD1\x81\xD0\xBE\xD1\x81k"), " cock ");                          // Cyrillic look-alikes
+  EXPECT_EQ(skel("ni\xC9\xA1\xC9\xA1" "er"), " niger ");  // Latin script g (U+0261): "gg" is one run
+  EXPECT_EQ(skel("s\xD2\xBBit \xD3\x8Fie \xD4\x9Dhore"), " shit lie whore ");    // Cyrillic shha, palochka, we
+  EXPECT_EQ(skel("\xEA\x9C\xB0\xE1\xB4\x9C\xE1\xB4\x84\xE1\xB4\x8B \xCA\x8F\xE1\xB4\x8F\xE1\xB4\x9C"),
+            " fuck you ");                                                                // small capitals
+  EXPECT_EQ(skel("\xF0\x9F\x85\xB5\xF0\x9F\x86\x84 \xF0\x9F\x85\x95\xF0\x9F\x85\xA4 \xE2\x92\xA1\xE2\x92\xB0"),
+            " fu fu fu ");  // negative squared, negative circled and parenthesised letters
   EXPECT_EQ(skel("c\xC3\xA2lisse"), " calise ");                                   // French accents
   EXPECT_EQ(skel("\xF0\x9F\x98\x80 ok"), " ok ");                                  // emoji separates
 }

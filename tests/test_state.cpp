@@ -100,9 +100,12 @@ TEST_F(StreamStateTest, ADuplicateIsTheSameTextUpToCaseSpacingAndClosingMarks) {
   EXPECT_EQ(post(s, "a", "t", "Fix the road on Main St", kHour).action, Action::allow);
   for (const char* same : {"fix the  road on main st", " FIX the road\non Main St?!", "Fix the road on Main St...",
                            "Fix the\xC2\xA0road on Main St", "Fix the ro\xE2\x80\x8B" "ad on Main St\xE3\x80\x80",
-                           "Fix the road\xE2\x80\xA8on Main St", "Fix the ro\xC2\xAD" "ad on Main St"})
+                           "Fix the road\xE2\x80\xA8on Main St", "Fix the ro\xC2\xAD" "ad on Main St",
+                           "Fix the road on Main St\xE2\x80\x8E", "Fix the ro\xE2\x81\xA3" "ad on Main St",  // LRM, U+2063
+                           "Fix the ro\xCD\x8F" "ad on Main St\xEF\xB8\x8F", "\xE2\x80\xAE" "Fix the road on Main St"})
     EXPECT_EQ(post(s, "a", "t", same, kHour).action, Action::remove) << same;
-  for (const char* other : {"Fix the roads on Main St", "Fix the road, on Main St", "Fix the road on Main St :("})
+  for (const char* other : {"Fix the roads on Main St", "Fix the road, on Main St", "Fix the road on Main St :(",
+                            "Fix the r\xC3\xB6" "ad on Main St"})  // a visible letter that is not ASCII counts
     EXPECT_EQ(post(s, "a", "t", other, kHour).action, Action::allow) << other;
   // Digits and letter runs count, which the skeleton folds.
   EXPECT_EQ(post(s, "a", "t", "The budget is $100", kHour).action, Action::allow);

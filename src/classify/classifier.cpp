@@ -10,6 +10,7 @@
 #include "common/time.h"
 #include "text/spaces.h"
 
+#include <utf8proc.h>
 #include <xxhash.h>
 
 namespace civicsift {
@@ -37,6 +38,25 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
   return true;
 }
 
+// The digit database's hits are checked as they come, so only numbers that can reach
+// the verdict take from its budget: padding with numbers that fail their rule's check
+// (no phone's shape, a card's Luhn sum) cannot crowd out a phone number after them.
+struct DigitScan {
+  ScanContext::Hits* hits;
+  const CompiledPolicy* policy;
+  std::string_view text;
+};
+
+int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx) {
+  const auto* scan = static_cast<const DigitScan*>(ctx);
+  const RuleSpec& rule = scan->policy->rule(scan->policy->rules(scan->policy->pattern(id)).front());
+  // A domain's span starts before the hit (address_start): checked with the others below.
+  if (rule.validator != Validator::domain &&
+      !validator_accepts(rule, scan->policy->spec(), scan->text.substr(from, to - from)))
+    return 0;
+  return on_match(id, from, to, flags, scan->hits);
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 bool in_address(char c) {
@@ -44,12 +64,34 @@ bool in_address(char c) {
          c == '_' || c == '+' || c == '%';
 }
 
+// Bytes in the letter or digit (of any script) that ends at `end`: a name such as
+// "jané" is part of an address; 0 for anything else (a Unicode space among them).
+uint32_t letter_before(std::string_view text, uint32_t end) {
+  uint32_t begin = end;
+  while (begin > 0 && end - begin < 4 && (static_cast<unsigned char>(text[begin - 1]) & 0xC0) == 0x80) --begin;
+  if (begin == 0 || static_cast<unsigned char>(text[begin - 1]) < 0xC0) return 0;
+  --begin;
+  utf8proc_int32_t code_point;
+  const auto length = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + begin),
+                                       static_cast<utf8proc_ssize_t>(end - begin), &code_point);
+  if (length != static_cast<utf8proc_ssize_t>(end - begin)) return 0;
+  const auto category = utf8proc_get_property(code_point)->category;
+  return category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_NO ? end - begin : 0;
+}
+
 // Address and link patterns (`validate: domain`) may match from the character before
 // '@' or before a domain's last dot: the span starts where the address does, so the
 // allow-list sees the whole domain and redaction hides all of the address, its
 // scheme ("https://") included.
 uint32_t address_start(std::string_view text, uint32_t from) {
-  while (from > 0 && in_address(text[from - 1])) --from;
+  // A pattern may start on a letter's last byte ("é@"): from its first.
+  while (from > 0 && from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) --from;
+  while (from > 0) {
+    if (in_address(text[from - 1])) --from;
+    else if (const uint32_t letter = static_cast<unsigned char>(text[from - 1]) >= 0x80 ? letter_before(text, from) : 0)
+      from -= letter;
+    else break;
+  }
   // Only the web's schemes: "experiencehttp://..." (a missing space) is no scheme.
   const auto scheme_ends_at = [&](std::string_view scheme) {
     if (from < scheme.size()) return false;
@@ -74,12 +116,35 @@ uint32_t spelled_address_start(std::string_view text, uint32_t from) {
   if (!word && !bracketed) return from;
   uint32_t name_end = from;
   while (name_end > 0 && is_space(text[name_end - 1])) --name_end;
-  const uint32_t name_start = address_start(text, name_end);
-  return name_start < name_end ? name_start : from;
+  uint32_t name_start = address_start(text, name_end);
+  if (name_start == name_end) return from;
+  // A name's own dots may be written out too: "jane dot doe at ...", "jane[dot]doe".
+  while (true) {
+    uint32_t before = name_start;
+    while (before > 0 && is_space(text[before - 1])) --before;
+    if (before < 3) break;
+    const auto lower = [&](uint32_t i) { return static_cast<char>(text[i] | 0x20); };
+    uint32_t dot = before;
+    const bool bracket = std::string_view("])}").find(text[before - 1]) != std::string_view::npos;
+    if (bracket) --dot;
+    if (dot < 3 || lower(dot - 3) != 'd' || lower(dot - 2) != 'o' || lower(dot - 1) != 't') break;
+    dot -= 3;
+    if (bracket) {
+      if (dot == 0 || std::string_view("[({").find(text[dot - 1]) == std::string_view::npos) break;
+      --dot;
+    } else if (before == name_start || dot == 0 || !is_space(text[dot - 1])) {
+      break;  // " dot " needs a space on each side
+    }
+    while (dot > 0 && is_space(text[dot - 1])) --dot;
+    const uint32_t earlier = address_start(text, dot);
+    if (earlier == dot) break;
+    name_start = earlier;
+  }
+  return name_start;
 }
 
 // The text duplicate rules compare: ASCII letters lower-cased, each run of whitespace
-// (Unicode's too) one space, invisible characters dropped, no space at either end and
+// (Unicode's too) one space, invisible characters (default-ignorable) dropped, no space at either end and
 // no closing marks (.!?) at the end. The skeleton would be too coarse: it folds digits
 // and letter runs ("at 100" and "at 1000" are one skeleton) and reads a comment of
 // emoji as empty.
@@ -118,6 +183,20 @@ void duplicate_text(std::string_view text, std::string& out) {
       if (!zero_width && n > 0 && o[n - 1] != ' ') o[n++] = ' ';
       i += space > 0 ? space : 1;
       continue;
+    }
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      // Other invisible characters (direction marks, variation selectors, the
+      // grapheme joiner: Unicode's default-ignorable ones) are dropped as well.
+      utf8proc_int32_t code_point;
+      const auto length = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(text.size() - i), &code_point);
+      if (length > 0) {
+        if (!utf8proc_get_property(code_point)->ignorable) {
+          std::memcpy(o + n, p + i, static_cast<size_t>(length));
+          n += static_cast<size_t>(length);
+        }
+        i += static_cast<size_t>(length);
+        continue;
+      }
     }
     o[n++] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
     ++i;
@@ -237,10 +316,12 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   // The regexes that need a digit (policy/compiler.h) only where one can match: over
   // the raw text, when it holds one. Each database has its own budget of hits, so
   // padding that exhausts the main one cannot keep a phone number out of the verdict.
-  if (policy.digit_database() && has_ascii_digit(text) &&
-      hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_, on_match,
-              &ctx.hits_) != HS_SUCCESS)
-    throw std::runtime_error("hs_scan failed");
+  if (policy.digit_database() && has_ascii_digit(text)) {
+    DigitScan digit_scan{&ctx.hits_, &policy, text};
+    if (hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_,
+                on_digit_match, &digit_scan) != HS_SUCCESS)
+      throw std::runtime_error("hs_scan failed");
+  }
   ctx.hits_.budget_start = ctx.hits_.list.size();
   if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
                                    ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
@@ -260,7 +341,12 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       const uint32_t from =
           spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
       if (!validator_accepts(spec.rules[rule], spec, text.substr(from, hit.to - from))) continue;
-      ctx.candidates_.push_back({rule, from, hit.to});
+      uint32_t to = hit.to;
+      // A phone regex may end on an extension's "x" or "ext" (a word boundary cannot
+      // follow the digits there): the span is the number.
+      if (spec.rules[rule].validator == Validator::phone)
+        while (to > from && (text[to - 1] < '0' || text[to - 1] > '9')) --to;
+      ctx.candidates_.push_back({rule, from, to});
       continue;
     }
     const uint32_t length = meta.length ? meta.length : hit.to - hit.from;

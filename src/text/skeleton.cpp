@@ -55,20 +55,30 @@ struct Confusable {
   char letter;
 };
 constexpr Confusable kConfusables[] = {
-    {0x0131, 'i'}, {0x0251, 'a'}, {0x0391, 'a'}, {0x0392, 'b'}, {0x0395, 'e'}, {0x0396, 'z'},
-    {0x0397, 'h'}, {0x0399, 'i'}, {0x039A, 'k'}, {0x039C, 'm'}, {0x039D, 'n'}, {0x039F, 'o'},
-    {0x03A1, 'p'}, {0x03A4, 't'}, {0x03A5, 'y'}, {0x03A7, 'x'}, {0x03B1, 'a'}, {0x03B5, 'e'},
-    {0x03B9, 'i'}, {0x03BA, 'k'}, {0x03BD, 'v'}, {0x03BF, 'o'}, {0x03C1, 'p'}, {0x03C4, 't'},
-    {0x03C5, 'u'}, {0x03C7, 'x'}, {0x0405, 's'}, {0x0406, 'i'}, {0x0408, 'j'}, {0x0410, 'a'},
-    {0x0412, 'b'}, {0x0415, 'e'}, {0x041A, 'k'}, {0x041C, 'm'}, {0x041D, 'h'}, {0x041E, 'o'},
-    {0x0420, 'p'}, {0x0421, 'c'}, {0x0422, 't'}, {0x0423, 'y'}, {0x0425, 'x'}, {0x0430, 'a'},
-    {0x0435, 'e'}, {0x043A, 'k'}, {0x043C, 'm'}, {0x043D, 'h'}, {0x043E, 'o'}, {0x0440, 'p'},
-    {0x0441, 'c'}, {0x0442, 't'}, {0x0443, 'y'}, {0x0445, 'x'}, {0x044C, 'b'}, {0x0455, 's'},
-    {0x0456, 'i'}, {0x0458, 'j'}, {0x0501, 'd'},
+    {0x0131, 'i'}, {0x0251, 'a'}, {0x0261, 'g'}, {0x0262, 'g'}, {0x026A, 'i'}, {0x0274, 'n'},
+    {0x0280, 'r'}, {0x028F, 'y'}, {0x0299, 'b'}, {0x029C, 'h'}, {0x029F, 'l'}, {0x0391, 'a'},
+    {0x0392, 'b'}, {0x0395, 'e'}, {0x0396, 'z'}, {0x0397, 'h'}, {0x0399, 'i'}, {0x039A, 'k'},
+    {0x039C, 'm'}, {0x039D, 'n'}, {0x039F, 'o'}, {0x03A1, 'p'}, {0x03A4, 't'}, {0x03A5, 'y'},
+    {0x03A7, 'x'}, {0x03B1, 'a'}, {0x03B5, 'e'}, {0x03B9, 'i'}, {0x03BA, 'k'}, {0x03BD, 'v'},
+    {0x03BF, 'o'}, {0x03C1, 'p'}, {0x03C4, 't'}, {0x03C5, 'u'}, {0x03C7, 'x'}, {0x0405, 's'},
+    {0x0406, 'i'}, {0x0408, 'j'}, {0x0410, 'a'}, {0x0412, 'b'}, {0x0415, 'e'}, {0x041A, 'k'},
+    {0x041C, 'm'}, {0x041D, 'h'}, {0x041E, 'o'}, {0x0420, 'p'}, {0x0421, 'c'}, {0x0422, 't'},
+    {0x0423, 'y'}, {0x0425, 'x'}, {0x0430, 'a'}, {0x0435, 'e'}, {0x043A, 'k'}, {0x043C, 'm'},
+    {0x043D, 'h'}, {0x043E, 'o'}, {0x0440, 'p'}, {0x0441, 'c'}, {0x0442, 't'}, {0x0443, 'y'},
+    {0x0445, 'x'}, {0x044C, 'b'}, {0x0455, 's'}, {0x0456, 'i'}, {0x0458, 'j'}, {0x04BA, 'h'},
+    {0x04BB, 'h'}, {0x04C0, 'l'}, {0x04CF, 'l'}, {0x0500, 'd'}, {0x0501, 'd'}, {0x051A, 'q'},
+    {0x051B, 'q'}, {0x051C, 'w'}, {0x051D, 'w'}, {0x1D00, 'a'}, {0x1D04, 'c'}, {0x1D05, 'd'},
+    {0x1D07, 'e'}, {0x1D0A, 'j'}, {0x1D0B, 'k'}, {0x1D0D, 'm'}, {0x1D0F, 'o'}, {0x1D18, 'p'},
+    {0x1D1B, 't'}, {0x1D1C, 'u'}, {0x1D20, 'v'}, {0x1D21, 'w'}, {0x1D22, 'z'}, {0xA730, 'f'},
+    {0xA731, 's'},
 };
 
 char confusable_letter(int32_t cp) {
-  if (cp >= 0x1F1E6 && cp <= 0x1F1FF) return static_cast<char>('a' + (cp - 0x1F1E6));  // 🇦..🇿
+  // Letters in boxes and circles that Unicode gives no letter decomposition (or one
+  // with parentheses around it): 🇦..🇿, 🅐..🅩, 🅰..🆉, ⒜..⒵, 🄐..🄩.
+  constexpr int32_t kLetterRunsFromA[] = {0x1F1E6, 0x1F150, 0x1F170, 0x249C, 0x1F110};
+  for (const int32_t a : kLetterRunsFromA)
+    if (cp >= a && cp < a + 26) return static_cast<char>('a' + (cp - a));
   auto it = std::lower_bound(std::begin(kConfusables), std::end(kConfusables), cp,
                              [](const Confusable& c, int32_t v) { return c.codepoint < v; });
   return (it != std::end(kConfusables) && it->codepoint == cp) ? it->letter : '\0';
@@ -453,7 +463,7 @@ class Builder {
   }
 
   // Whether word_[first, last) is a code whose digits are digits, not leet: a Canadian
-  // postal code ("N9A 4S5" is not "nga ass", "L4L 1A1" not the spam term "l4l"), and
+  // postal code ("N9A 4S5" is not "nga ass", "L4L-1A1" not the spam term "l4l"), and
   // an upper-case name with a number after it ("Bus WO6", "QEW401"). Codes are told by
   // shape and context alone, so leet written in lower case ("wo6", "a55") still reads;
   // the cost is upper-case leet ending in digits ("A55").
@@ -464,12 +474,21 @@ class Builder {
       if (word_[k].end != word_[k].begin + 1 || !is_alnum(src_[word_[k].begin])) return false;
     const size_t b = word_[first].begin, e = word_[last - 1].end;
     if (n == 6 && is_postal_code(b, b + 3)) return true;
-    // Half a postal code is one with the other half beside it, one space between.
-    if (n == 3 && e + 4 <= src_.size() && src_[e] == ' ' && (e + 4 == src_.size() || !is_alnum(src_[e + 4])) &&
-        is_postal_code(b, e + 1))
-      return true;
-    if (n == 3 && b >= 4 && src_[b - 1] == ' ' && (b == 4 || !is_alnum(src_[b - 5])) && is_postal_code(b - 4, b))
-      return true;
+    // Half a postal code is one with the other half beside it, up to three spaces or
+    // hyphens between (as the packs' postal-code regexes read them).
+    const auto is_gap = [&](size_t at) { return src_[at] == ' ' || src_[at] == '-'; };
+    if (n == 3) {
+      size_t ldu = e;
+      while (ldu < src_.size() && ldu - e < 3 && is_gap(ldu)) ++ldu;
+      if (ldu > e && ldu + 3 <= src_.size() && (ldu + 3 == src_.size() || !is_alnum(src_[ldu + 3])) &&
+          is_postal_code(b, ldu))
+        return true;
+      size_t fsa_end = b;
+      while (fsa_end > 0 && b - fsa_end < 3 && is_gap(fsa_end - 1)) --fsa_end;
+      if (fsa_end < b && fsa_end >= 3 && (fsa_end == 3 || !is_alnum(src_[fsa_end - 4])) &&
+          is_postal_code(fsa_end - 3, b))
+        return true;
+    }
     size_t k = b;
     while (k < e && src_[k] >= 'A' && src_[k] <= 'Z') ++k;
     if (k == b || k == e) return false;
