@@ -474,6 +474,7 @@ TEST(RunConfig, ErrorsNameTheKey) {
   EXPECT_NE(load("kafka:\n  group.id: teamA\n").find("kafka.group.id is set by civicsift: use the key \"group\""),
             std::string::npos);
   EXPECT_NE(load("kafka:\n  bootstrap.servers: a:1\n").find("use the key \"brokers\""), std::string::npos);
+  EXPECT_NE(load("kafka:\n  metadata.broker.list: a:1\n").find("use the key \"brokers\""), std::string::npos);
   EXPECT_NE(load("kafka:\n  transactional.id: t\n").find("use the key \"transactional_id\""), std::string::npos);
   EXPECT_NE(load("kafka:\n  enable.auto.offset.store: \"true\"\n").find("kafka.enable.auto.offset.store is set"),
             std::string::npos);

@@ -768,6 +768,29 @@ TEST(KafkaService, TheMetricsObserverSeesEveryMessage) {
     EXPECT_EQ(value_of(fmt::format("civicsift_consumer_lag_messages{{partition=\"{}\",topic=\"comments\"}}", p)), 0);
 }
 
+// With exactly_once the offsets commit inside transactions, which the consumer does not
+// see: the lag follows them all the same (it had stayed at the start, or had no series).
+TEST(KafkaService, WithExactlyOnceTheLagFollowsTheCommittedTransactions) {
+  const Brokers broker = brokers_for_test();
+  const auto input = comments(300, 23);
+  produce_all(broker.bootstrap, "comments", input, 0);
+  ServiceConfig cfg = config_for(broker.bootstrap);
+  cfg.exactly_once = true;
+  cfg.statistics_interval_ms = 200;
+  Metrics metrics("test");
+  Service service(cfg, test_policies(), &metrics);
+  metrics.watch_service(&service);
+  const std::string answered = "civicsift_consumer_lag_messages{partition=\"0\",topic=\"comments\"} 0\n";
+  bool lag_zero = false;
+  run_until(service, [&] {
+    return service.counters().acknowledged.load() >= input.size() &&
+           (lag_zero = metrics.exposition().find(answered) != std::string::npos);
+  });
+  metrics.watch_service(nullptr);
+  EXPECT_EQ(service.counters().acknowledged.load(), input.size());
+  EXPECT_TRUE(lag_zero) << "no lag of 0 for the answered partition";
+}
+
 TEST(KafkaService, TransactionalErrorsAbortRedoAndStillWriteEveryVerdictOnce) {
   if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
   auto broker = start_broker();

@@ -31,6 +31,7 @@ std::string no_value(const fs::path& file, const std::string& key) {
 // delivery guarantee (empty): under `kafka:` they would be overridden without a word.
 const std::map<std::string, std::string> kOwnedProperties = {
     {"bootstrap.servers", "brokers"},
+    {"metadata.broker.list", "brokers"},  // librdkafka's other name for bootstrap.servers
     {"group.id", "group"},
     {"transactional.id", "transactional_id"},
     {"enable.auto.offset.store", ""},  // offsets are stored only once a verdict is acknowledged

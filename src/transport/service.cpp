@@ -593,6 +593,12 @@ struct Service::Impl {
       if (abort_error) rd_kafka_error_destroy(abort_error);
       rd_kafka_error_destroy(error);
     }
+    // Stored too, though only the transaction commits them: the consumer's lag
+    // statistics (civicsift_consumer_lag_messages) read the stored offsets.
+    if (ok && offsets->cnt > 0) {
+      if (rd_kafka_resp_err_t e = rd_kafka_offsets_store(consumer, offsets))  // a partition revoked meanwhile
+        spdlog::debug("storing committed offsets for the lag metric: {}", rd_kafka_err2str(e));
+    }
     rd_kafka_topic_partition_list_destroy(offsets);
     if (ok) {
       std::lock_guard lock(trackers_mu);
@@ -1024,7 +1030,8 @@ struct Service::Impl {
           config.transactional_id.empty() ? fmt::format("civicsift-{}-{}", config.group, host) : config.transactional_id;
       rd_kafka_conf_set(pconf, "transactional.id", id.c_str(), err, sizeof err);
     }
-    if (!config.kafka.count("linger.ms")) rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
+    if (!config.kafka.count("linger.ms") && !config.kafka.count("queue.buffering.max.ms"))  // one property, two names
+      rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
     rd_kafka_conf_set_dr_msg_cb(pconf, &Impl::on_delivery);
     rd_kafka_conf_set_error_cb(pconf, &Impl::on_error);
     rd_kafka_conf_set_opaque(pconf, this);
