@@ -719,8 +719,10 @@ struct Service::Impl {
         store_done_offsets();  // for the commit that follows
         return true;
       }
+      // Once stopping, the stop's budget governs a drain under way, shorter or longer
+      // than its own: what it has not answered when that runs out is abandoned.
       const auto stop = stop_deadline();
-      if (Clock::now() >= std::min(deadline, stop ? *stop : deadline)) break;
+      if (Clock::now() >= (stop ? *stop : deadline)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     spdlog::warn("drain gave up after {} ms; uncommitted messages will be consumed again",
@@ -797,6 +799,16 @@ struct Service::Impl {
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
     if (!err) return;
     count_produce_error();
+    // A topic the metadata does not hold yet (created late, the broker not creating
+    // it): retried as a failed delivery is, for it may come (at least once; exactly
+    // once keeps the hold, so the transaction cannot commit without the record).
+    if (to.handle && !config.exactly_once &&
+        (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)) {
+      retry_refused_log.log(spdlog::level::warn, "cannot produce to {} yet ({}); retrying", to.topic,
+                            rd_kafka_err2str(err));
+      retry_later({Clock::now() + kRetryBackoff, to.topic, std::string(value), std::string(key), headers, d});
+      return;
+    }
     rd_kafka_headers_destroy(headers);
     if (to.handle && refused_for_good(err)) {
       replace(d, to.topic, key, err);

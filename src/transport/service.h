@@ -103,7 +103,8 @@ class Service {
   // Runs until stop() or a fatal error.
   ServiceOutcome run();
   // Asks run() to finish: stop fetching, finish in-flight messages, flush, commit,
-  // all within shutdown_timeout_ms from now (a drain under way is cut to that too).
+  // all within shutdown_timeout_ms from now (a drain under way keeps to that too, cut
+  // short or given longer than its own budget).
   // Async-signal-safe.
   void stop();
 
