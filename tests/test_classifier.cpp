@@ -285,6 +285,34 @@ TEST_F(ClassifierTest, HandlesNulEmptyAndHugeText) {
 // Hits are recorded up to a cap that bounds memory. The comments here are padded with
 // harmless hits: every 'x' fires a rule for outbound posts only, which an inbound
 // comment cannot fire.
+// Overlapping matches of one rule are one match spanning them all, so redaction hides
+// the whole of an address that two of its patterns found in parts; a part an allow
+// phrase covers does not widen it, and another rule's match stays its own.
+TEST(ClassifierSpans, OverlappingMatchesOfARuleAreOneSpan) {
+  TempDir dir;
+  const auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"(
+tenant: town
+rules:
+  - id: town.address
+    category: pii
+    clause: "1"
+    action: review
+    regex: ['\bunit \d+, \d+ [a-z]+', '\b\d+ [a-z]+ lane\b', '\b\d+ [a-z]+ court\b']
+    allow: ['45 maple court']
+  - {id: town.lane, category: off_topic, clause: "2", action: review, terms: [maple lane]}
+)"));
+  ASSERT_TRUE(policy);
+  Verdict v;
+  const std::string text = "at Unit 3, 45 Maple Lane today";
+  EXPECT_EQ(fired(*policy, text, Direction::inbound, &v), (std::vector<std::string>{"town.address", "town.lane"}));
+  EXPECT_EQ(redact(text, v), "at [pii] today");
+  const Match& address = v.matches[0];
+  EXPECT_EQ(text.substr(address.start, address.end - address.start), "Unit 3, 45 Maple Lane");
+  fired(*policy, "at Unit 3, 45 Maple Court today", Direction::inbound, &v);
+  ASSERT_EQ(v.matches.size(), 1u);
+  EXPECT_EQ(v.matches[0].end - v.matches[0].start, std::string("Unit 3, 45 Maple").size());
+}
+
 class ClassifierHitCap : public ::testing::Test {
  protected:
   void SetUp() override {

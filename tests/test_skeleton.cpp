@@ -67,6 +67,8 @@ TEST(Skeleton, ReadsCodesAsCodesNotLeet) {
 
 TEST(Skeleton, KeepsGrawlixMasksInsideWords) {
   EXPECT_EQ(skel("f*ck f**k sh#t"), " f*ck f*k sh*t ");
+  // Letter-like symbols among masks are masks too, except one that opens the word.
+  EXPECT_EQ(skel("f@#k f$%k $#!t"), " f*k f*k s*t ");
   EXPECT_EQ(skel("#hashtag *note*"), " hashtag note ");
 }
 

@@ -381,14 +381,18 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     return false;
   };
 
-  // One match per rule and span: the longest among overlapping ones.
+  // One match per rule and span: overlapping matches of a rule are one, spanning them
+  // all (an address found from its unit number and from its street type is hidden whole).
   auto& c = ctx.candidates_;
   std::sort(c.begin(), c.end(), [](const Match& a, const Match& b) {
     return a.rule != b.rule ? a.rule < b.rule : a.start != b.start ? a.start < b.start : a.end > b.end;
   });
   for (size_t i = 0; i < c.size(); ++i) {
     const Match& m = c[i];
-    if (!out.matches.empty() && out.matches.back().rule == m.rule && m.start < out.matches.back().end) continue;
+    if (!out.matches.empty() && out.matches.back().rule == m.rule && m.start < out.matches.back().end) {
+      if (m.end > out.matches.back().end && !allowed(m)) out.matches.back().end = m.end;
+      continue;
+    }
     if (!rule_applies(spec.rules[m.rule], spec, comment.direction, comment.ts_ms) || allowed(m)) continue;
     out.matches.push_back(m);
   }

@@ -440,6 +440,7 @@ class Builder {
     while (dollars < word_size_ && word_[dollars].kind == Kind::symbol && word_[dollars].c == 's') ++dollars;
     if (dollars - last >= 2 && last > first && has_letter_) last = dollars;
     while (first < last && word_[first].kind == Kind::symbol && (word_[first].c == kMask || !has_letter_)) ++first;
+    if (has_letter_) mask_grawlix(first, last);
     // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number,
     // and in a code a digit too (asked only of a word with both).
     const bool leet = has_letter_ && has_digit_ && !is_code(first, last);
@@ -460,6 +461,24 @@ class Builder {
     word_size_ = 0;
     has_letter_ = has_digit_ = false;
     separator_ = ' ';
+  }
+
+  // Grawlix mixes letter-like symbols with masks ("f@#k", "f$%k"): in a run of symbols
+  // that holds a mask, all are mask, but one that opens the word still masks a first
+  // letter ("$#!t" is "s*t").
+  void mask_grawlix(size_t first, size_t last) {
+    for (size_t k = first; k < last;) {
+      if (word_[k].kind != Kind::symbol) {
+        ++k;
+        continue;
+      }
+      size_t end = k;
+      bool has_mask = false;
+      while (end < last && word_[end].kind == Kind::symbol) has_mask |= word_[end++].c == kMask;
+      if (has_mask)
+        for (size_t j = k == first ? k + 1 : k; j < end; ++j) word_[j].c = kMask;
+      k = end;
+    }
   }
 
   // Whether word_[first, last) is a code whose digits are digits, not leet: a Canadian
