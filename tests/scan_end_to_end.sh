@@ -138,11 +138,13 @@ tenant: piped
 rules:
   - {id: piped.a, category: threat, clause: "Sec 4 | Appendix A", action: escalate, terms: [hurt you], routes: [security]}
   - {id: piped.b, category: threat, clause: "Sec 4 | Appendix A", action: escalate, terms: [harm you]}
+  - {id: piped.c, category: spam, clause: "Sec 5", action: remove, terms: [buy now], direction: inbound}
 YAML
 "$bin" clauses "$work/piped" > "$work/piped.md"
 check "clauses escapes a '|' and keeps notes to their rules" bash -c "
   grep -qxF '| Sec 4 \\| Appendix A | piped.a | threat | escalate | route security |' $(printf '%q' "$work/piped.md") &&
-  grep -qxF '| Sec 4 \\| Appendix A | piped.b | threat | escalate |  |' $(printf '%q' "$work/piped.md")"
+  grep -qxF '| Sec 4 \\| Appendix A | piped.b | threat | escalate |  |' $(printf '%q' "$work/piped.md") &&
+  grep -qxF '| Sec 5 | piped.c | spam | remove | public comments only |' $(printf '%q' "$work/piped.md")"
 
 # Output that cannot be written (a full disk, a closed pipe) fails with a reason,
 # never exits 0 and never aborts: stdio would otherwise report it only at exit.

@@ -35,13 +35,14 @@ int run_clauses(const PolicyOptions& options) {
     fmt::print("### {} ({})\n\n{}\n\n", cell(spec.name), cell(spec.tenant), cell(spec.source));
     fmt::print("| clause | rules | category | action | notes |\n|---|---|---|---|---|\n");
     // Rules citing the same clause with the same category, action and notes share a row:
-    // a note (a route, outbound posts only) is true of every rule in its row.
+    // a note (a route, a direction) is true of every rule in its row.
     using Row = std::tuple<std::string, Category, Action, std::string>;
     std::map<Row, std::vector<std::string>> rows;
     std::vector<Row> order;
     for (const auto& r : spec.rules) {
       std::vector<std::string> notes;
       if (r.direction == DirectionScope::outbound) notes.push_back("outbound posts");
+      if (r.direction == DirectionScope::inbound) notes.push_back("public comments only");
       if (r.duplicate_within_ms) notes.push_back("duplicate posts");
       if (r.during_election) notes.push_back("nomination period");
       for (const auto& route : r.routes) notes.push_back("route " + route);
