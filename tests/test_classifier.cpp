@@ -313,6 +313,27 @@ rules:
   EXPECT_EQ(v.matches[0].end - v.matches[0].start, std::string("Unit 3, 45 Maple").size());
 }
 
+// An allow template of many spellings compiles to one regex, not a literal each: it
+// still cancels what it covers, and only that.
+TEST(ClassifierAllow, AnAllowTemplateOfManySpellingsCancelsWhatItCovers) {
+  TempDir dir;
+  const auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"yaml(
+tenant: town
+rules:
+  - id: town.threat
+    category: threat
+    clause: "1"
+    action: escalate
+    terms: ["(i ll|i will) find (you|u)"]
+    allow: ["(i ll|i will|we ll|we will) find (you|u) (the|a|an|some|this|that|those|these|one|another|any) (info|link|links|form|forms|number|numbers|answer|answers)"]
+)yaml"));
+  ASSERT_TRUE(policy);
+  for (const char* allowed : {"I'll find you the link tomorrow", "i will find u some forms", "I'll f1nd you that info"})
+    EXPECT_EQ(fired(*policy, allowed), std::vector<std::string>{}) << allowed;
+  for (const char* threat : {"I'll find you one day", "I will find you", "I'll find you the day you least expect"})
+    EXPECT_EQ(fired(*policy, threat), std::vector<std::string>{"town.threat"}) << threat;
+}
+
 class ClassifierHitCap : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -3,8 +3,8 @@
 //   "you (are|r) (a )?(idiot|moron)"                             optional group
 //   "councill?ors?"                                              optional letter
 // A template term compiles to one regex on the skeleton (measured: 25,000 expanded
-// literals made a database 5x slower than the same templates as regexes). Allow
-// phrases, which are few, are expanded into literals.
+// literals made a database 5x slower than the same templates as regexes). An allow
+// phrase of a few spellings is expanded into literals; of many, it is one regex too.
 #pragma once
 
 #include <optional>
