@@ -57,7 +57,11 @@ scan "$work/missing.jsonl" > /dev/null 2> "$work/err1"; rc1=$?
 "$bin" scan --max-bytes 0 < /dev/null > /dev/null 2>&1; rc5=$?
 "$bin" --version > /dev/null 2>&1; rc6=$?
 "$bin" generate --count -1 > /dev/null 2> "$work/err7"; rc7=$?
+"$bin" generate --count 1 --violations nan > /dev/null 2> "$work/err8"; rc8=$?  # NaN passes a plain range check
+"$bin" generate --count 1 --rate inf > /dev/null 2>&1; rc9=$?
 set -e
+check "generate --violations nan: exit 2, says why" bash -c "test $rc8 -eq 2 && grep -q 'must be a finite number' $(printf '%q' "$work/err8")"
+check "generate --rate inf: exit 2" test "$rc9" -eq 2
 check "out-of-range --max-bytes: exit 2" test "$rc5" -eq 2
 check "--version: exit 0" test "$rc6" -eq 0
 check "generate --count -1: exit 2, says why" bash -c "test $rc7 -eq 2 && grep -q 'must not be negative' $(printf '%q' "$work/err7")"
@@ -140,7 +144,7 @@ rules:
   - {id: piped.b, category: threat, clause: "Sec 4 | Appendix A", action: escalate, terms: [harm you]}
   - {id: piped.c, category: spam, clause: "Sec 5", action: remove, terms: [buy now], direction: inbound}
 YAML
-"$bin" clauses "$work/piped" > "$work/piped.md"
+"$bin" clauses --patterns "$work/piped" > "$work/piped.md"
 check "clauses escapes a '|' and keeps notes to their rules" bash -c "
   grep -qxF '| Sec 4 \\| Appendix A | piped.a | threat | escalate | route security |' $(printf '%q' "$work/piped.md") &&
   grep -qxF '| Sec 4 \\| Appendix A | piped.b | threat | escalate |  |' $(printf '%q' "$work/piped.md") &&

@@ -77,6 +77,11 @@ TEST(LineReader, ALineAtTheLimitWithACrlfEndingIsKept) {
             (std::vector<std::string>{at_limit + "\r", "<101 bytes>", at_limit + "\r"}));
   EXPECT_EQ(read_all(over, 100), (std::vector<std::string>{"<101 bytes>"}));
   EXPECT_EQ(read_all(at_limit, 100), (std::vector<std::string>{at_limit}));
+  // An oversize line's length is its content's too, when its '\r' comes in one read and
+  // its '\n' in the next, or the input ends after the '\r'.
+  const std::string big(5000, 'x');
+  EXPECT_EQ(read_all(big + "\r\nafter\n", 100, 3, false, 5001), (std::vector<std::string>{"<5000 bytes>", "after"}));
+  EXPECT_EQ(read_all(big + "\r", 100), (std::vector<std::string>{"<5000 bytes>"}));
 }
 
 // A read that fails mid-line (here a connection reset after "{\"id\":"): the lines

@@ -450,6 +450,8 @@ TEST(RunConfig, ErrorsNameTheKey) {
   EXPECT_NE(load("log_level: loud\n").find("key \"log_level\""), std::string::npos);
   EXPECT_NE(load("watch_patterns: sometimes\n").find("key \"watch_patterns\""), std::string::npos);
   EXPECT_EQ(load("brokers: a:1\nkafka:\n  security.protocol: SSL\n"), "");
+  EXPECT_NE(load("threads: 2\nthreads: 4\n").find("key \"threads\" is given twice"), std::string::npos);
+  EXPECT_NE(load("kafka:\n  acks: all\n  acks: 1\n").find("kafka.acks is given twice"), std::string::npos);
   // Numbers out of range fail at start, the range named: none is left to mean
   // something odd later (no queue at all stalls the service; watching every 0 ms or
   // waiting -1 ms are not settings).

@@ -89,6 +89,13 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
   EXPECT_NE(error_of(dir, with("validate: domain", "validate: magic")).find("unknown validator"), std::string::npos);
   EXPECT_NE(error_of(dir, with("score: 4", "scroe: 4")).find("unknown key \"scroe\""), std::string::npos);
   EXPECT_NE(error_of(dir, "tenant: [oops").find("invalid YAML"), std::string::npos);
+  // yaml-cpp keeps a repeated key and lookups see its first value: a second "rules:"
+  // block, or a rule's second "action:", would be dropped without a word.
+  EXPECT_NE(error_of(dir, base + "rules:\n- {id: town.more, category: spam, clause: X, action: remove, terms: [zz]}\n")
+                .find("key \"rules\" is given twice"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, with("action: review", "action: review\n    action: allow")).find("key \"action\" is given twice"),
+            std::string::npos);
   for (const char* repeat : {"{removals: 2, within: 0s}", "{removals: 0, within: 7d}", "{removals: 5000, within: 7d}"})
     EXPECT_NE(error_of(dir, base + "repeat_offenders: " + repeat + "\n").find("repeat_offenders needs"), std::string::npos)
         << repeat;

@@ -92,7 +92,9 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       // The limit is on the content: a CRLF ending's '\r' is not counted.
       const size_t content = n > 0 && start[n - 1] == '\r' ? n - 1 : n;
       if (discarding_ || content > max_line_) {
-        batch.lines.push_back({0, 0, discarding_ + content});
+        // A CRLF split between reads: the '\r' was the last byte dropped.
+        const uint64_t cr = n == 0 && discarded_cr_ ? 1 : 0;
+        batch.lines.push_back({0, 0, discarding_ + content - cr});
         discarding_ = 0;
       } else {
         keep(begin_, n);
@@ -110,6 +112,7 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
     // Inside an oversize line (one byte more may be a CRLF's '\r'): its bytes are dropped.
     if (discarding_ || avail > max_line_ + 1) {
       discarding_ += avail;
+      discarded_cr_ = avail > 0 && buf_[end_ - 1] == '\r';
       begin_ = end_;
     }
     if (fill()) continue;
@@ -119,7 +122,7 @@ bool LineReader::next(LineBatch& batch, size_t max_lines, size_t max_bytes) {
       begin_ = end_;
       discarding_ = 0;
     } else if (discarding_) {
-      batch.lines.push_back({0, 0, discarding_});
+      batch.lines.push_back({0, 0, discarding_ - (discarded_cr_ ? 1 : 0)});
       discarding_ = 0;
     } else if (end_ > begin_) {
       const size_t content = end_ - begin_ - (buf_[end_ - 1] == '\r' ? 1 : 0);

@@ -68,6 +68,7 @@ class LineReader {
   bool eof_ = false;
   bool cancelled_ = false;
   uint64_t discarding_ = 0;  // > 0: inside an oversize line, bytes seen so far
+  bool discarded_cr_ = false;  // the last byte dropped was a '\r' (not counted if a '\n' follows)
   std::string error_;
 };
 

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -44,6 +45,20 @@ const CLI::Range kThreadRange(0, 256);
 // Unsigned options would take "-1" as 2^64 - 1: refused instead.
 const CLI::Validator kNotNegative(
     [](const std::string& s) { return s.starts_with('-') ? std::string("must not be negative") : std::string(); }, "");
+
+// A real number within [lo, hi]. CLI11's ranges let "nan" through (every comparison with
+// NaN is false), and an infinite rate would mean "unpaced" without saying so.
+CLI::Validator finite_in(double lo, double hi, bool exclude_lo = false) {
+  return CLI::Validator(
+      [=](const std::string& s) {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(s, v) || !std::isfinite(v)) return std::string("must be a finite number");
+        if (v < lo || v > hi || (exclude_lo && v == lo))
+          return fmt::format("must be {} {} and at most {}", exclude_lo ? "over" : "at least", lo, hi);
+        return std::string();
+      },
+      "");
+}
 
 void add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
   cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
@@ -156,12 +171,14 @@ int main(int argc, char** argv) {
 
   PolicyOptions clauses;
   auto* clauses_cmd = app.add_subcommand("clauses", "Print each policy's clause -> rules -> category -> action table (Markdown)");
-  clauses_cmd->add_option("dir", clauses.patterns, "Policy folder (default: as for --patterns)");
+  clauses_cmd->add_option("--patterns,dir", clauses.patterns,
+                           "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns); read, not compiled: `check` "
+                           "compiles");
 
   GenerateOptions generate;
   auto* generate_cmd = app.add_subcommand("generate", "Write a realistic multi-tenant comment stream as JSON lines");
   generate_cmd->add_option("--rate", generate.rate, "Comments per second (0: as fast as possible)")
-      ->check(kNotNegative)
+      ->check(finite_in(0, 1e9))
       ->capture_default_str();
   generate_cmd->add_option("--count", generate.count, "How many (0: until interrupted)")
       ->check(kNotNegative)
@@ -170,7 +187,7 @@ int main(int argc, char** argv) {
       ->check(kNotNegative)
       ->capture_default_str();
   generate_cmd->add_option("--violations", generate.violation_share, "Share of comments that break a rule")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(finite_in(0, 1))
       ->capture_default_str();
 
   RunOptions run;
@@ -205,7 +222,7 @@ int main(int argc, char** argv) {
   bool demo_no_cache = false;
   auto* demo_cmd = app.add_subcommand("demo", "The whole product locally: broker, comment stream, classifier, live view");
   add_policy_options(*demo_cmd, demo.policy, demo_no_cache);
-  demo_cmd->add_option("--rate", demo.rate, "Comments per second")->check(CLI::PositiveNumber)->capture_default_str();
+  demo_cmd->add_option("--rate", demo.rate, "Comments per second")->check(finite_in(0, 1e9, true))->capture_default_str();
   demo_cmd->add_option("--duration", demo.duration_s, "Seconds to run (0: until Ctrl-C)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

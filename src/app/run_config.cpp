@@ -56,8 +56,10 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
   // A file of comments only is an empty configuration: every key is optional.
   if (root.IsNull()) return run;
   if (!root.IsMap()) return fmt::format("{}: the configuration must be a mapping", file.string());
+  std::set<std::string> seen;  // a repeated key is an error: yaml-cpp keeps both
   for (const auto& kv : root) {
     const auto key = kv.first.as<std::string>();
+    if (!seen.insert(key).second) return fmt::format("{}: key \"{}\" is given twice", file.string(), key);
     const YAML::Node& v = kv.second;
     // yaml-cpp would read an empty value (`copy_topic:`) as the text "null".
     if (v.IsNull()) return no_value(file, key);
@@ -98,8 +100,11 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
                              file.string());
       } else if (key == "kafka") {
         if (!v.IsMap()) return fmt::format("{}: \"kafka\" must be a mapping of librdkafka properties", file.string());
+        std::set<std::string> properties;
         for (const auto& p : v) {
           const auto property = p.first.as<std::string>();
+          if (!properties.insert(property).second)
+            return fmt::format("{}: kafka.{} is given twice", file.string(), property);
           if (p.second.IsNull()) return no_value(file, "kafka." + property);
           if (const auto owned = kOwnedProperties.find(property); owned != kOwnedProperties.end())
             return owned->second.empty()

@@ -75,10 +75,16 @@ std::string optional_text(const YAML::Node& map, std::string_view key, const fs:
 
 void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> known, const fs::path& file,
                 const std::string& rule) {
+  // yaml-cpp keeps a repeated key and lookups find its first value: a second "rules:"
+  // block would be dropped unseen, so a repeat is an error, as in comment JSON.
+  std::vector<std::string> seen;
   for (const auto& kv : map) {
-    const auto key = kv.first.as<std::string>();
+    auto key = kv.first.as<std::string>();
     if (std::find(known.begin(), known.end(), key) == known.end())
       fail(file, rule, fmt::format("{}: unknown key \"{}\"", at_line(kv.first), key));
+    if (std::find(seen.begin(), seen.end(), key) != seen.end())
+      fail(file, rule, fmt::format("{}: key \"{}\" is given twice", at_line(kv.first), key));
+    seen.push_back(std::move(key));
   }
 }
 
