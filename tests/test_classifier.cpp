@@ -165,6 +165,10 @@ TEST_F(ClassifierTest, PhoneNumbersInAllSpellingsButNotAllowedOnes) {
   EXPECT_EQ(fire("the city is at 519-255-6100"), kNone);
   EXPECT_EQ(fire("dial 311"), kNone);
   EXPECT_EQ(fire("order 123-456-7890"), kNone);  // area code cannot start with 1
+  // Toll-free lines are organisations' (helplines, agencies), not personal information.
+  for (const char* text : {"call 1-800-668-6868", "call 888-555-0147", "(833) 456-4566"})
+    EXPECT_EQ(fire(text), kNone) << text;
+  EXPECT_EQ(fire("call 822-555-0147"), std::vector<std::string>{"town.phone"});  // 822 is not toll-free
   // A regex that reads on into an extension ("x22", "ext22") spans the number alone.
   for (const char* text : {"call 519-555-0147x22", "call 519-555-0147ext22"}) {
     const Verdict v = verdict(text);

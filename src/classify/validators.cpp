@@ -37,6 +37,10 @@ bool phone(std::string_view span, const std::vector<std::string>& allowed) {
   if (digits.size() == 11 && digits[0] == '1') digits.erase(0, 1);
   if (std::find(allowed.begin(), allowed.end(), digits) != allowed.end()) return false;
   if (digits.size() != 10) return false;
+  // Toll-free numbers (800, 833, 844, 855, 866, 877, 888) belong to organisations, such as
+  // helplines and agencies, never to a private person.
+  if (digits[0] == '8' && digits[1] == digits[2] && digits[1] != '1' && digits[1] != '2' && digits[1] != '9')
+    return false;
   const bool area_ok = digits[0] >= '2' && !(digits[1] == '1' && digits[2] == '1');
   const bool exchange_ok = digits[3] >= '2' && !(digits[4] == '1' && digits[5] == '1');
   return area_ok && exchange_ok;
