@@ -46,7 +46,7 @@ rules:
     category: pii
     clause: "Town 2.7"
     action: remove
-    regex: ['(?:\w|[\x80-\xbf])@[a-z0-9][a-z0-9.-]*\.(?:com|ca)\b']
+    regex: ['(?:\w|[\x80-\xbf]) ?(?:@|\xef\xbc\xa0) ?[a-z0-9][a-z0-9.-]*\.(?:com|ca)\b']
     validate: domain
   - id: town.email_spelled
     category: pii
@@ -197,6 +197,15 @@ TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
   EXPECT_EQ(found->start, 12u);  // "john..."
   EXPECT_EQ(found->end, 36u);
   EXPECT_EQ(fire("write to clerk@town.ca"), kNone);
+  // A full-width '＠' is an '@' to the allow-list as to the reader.
+  EXPECT_EQ(fire("write to clerk\uFF20town.ca"), kNone);
+  for (const std::string spaced : {"mail jane.doe @ gmail.com now", "mail jane.doe\uFF20gmail.com now"}) {
+    const Verdict v = verdict(spaced);
+    const auto email_match = std::find_if(v.matches.begin(), v.matches.end(), is_email);
+    ASSERT_NE(email_match, v.matches.end()) << spaced;
+    EXPECT_EQ(email_match->start, 5u) << spaced;  // "jane..."
+    EXPECT_EQ(email_match->end, spaced.size() - 4) << spaced;
+  }
   EXPECT_EQ(fire("see town.ca for hours"), kNone);
   const Verdict shop = verdict("buy at cheap-pills.shop now");
   ASSERT_EQ(shop.matches.size(), 1u);

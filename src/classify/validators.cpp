@@ -70,7 +70,7 @@ bool is_run_on_sentence(std::string_view span) {
 
 bool domain(std::string_view span, const std::vector<std::string>& allowed) {
   if (is_run_on_sentence(span)) return false;
-  // Lower-case, read " dot "/"(dot)"/"[dot]" as '.', " at "/"(at)" as '@', drop spaces.
+  // Lower-case, read " dot "/"(dot)"/"[dot]" as '.', " at "/"(at)"/'＠' as '@', drop spaces.
   std::string s;
   for (char c : span) s.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   auto replace_all = [&s](std::string_view from, std::string_view to) {
@@ -78,7 +78,7 @@ bool domain(std::string_view span, const std::vector<std::string>& allowed) {
       s.replace(pos, from.size(), to);
   };
   for (std::string_view dot : {"[dot]", "(dot)", "{dot}", " dot "}) replace_all(dot, ".");
-  for (std::string_view at : {"[at]", "(at)", "{at}", " at "}) replace_all(at, "@");
+  for (std::string_view at : {"[at]", "(at)", "{at}", " at ", "\xef\xbc\xa0" /* full-width */}) replace_all(at, "@");
   s.erase(std::remove_if(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); }), s.end());
   if (auto scheme = s.find("://"); scheme != std::string::npos) s.erase(0, scheme + 3);
   if (auto at = s.rfind('@'); at != std::string::npos) s.erase(0, at + 1);
