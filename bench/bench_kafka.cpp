@@ -300,6 +300,7 @@ class LatencyObserver final : public ServiceObserver {
   void on_produce_error() override { metrics_.on_produce_error(); }
   void on_record_replaced() override { metrics_.on_record_replaced(); }
   void on_undeliverable() override { metrics_.on_undeliverable(); }
+  void on_transaction_aborted() override { metrics_.on_transaction_aborted(); }
   void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) override {
     metrics_.on_consumer_lag(topic, partition, lag);
   }

@@ -56,6 +56,7 @@ CONTRACT = {
     "civicsift_produce_errors_total": ("counter", set()),
     "civicsift_replaced_records_total": ("counter", set()),
     "civicsift_undeliverable_total": ("counter", set()),
+    "civicsift_aborted_transactions_total": ("counter", set()),
     "civicsift_policy_info": ("gauge", {"tenant", "version"}),
     "civicsift_policy_reloads_total": ("counter", {"tenant", "result"}),
     "civicsift_build_info": ("gauge", {"version"}),

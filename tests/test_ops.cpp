@@ -108,6 +108,7 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
   metrics.on_produce_error();
   metrics.on_record_replaced();
   metrics.on_undeliverable();
+  metrics.on_transaction_aborted();
   metrics.on_consumer_lag("comments", 2, 17);
   metrics.on_consumer_lag("comments", 3, -1);  // unknown lag is not reported
   metrics.record_reload("town", Metrics::Reload::failure);
@@ -119,7 +120,7 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
         "civicsift_end_to_end_latency_seconds", "civicsift_consumer_lag_messages", "civicsift_assigned_partitions",
         "civicsift_paused_partitions",
         "civicsift_inflight_messages", "civicsift_produce_errors_total", "civicsift_replaced_records_total",
-        "civicsift_undeliverable_total", "civicsift_policy_info",
+        "civicsift_undeliverable_total", "civicsift_aborted_transactions_total", "civicsift_policy_info",
         "civicsift_policy_reloads_total", "civicsift_build_info"})
     EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
   const std::string action(to_string(verdict.action));
@@ -129,6 +130,7 @@ TEST(Metrics, ExposesEveryFamilyWithBoundedLabelsAndNoCommentData) {
   EXPECT_NE(text.find("civicsift_dead_letter_total 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_replaced_records_total 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_undeliverable_total 1"), std::string::npos);
+  EXPECT_NE(text.find("civicsift_aborted_transactions_total 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_scan_duration_seconds_count 2"), std::string::npos);
   EXPECT_NE(text.find("civicsift_end_to_end_latency_seconds_bucket{le=\"0.025\"} 1"), std::string::npos);
   EXPECT_NE(text.find("civicsift_consumer_lag_messages{partition=\"2\",topic=\"comments\"} 17"), std::string::npos);

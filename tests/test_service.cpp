@@ -1087,3 +1087,43 @@ TEST(KafkaService, SlowAcknowledgementsAFullProducerQueueAndMovingLeadersLoseNot
   EXPECT_EQ(verdicts.keys(), std::set<std::string>(ids.begin(), ids.end()))
       << verdicts.records() << " records; consumed " << service.counters().consumed.load();
 }
+
+// The group coordinator forgets the member (a heartbeat answered "unknown member", as
+// after a session timeout): its assignment is lost, not revoked, and another member may
+// already consume the partitions from the last commit. With exactly-once, what it
+// produced since then is aborted, not committed; it rejoins and answers what comes
+// next. (The mock cluster does not keep offsets committed in transactions, so a rejoin
+// consumes from the start again and "once" cannot be counted here.)
+TEST(KafkaService, ALostAssignmentAbortsTheOpenTransactionAndTheRejoinedMemberGoesOn) {
+  if (real_brokers()) GTEST_SKIP() << "fault injection needs the mock cluster";
+  auto broker = start_broker();
+  std::vector<std::string> ids, later_ids;
+  const auto input = comments(300, 61, &ids);
+  const auto later = comments(300, 62, &later_ids);
+  ids.insert(ids.end(), later_ids.begin(), later_ids.end());
+  produce_all(broker->bootstrap(), "comments", input);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.exactly_once = true;
+  cfg.transactional_id = "civicsift-test-lost";
+  KeyWatcher verdicts(broker->bootstrap(), "verdicts");
+  Service service(cfg, test_policies());
+  bool forgotten = false, produced_later = false;
+  run_until(
+      service,
+      [&] {
+        if (!forgotten && service.counters().acknowledged.load() >= input.size()) {
+          // Kafka protocol API key: Heartbeat 12.
+          const rd_kafka_resp_err_t heartbeat[] = {RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID};
+          rd_kafka_mock_push_request_errors_array(broker->cluster(), 12, 1, heartbeat);
+          forgotten = true;
+        }
+        if (forgotten && !produced_later && service.counters().aborted_transactions.load() >= 1) {
+          produce_all(broker->bootstrap(), "comments", later);
+          produced_later = true;
+        }
+        return produced_later && verdicts.covers(ids);
+      },
+      90s);
+  EXPECT_TRUE(produced_later) << "the lost assignment's transaction was not aborted";
+  EXPECT_EQ(verdicts.keys(), std::set<std::string>(ids.begin(), ids.end())) << verdicts.records() << " records";
+}

@@ -146,6 +146,12 @@ Metrics::Metrics(std::string_view build_version)
                          .Help("Input messages given up on: their replacing dead letter was refused too")
                          .Register(*registry_)
                          .Add({})),
+      aborted_transactions_(prometheus::BuildCounter()
+                                .Name("civicsift_aborted_transactions_total")
+                                .Help("exactly_once: transactions aborted (an abortable error, then redone; or a lost "
+                                      "assignment)")
+                                .Register(*registry_)
+                                .Add({})),
       policy_info_(prometheus::BuildGauge()
                        .Name("civicsift_policy_info")
                        .Help("The policy version in force for each tenant (value 1)")
@@ -242,6 +248,7 @@ void Metrics::on_verdict_acknowledged(double seconds) { shard().end_to_end.obser
 void Metrics::on_produce_error() { produce_errors_.Increment(); }
 void Metrics::on_record_replaced() { replaced_records_.Increment(); }
 void Metrics::on_undeliverable() { undeliverable_.Increment(); }
+void Metrics::on_transaction_aborted() { aborted_transactions_.Increment(); }
 
 void Metrics::on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) {
   if (lag < 0) return;  // unknown until the partition's offsets are known

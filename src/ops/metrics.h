@@ -58,6 +58,7 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   void on_produce_error() override;
   void on_record_replaced() override;
   void on_undeliverable() override;
+  void on_transaction_aborted() override;
   void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) override;
   void on_partitions_revoked() override;
 
@@ -92,6 +93,7 @@ class Metrics final : public ServiceObserver, public prometheus::Collectable {
   prometheus::Counter& produce_errors_;
   prometheus::Counter& replaced_records_;
   prometheus::Counter& undeliverable_;
+  prometheus::Counter& aborted_transactions_;
   prometheus::Family<prometheus::Gauge>& policy_info_;
   prometheus::Family<prometheus::Counter>& policy_reloads_;
 

@@ -517,11 +517,18 @@ struct Service::Impl {
       }
       return;
     }
-    // Revoked: finish what is in flight, commit it, forget the partitions' state.
-    spdlog::info("revoking {} partition(s): draining", parts->cnt);
+    // Revoked: finish what is in flight, commit it, forget the partitions' state. Lost
+    // (the group went on without this member, after a session timeout say): the
+    // partitions may already be another member's, which consumes them from the last
+    // commit, so nothing is committed for them and an open transaction is aborted.
+    const bool lost = rd_kafka_assignment_lost(rk);
+    if (lost) spdlog::warn("lost {} partition(s) to the group: draining, committing nothing", parts->cnt);
+    else spdlog::info("revoking {} partition(s): draining", parts->cnt);
     if (impl->drain_for_commit()) {
-      if (impl->config.exactly_once) impl->commit_transaction(!impl->self.stopping_.load());
-      else rd_kafka_commit(rk, nullptr, 0);
+      const bool begin_next = !impl->self.stopping_.load();
+      if (impl->config.exactly_once && lost) impl->abort_transaction(begin_next);
+      else if (impl->config.exactly_once) impl->commit_transaction(begin_next);
+      else if (!lost) rd_kafka_commit(rk, nullptr, 0);
     }
     impl->forget_paused(parts);
     {
@@ -585,7 +592,7 @@ struct Service::Impl {
       rd_kafka_error_t* abort_error =
           rd_kafka_error_txn_requires_abort(error) ? rd_kafka_abort_transaction(producer, -1) : nullptr;
       if (rd_kafka_error_txn_requires_abort(error) && !abort_error) {
-        self.counters_.aborted_transactions++;
+        count_abort();
         rewind();
       } else {
         stop_fatally(std::string("transaction: ") + rd_kafka_error_string(abort_error ? abort_error : error));
@@ -605,15 +612,40 @@ struct Service::Impl {
       for (auto& [key, t] : trackers) t->transaction_base = -1;
     }
     last_transaction = Clock::now();
-    if (begin_next && !self.stopping_.load()) {
-      if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer)) {
-        stop_fatally(std::string("begin transaction: ") + rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-      } else {
-        in_transaction = true;
-      }
-    }
+    if (begin_next) begin_transaction();
     return ok;
+  }
+
+  // Exactly-once, the assignment lost: the records produced since the last commit
+  // answer messages that another member now consumes again from that commit, so they
+  // are aborted (invisible to read_committed consumers), as librdkafka's transactions
+  // example does. Called on the consumer thread with workers idle.
+  void abort_transaction(bool begin_next) {
+    if (!in_transaction) return;
+    in_transaction = false;
+    if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer, -1)) {
+      stop_fatally(std::string("abort transaction: ") + rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      return;
+    }
+    count_abort();
+    last_transaction = Clock::now();
+    if (begin_next) begin_transaction();
+  }
+
+  void count_abort() {
+    self.counters_.aborted_transactions++;
+    if (self.observer_) self.observer_->on_transaction_aborted();
+  }
+
+  void begin_transaction() {
+    if (self.stopping_.load()) return;
+    if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer)) {
+      stop_fatally(std::string("begin transaction: ") + rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    } else {
+      in_transaction = true;
+    }
   }
 
   // Stops the service, which then returns `why` (the first reason given).

@@ -58,6 +58,8 @@ class ServiceObserver {
   // or that dead letter was refused too, and the input is given up on.
   virtual void on_record_replaced() = 0;
   virtual void on_undeliverable() = 0;
+  // exactly_once: a transaction was aborted (an abortable error, or a lost assignment).
+  virtual void on_transaction_aborted() = 0;
   // From librdkafka statistics; a negative lag is unknown.
   virtual void on_consumer_lag(std::string_view topic, int32_t partition, int64_t lag) = 0;
   // Partitions were revoked: their lag is no longer this instance's to report.
