@@ -26,7 +26,8 @@ struct Corpus {
 };
 
 // Compiles `patterns` (exits with the policy error if it cannot) and generates
-// `count` comments with `seed`.
+// `count` comments with `seed`, or reads the first `count` lines of the file given to
+// the binary as "--corpus FILE" (so every engine of a run reads the same comments).
 Corpus build_corpus(const std::string& patterns, size_t count, uint64_t seed = 42);
 
 // Where a benchmark thread starts in a corpus of `size` comments: with several threads,
@@ -40,8 +41,9 @@ inline size_t thread_start(const benchmark::State& state, size_t size) {
 // decode -> skeleton -> scan -> verdict JSON.
 void run_whole_path(benchmark::State& state, const Corpus& corpus);
 
-// main() of a benchmark binary: takes "--patterns DIR" into `patterns` (before
-// Google Benchmark sees the flags), then runs the registered benchmarks.
+// main() of a benchmark binary: takes "--patterns DIR" into `patterns` and
+// "--corpus FILE" (before Google Benchmark sees the flags), then runs the registered
+// benchmarks.
 int benchmark_main(int argc, char** argv, std::string& patterns);
 
 }  // namespace civicsift::bench
