@@ -89,6 +89,12 @@ rules:
     action: allow
     score: 2
     terms: [giveaway]
+  - id: town.short_code
+    category: spam
+    clause: "Town 9.3"
+    action: review
+    terms: ['to (3|4|5|6|7|8|9)(0|1|2|3|4|5|6|7|8|9)(0|1|2|3|4|5|6|7|8|9)((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?']
+    validate: short_code
 )";
 const char* kLexicon = "lexicon: swears\nterms: [fuck, shit, bitch, \"hell\"]\nallow: [\"hell of a\", \"hells kitchen\"]\n";
 
@@ -176,6 +182,17 @@ TEST_F(ClassifierTest, PhoneNumbersInAllSpellingsButNotAllowedOnes) {
     EXPECT_EQ(std::string_view(text).substr(v.matches[0].start, v.matches[0].end - v.matches[0].start),
               "519-555-0147");
   }
+}
+
+// A validator checks term matches too, on their source bytes: the skeleton reads a
+// repeated digit once, so only the source can tell a short code from a street number.
+TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
+  const std::vector<std::string> kShortCode{"town.short_code"};
+  EXPECT_EQ(fire("txt WIN to 80082 now"), kShortCode);
+  EXPECT_EQ(fire("txt WIN to 82277 now"), kShortCode);  // skeleton "to 827"
+  EXPECT_EQ(fire("txt WIN to 8007"), kShortCode);
+  EXPECT_EQ(fire("Bus 4 goes to 530 Ouellette"), kNone);
+  EXPECT_EQ(fire("the bus goes to 533 Ouellette"), kNone);  // skeleton "to 53", source 3 digits
 }
 
 TEST_F(ClassifierTest, CardNumbersNeedLuhn) {
@@ -436,4 +453,57 @@ TEST_F(ClassifierHitCap, TheCapIsExactAndMaskedSpellingsCountAgainstIt) {
   fired(*policy, masked, Direction::inbound, &v);
   EXPECT_EQ(v.matches.size(), kCap);
   EXPECT_TRUE(v.hits_capped);
+}
+
+
+// Databases laid out at one address, as an allocator may place a reloaded policy's
+// where a freed one's was (a test allocator that hands out one arena while it is free).
+namespace {
+alignas(64) unsigned char g_arena[16 << 20];
+bool g_arena_in_use = false;
+void* arena_alloc(size_t n) {
+  if (g_arena_in_use || n > sizeof g_arena) return std::malloc(n);
+  g_arena_in_use = true;
+  return g_arena;
+}
+void arena_free(void* p) {
+  if (p == g_arena) g_arena_in_use = false;
+  else std::free(p);
+}
+}  // namespace
+
+// A worker's scan context outlives policy snapshots (reloads). A new policy whose
+// database sits where a freed one's was must still get a scratch space of its own
+// size: taken for the old one, its scans failed ("hs_scan failed").
+TEST(ScanContextReuse, APolicyWhoseDatabaseSitsWhereAFreedOnesWasGetsItsOwnScratch) {
+  ASSERT_EQ(hs_set_database_allocator(arena_alloc, arena_free), HS_SUCCESS);
+  struct RestoreAllocator {
+    ~RestoreAllocator() { hs_set_database_allocator(nullptr, nullptr); }
+  } restore;  // also when an assertion returns early
+  TempDir dir;
+  ScanContext ctx;
+  Comment comment;
+  comment.id = "1";
+  comment.tenant = "town";
+  comment.text = "abbbbbbbbbbbbbbbbc word 7123x and a zzqx";
+  const std::string small =
+      "tenant: town\nname: Town\nrules:\n  - {id: town.a, category: spam, clause: X, action: review, terms: [zzqx]}\n";
+  std::string large = "tenant: town\nname: Town\nrules:\n";
+  for (int r = 0; r < 24; ++r)
+    large += "  - {id: town.r" + std::to_string(r) + ", category: spam, clause: X, action: review, regex: ['(a|b)\\w{" +
+             std::to_string(r + 2) + ",}(c|d)\\s+\\w+']}\n";
+  const void* small_db = nullptr;
+  {
+    auto policy = civicsift::testing::compile_or_fail(dir.write("town.yaml", small));
+    ASSERT_TRUE(policy);
+    small_db = policy->database();
+    Verdict v;
+    classify(*policy, comment, ctx, v);
+  }
+  auto policy = civicsift::testing::compile_or_fail(dir.write("town.yaml", large));
+  ASSERT_TRUE(policy);
+  const bool same_place = policy->database() == small_db;
+  Verdict v;
+  EXPECT_NO_THROW(classify(*policy, comment, ctx, v));
+  EXPECT_TRUE(same_place) << "the test allocator did not place the second database where the first was";
 }

@@ -34,6 +34,7 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
     case Validator::luhn: return validators::luhn(span);
     case Validator::phone: return validators::phone(span, spec.allow_phones);
     case Validator::domain: return validators::domain(span, spec.allow_domains);
+    case Validator::short_code: return validators::short_code(span);
   }
   return true;
 }
@@ -283,11 +284,14 @@ bool rule_applies(const RuleSpec& rule, const PolicySpec& spec, Direction direct
 ScanContext::ScanContext() = default;
 ScanContext::~ScanContext() { hs_free_scratch(scratch_); }
 
-void ScanContext::ensure_scratch(const hs_database_t* db) {
-  if (std::find(prepared_.begin(), prepared_.end(), db) != prepared_.end()) return;
-  if (hs_alloc_scratch(db, &scratch_) != HS_SUCCESS) throw std::bad_alloc();
+// Keyed by the policy's serial, not its databases' addresses: a reloaded policy's
+// database may sit where a freed one was and need a larger scratch.
+void ScanContext::ensure_scratch(const CompiledPolicy& policy) {
+  if (std::find(prepared_.begin(), prepared_.end(), policy.serial()) != prepared_.end()) return;
+  for (const hs_database_t* db : {policy.database(), policy.digit_database()})
+    if (db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS) throw std::bad_alloc();
   if (prepared_.size() >= 64) prepared_.clear();  // old snapshots; the scratch stays big enough
-  prepared_.push_back(db);
+  prepared_.push_back(policy.serial());
 }
 
 void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext& ctx, Verdict& out) {
@@ -298,8 +302,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   out.hits_capped = false;
 
   const std::string_view text = comment.text;
-  if (policy.database()) ctx.ensure_scratch(policy.database());
-  if (policy.digit_database()) ctx.ensure_scratch(policy.digit_database());
+  ctx.ensure_scratch(policy);
   // One buffer: the raw text, a newline, the skeleton (built in place after them,
   // its bytes' text::kScanBit flipped).
   auto& sk = ctx.skeleton_;
@@ -364,10 +367,21 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       const auto profile = policy.run_profile(meta);
       if (!text::runs_fit(profile.data(), sk.run_length.data() + s, profile.size())) continue;
     }
-    for (uint16_t rule : policy.rules(meta)) ctx.candidates_.push_back({rule, start, end});
+    for (uint16_t rule : policy.rules(meta))
+      if (validator_accepts(spec.rules[rule], spec, text.substr(start, end - start)))
+        ctx.candidates_.push_back({rule, start, end});
   }
 
-  if (!policy.masked_terms().empty()) add_masked_matches(policy.masked_terms(), sk, ctx.hits_, ctx.candidates_);
+  if (!policy.masked_terms().empty()) {
+    const size_t unmasked = ctx.candidates_.size();
+    add_masked_matches(policy.masked_terms(), sk, ctx.hits_, ctx.candidates_);
+    auto& c = ctx.candidates_;
+    c.erase(std::remove_if(c.begin() + static_cast<long>(unmasked), c.end(),
+                           [&](const Match& m) {
+                             return !validator_accepts(spec.rules[m.rule], spec, text.substr(m.start, m.end - m.start));
+                           }),
+            c.end());
+  }
   out.hits_capped = ctx.hits_.overflowed;
   for (auto& m : ctx.candidates_)
     if (spec.rules[m.rule].category == Category::pii) m.start = spelled_address_start(text, m.start);

@@ -73,10 +73,10 @@ class ScanContext {
 
  private:
   friend void classify(const CompiledPolicy&, const Comment&, ScanContext&, Verdict&);
-  void ensure_scratch(const hs_database_t* db);
+  void ensure_scratch(const CompiledPolicy& policy);
 
   hs_scratch_t* scratch_ = nullptr;
-  std::vector<const hs_database_t*> prepared_;
+  std::vector<uint64_t> prepared_;  // CompiledPolicy::serial() of the policies the scratch fits
   text::Skeleton skeleton_;  // also the scan buffer: text, newline, skeleton
   Hits hits_;
   std::vector<Match> candidates_;

@@ -95,4 +95,12 @@ bool domain(std::string_view span, const std::vector<std::string>& allowed) {
   return true;
 }
 
+bool short_code(std::string_view span) {
+  size_t end = span.size();
+  while (end > 0 && (span[end - 1] < '0' || span[end - 1] > '9')) --end;
+  size_t begin = end;
+  while (begin > 0 && span[begin - 1] >= '0' && span[begin - 1] <= '9') --begin;
+  return end - begin >= 4 && end - begin <= 6;
+}
+
 }  // namespace civicsift::validators

@@ -19,4 +19,9 @@ bool phone(std::string_view span, const std::vector<std::string>& allowed);
 // a lower-case letter ("today.Shop local") is a missing space, not a host.
 bool domain(std::string_view span, const std::vector<std::string>& allowed);
 
+// The number that ends the span has 4 to 6 digits: a text-message short code ("to
+// 80082"), not a street number ("to 530 Ouellette"). Terms need this check: the
+// skeleton reads a repeated digit once ("82277" is "827"), so they cannot count digits.
+bool short_code(std::string_view span);
+
 }  // namespace civicsift::validators

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -33,7 +34,11 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternInde
       index_(std::move(index)),
       from_cache_(from_cache),
       compile_seconds_(compile_seconds),
-      cache_key_(cache_key) {
+      cache_key_(cache_key),
+      serial_([] {
+        static std::atomic<uint64_t> next{1};
+        return next.fetch_add(1, std::memory_order_relaxed);
+      }()) {
   for (size_t i = 0; i < spec_.rules.size(); ++i)
     if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
 }

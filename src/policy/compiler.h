@@ -87,6 +87,9 @@ class CompiledPolicy {
   double compile_seconds() const { return compile_seconds_; }
   // Names its databases in the compile cache: <key>.hsdb and <key>.digits.hsdb.
   uint64_t cache_key() const { return cache_key_; }
+  // Unique in the process, unlike the databases' addresses, which a later policy's may
+  // reuse once this one is freed: what a scan context knows it has prepared for.
+  uint64_t serial() const { return serial_; }
 
  private:
   PolicySpec spec_;
@@ -97,6 +100,7 @@ class CompiledPolicy {
   bool from_cache_;
   double compile_seconds_;
   uint64_t cache_key_;
+  uint64_t serial_;
 };
 
 struct CompileOptions {

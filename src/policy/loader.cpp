@@ -164,8 +164,9 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
   if (n["validate"]) {
     const auto v = optional_text(n, "validate", file, r.id);
     if (auto val = parse_validator(v)) r.validator = *val;
-    else fail(file, r, fmt::format("unknown validator \"{}\" (luhn, phone, domain)", v));
-    if (r.regexes.empty()) fail(file, r, "\"validate\" applies to \"regex\" patterns, and there are none");
+    else fail(file, r, fmt::format("unknown validator \"{}\" (luhn, phone, domain, short_code)", v));
+    if (r.regexes.empty() && r.terms.empty() && r.lexicons.empty())
+      fail(file, r, "\"validate\" checks \"regex\" and term matches, and there are none");
   }
   r.allow = string_list(n["allow"], file, r.id, "allow");
   if (n["duplicate_within"]) {

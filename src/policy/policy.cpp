@@ -32,6 +32,7 @@ std::optional<Validator> parse_validator(std::string_view s) {
   if (s == "luhn") return Validator::luhn;
   if (s == "phone") return Validator::phone;
   if (s == "domain") return Validator::domain;
+  if (s == "short_code") return Validator::short_code;
   return std::nullopt;
 }
 
