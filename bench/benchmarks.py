@@ -527,10 +527,21 @@ after: 0.652 to 0.627 s on average (CPU 1.23 to 1.18 s); on one thread 1.035 to 
 outputs identical. Where the CPU of a two-thread scan goes after that, by thread (a
 profile): the two workers 80%, the ordered stage with start-up 14% (start-up alone is
 about a third of it: YAML parsing, pattern tables, the cached databases), the reader 5%.
-Start-up ({warm:.2f} s of wall time, on both cores) is in a profile a third yaml-cpp parsing
+Start-up (0.13 s of wall time then, on both cores) was in a profile a third yaml-cpp parsing
 the five policies and their lexicons, a third building the pattern tables and loading the
 cached databases, and the rest mostly loading the process (30 shared libraries and
 tcmalloc's page map: `civicsift --version` alone takes 0.025 s).
+
+Trimmed on 7 December 2026: each policy file has a snapshot in the compile cache (its
+rules and pattern tables as bytes, named by the program's build id, the CPU features
+and the file's path, used while the file and its lexicons hash to the version it was
+made from), so start-up no longer parses YAML or builds tables: 1.05 billion
+instructions to 84 million (callgrind, no input). What remained was the kernel: page
+faults writing the 10 MiB of deserialised databases, one per 4 KiB page and dear on this
+VM, so the databases of 1 MiB or more are now deserialised from the cache into memory
+of their own on transparent huge pages (page faults 5,650 to 3,200 per start-up). Five interleaved runs of each, the
+program before and after: start-up 151 to 75 ms, 500,000 lines on two threads 0.867 to
+0.787 s, outputs identical (the VM was slower that hour than in the run above).
 
 Trimmed on 6 December 2026: the text that duplicate-post rules compare (`pickering`'s, one
 comment in five) is normalised sixteen bytes at a time where it is printable ASCII with
@@ -547,7 +558,7 @@ bytes. Wall-clock runs on this VM varied by 15% that day, more than the change.
 
 All five tenants: **{cold:.1f} s cold** (`civicsift check --no-cache`, which also runs
 every rule's examples), **{warm:.2f} s** for a whole `civicsift scan` start-up with
-the databases from the cache.
+the policies from their snapshots and the databases from the cache.
 
 | tenant | rules | patterns | database | compile |
 |---|---:|---:|---:|---:|
@@ -706,8 +717,8 @@ in the peers' rounds:
   filters without reading JSON).
 - **`civicsift scan` at 1 M/s** is 500,000 comments in 0.5 s. Start-up counts at
   the least any process pays here, loading it ({process_start:.3f} s, `civicsift --version`):
-  civicsift's own start-up ({warm:.2f} s, below) is mostly reading the policies, work that
-  could be cached too. With both cores doing nothing but the stages (the stage floor in
+  civicsift's own start-up ({warm:.2f} s, below) restores each tenant from its snapshot
+  and deserialises its databases. With both cores doing nothing but the stages (the stage floor in
   the peers' minutes, {floor_at_core:,.0f} ns, times {two_core_factor:.2f}: what the stages take per comment
   in wall time with both cores at them, measured above), it takes at least
   {process_start:.3f} + 500,000 x {floor_at_core * two_core_factor:,.0f} ns = {scan_floor_seconds:.2f} s: at most {500000 / scan_floor_seconds:,.0f}/s.
@@ -786,7 +797,9 @@ time already), nor for the decoder alone (4 December 2026: `BM_Decode` 151-160 n
 its stage 1 and string parsing dispatch at run time); link-time optimisation (slower); a block path for any ASCII separator in
 the skeleton (slower); classifying a batch grouped by tenant (batches of 256 to 1,024
 gained 2-5%: the databases need runs of thousands to stay warm); the databases on
-transparent huge pages (no change measurable on this VM); start-of-match tracking
+transparent huge pages (no change in scan speed measurable on this VM; those of 1 MiB or
+more loaded from the cache have been on huge pages since 7 December, for start-up's
+sake, above); start-of-match tracking
 left out of the 52 templates (3 December 2026, `BM_Engine` in three interleaved rounds:
 772-826 ns against 778-831, no change; the start would then have needed a second scan)
 or out of the raw regexes (slower: 827-861 ns).

@@ -5,7 +5,9 @@
 
 #include "common/time.h"
 #include "policy/loader.h"
+#include "classify/verdict_writer.h"
 #include "policy/regex_digits.h"
+#include "policy/snapshot.h"
 #include "test_util.h"
 
 using namespace civicsift;
@@ -68,6 +70,22 @@ TEST(PolicyLoader, VersionFollowsPolicyAndLexiconContent) {
   const auto file = dir.write("town.yaml", kMinimal);
   const auto v1 = std::get<PolicySpec>(load_policy(file)).version;
   dir.write("lexicons/swears.yaml", std::string(kLexicon) + "# changed\n");
+  const auto v2 = std::get<PolicySpec>(load_policy(file)).version;
+  EXPECT_NE(v1, v2);
+}
+
+// The same bytes split differently between two lexicons are a different policy: the
+// allow phrase moved from one to the other no longer covers the first one's term.
+TEST(PolicyLoader, VersionTellsWhichFileBytesAreIn) {
+  TempDir dir;
+  const auto file = dir.write("t.yaml",
+                              "tenant: t\nlexicons: [a, b]\nrules: [{id: t.r, category: profanity, clause: '1', "
+                              "action: remove, lexicon_terms: [a, b]}]\n");
+  dir.write("lexicons/a.yaml", "lexicon: a\nterms: [darn]\nallow: [darn good]\n");
+  dir.write("lexicons/b.yaml", "lexicon: b\nterms: [heck]\n");
+  const auto v1 = std::get<PolicySpec>(load_policy(file)).version;
+  dir.write("lexicons/a.yaml", "lexicon: a\nterms: [darn]\n");
+  dir.write("lexicons/b.yaml", "allow: [darn good]\nlexicon: b\nterms: [heck]\n");
   const auto v2 = std::get<PolicySpec>(load_policy(file)).version;
   EXPECT_NE(v1, v2);
 }
@@ -161,6 +179,139 @@ TEST(PolicyCompiler, CorruptCacheFileIsRecompiled) {
   auto again = civicsift::testing::compile_or_fail(file, options);
   ASSERT_TRUE(again);
   EXPECT_FALSE(again->from_cache());
+}
+
+namespace {
+
+using PolicySetResult = std::variant<std::shared_ptr<const PolicySet>, PolicyError>;
+
+std::shared_ptr<const PolicySet> set_or_fail(PolicySetResult loaded) {
+  if (auto* e = std::get_if<PolicyError>(&loaded)) {
+    ADD_FAILURE() << e->to_string();
+    return nullptr;
+  }
+  return std::get<std::shared_ptr<const PolicySet>>(std::move(loaded));
+}
+
+// The verdict record `policy` gives `text`, as `civicsift scan` writes it.
+std::string verdict_of(const CompiledPolicy& policy, std::string_view text) {
+  Verdict v;
+  civicsift::testing::fired(policy, text, Direction::inbound, &v);
+  Comment c;
+  c.id = "t";
+  c.tenant = policy.tenant();
+  c.text = text;
+  std::string out;
+  write_verdict(out, c, v, {});
+  return out;
+}
+
+std::filesystem::path only_snapshot(const TempDir& cache) {
+  std::vector<std::filesystem::path> found;
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path()))
+    if (entry.path().extension() == ".policy") found.push_back(entry.path());
+  EXPECT_EQ(found.size(), 1u);
+  return found.empty() ? std::filesystem::path{} : found.front();
+}
+
+}  // namespace
+
+// Everything a policy is, restored from its snapshot: the same bytes when encoded
+// again, the same files named, and the same verdict on every example of every pack.
+TEST(PolicySnapshot, TheSecondLoadRestoresEveryPackAsItWasCompiled) {
+  TempDir cache;
+  const CompileOptions options{cache.path()};
+  const auto built = set_or_fail(load_policy_set(CIVICSIFT_SOURCE_DIR "/patterns", options));
+  const auto restored = set_or_fail(load_policy_set(CIVICSIFT_SOURCE_DIR "/patterns", options));
+  ASSERT_TRUE(built && restored);
+  ASSERT_EQ(built->policies().size(), restored->policies().size());
+  size_t examples = 0;
+  for (size_t i = 0; i < built->policies().size(); ++i) {
+    const CompiledPolicy& a = *built->policies()[i];
+    const CompiledPolicy& b = *restored->policies()[i];
+    SCOPED_TRACE(a.tenant());
+    EXPECT_EQ(a.source(), PolicySource::compiled);
+    EXPECT_EQ(b.source(), PolicySource::snapshot);
+    EXPECT_EQ(encode_snapshot(a), encode_snapshot(b));
+    EXPECT_EQ(a.label(), b.label());
+    EXPECT_EQ(a.spec().file, b.spec().file);
+    ASSERT_EQ(a.spec().lexicons.size(), b.spec().lexicons.size());
+    for (size_t l = 0; l < a.spec().lexicons.size(); ++l) EXPECT_EQ(a.spec().lexicons[l].file, b.spec().lexicons[l].file);
+    EXPECT_EQ(a.database_bytes(), b.database_bytes());
+    EXPECT_EQ(a.duplicate_rules(), b.duplicate_rules());
+    for (const auto& rule : a.spec().rules)
+      for (const auto* list : {&rule.examples_match, &rule.examples_no_match})
+        for (const auto& text : *list) {
+          EXPECT_EQ(verdict_of(a, text), verdict_of(b, text)) << rule.id << ": " << text;
+          ++examples;
+        }
+  }
+  EXPECT_GT(examples, 2000u);
+}
+
+TEST(PolicySnapshot, AnEditedPolicyOrLexiconIsLoadedAgainAndSnapshotAfresh) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  dir.write("town.yaml", kMinimal);
+  const CompileOptions options{cache.path()};
+  auto load = [&] {
+    auto set = set_or_fail(load_policy_set(dir.path(), options));
+    return set ? set->policies().front() : nullptr;
+  };
+  ASSERT_EQ(load()->source(), PolicySource::compiled);
+  ASSERT_EQ(load()->source(), PolicySource::snapshot);
+
+  dir.write("lexicons/swears.yaml", "lexicon: swears\nterms: [darn, heck, drat]\n");
+  auto edited = load();
+  EXPECT_EQ(edited->source(), PolicySource::compiled);
+  EXPECT_EQ(civicsift::testing::fired(*edited, "drat it"), std::vector<std::string>{"town.swears"});
+  auto again = load();
+  EXPECT_EQ(again->source(), PolicySource::snapshot);
+  EXPECT_EQ(again->label(), edited->label());
+  EXPECT_EQ(civicsift::testing::fired(*again, "drat it"), std::vector<std::string>{"town.swears"});
+  // The lexicon's allow phrase went with the edit.
+  EXPECT_EQ(civicsift::testing::fired(*again, "heck of a day"), std::vector<std::string>{"town.swears"});
+
+  dir.write("town.yaml", std::string(kMinimal) + "# reviewed\n");
+  EXPECT_EQ(load()->source(), PolicySource::cached_databases);  // same patterns: the databases are the cache's
+  EXPECT_EQ(load()->source(), PolicySource::snapshot);
+}
+
+TEST(PolicySnapshot, ASnapshotWhoseDatabasesAreGoneIsNotUsed) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  dir.write("town.yaml", kMinimal);
+  ASSERT_TRUE(set_or_fail(load_policy_set(dir.path(), {cache.path()})));
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path()))
+    if (entry.path().extension() == ".hsdb") std::filesystem::remove(entry.path());
+  const auto set = set_or_fail(load_policy_set(dir.path(), {cache.path()}));
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->policies().front()->source(), PolicySource::compiled);
+  EXPECT_EQ(civicsift::testing::fired(*set->policies().front(), "darn it"), std::vector<std::string>{"town.swears"});
+}
+
+// A snapshot cut short anywhere, or with any one byte changed, is refused (and the
+// policy compiled instead), never read as something else.
+TEST(PolicySnapshot, ATruncatedOrAlteredSnapshotIsRefused) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  dir.write("town.yaml", kMinimal);
+  ASSERT_TRUE(set_or_fail(load_policy_set(dir.path(), {cache.path()})));
+  const auto file = only_snapshot(cache);
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  ASSERT_TRUE(decode_snapshot(bytes));
+  for (size_t n = 0; n < bytes.size(); ++n) ASSERT_FALSE(decode_snapshot(bytes.substr(0, n))) << n;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string altered = bytes;
+    altered[i] = static_cast<char>(altered[i] ^ 0x20);
+    ASSERT_FALSE(decode_snapshot(altered)) << i;
+  }
+  std::ofstream(file, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  const auto set = set_or_fail(load_policy_set(dir.path(), {cache.path()}));
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->policies().front()->source(), PolicySource::cached_databases);
+  EXPECT_EQ(civicsift::testing::fired(*set->policies().front(), "darn it"), std::vector<std::string>{"town.swears"});
 }
 
 TEST(PolicySet, LoadsADirectoryAndFindsTenants) {
@@ -369,18 +520,23 @@ TEST(PolicyCompiler, PruningTheCacheKeepsWhatIsInUseOrNew) {
   ASSERT_TRUE(std::holds_alternative<std::shared_ptr<const PolicySet>>(set));
   const auto& in_use = *std::get<std::shared_ptr<const PolicySet>>(set);
   const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
-  for (const char* name : {"00000000000000aa.hsdb", "00000000000000aa.digits.hsdb", "00000000000000bb.hsdb.tmp1-2f"}) {
+  std::string snapshot;  // the one the load wrote
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path()))
+    if (entry.path().extension() == ".policy") snapshot = entry.path().filename().string();
+  ASSERT_FALSE(snapshot.empty());
+  for (const char* name : {"00000000000000aa.hsdb", "00000000000000aa.digits.hsdb", "00000000000000bb.hsdb.tmp1-2f",
+                           "00000000000000dd.policy", "00000000000000ee.policy.tmp1-2f"}) {
     cache.write(name, "stale");
     std::filesystem::last_write_time(cache.path() / name, old);
   }
   cache.write("00000000000000cc.hsdb", "fresh");
   cache.write("notes.txt", "not ours");
   const std::string used = fmt::format("{:016x}.hsdb", in_use.policies().front()->cache_key());
-  std::filesystem::last_write_time(cache.path() / used, old);
+  for (const auto& name : {used, snapshot}) std::filesystem::last_write_time(cache.path() / name, old);
   prune_cache(cache.path(), in_use);
   std::set<std::string> left;
   for (const auto& entry : std::filesystem::directory_iterator(cache.path())) left.insert(entry.path().filename().string());
-  EXPECT_EQ(left, (std::set<std::string>{used, "00000000000000cc.hsdb", "notes.txt", "lexicons"}));
+  EXPECT_EQ(left, (std::set<std::string>{used, snapshot, "00000000000000cc.hsdb", "notes.txt", "lexicons"}));
 }
 
 TEST(PolicyLoader, LexiconNamesCannotLeaveTheLexiconFolder) {

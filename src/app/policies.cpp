@@ -17,7 +17,9 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
   for (const auto& p : set->policies())
     spdlog::debug("loaded {} ({} rules, {} patterns, {} KiB, {:.3f} s{})", p->label(), p->spec().rules.size(),
                   p->pattern_count(), p->database_bytes() / 1024, p->compile_seconds(),
-                  p->from_cache() ? ", from cache" : "");
+                  p->source() == PolicySource::snapshot           ? ", from its snapshot"
+                  : p->source() == PolicySource::cached_databases ? ", databases from the cache"
+                                                                  : "");
   return set;
 }
 

@@ -1,6 +1,7 @@
 #include "policy/compiler.h"
 
 #include <fcntl.h>
+#include <link.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -20,19 +21,20 @@
 #include "policy/loader.h"
 #include "policy/phrase_template.h"
 #include "policy/regex_digits.h"
+#include "policy/snapshot.h"
 #include "text/skeleton.h"
 #include "text/spaces.h"
 
 namespace civicsift {
 namespace fs = std::filesystem;
 
-CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache,
+CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, PolicySource source,
                                double compile_seconds, uint64_t cache_key)
     : spec_(std::move(spec)),
       label_(spec_.tenant + "@" + spec_.version),
       dbs_(std::move(dbs)),
       index_(std::move(index)),
-      from_cache_(from_cache),
+      source_(source),
       compile_seconds_(compile_seconds),
       cache_key_(cache_key),
       serial_([] {
@@ -41,6 +43,11 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternInde
       }()) {
   for (size_t i = 0; i < spec_.rules.size(); ++i)
     if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
+}
+
+void HsDatabaseDeleter::operator()(hs_database_t* db) const {
+  if (mapped_bytes) ::munmap(db, mapped_bytes);
+  else hs_free_database(db);
 }
 
 size_t CompiledPolicy::database_bytes() const {
@@ -59,30 +66,6 @@ PolicySet::PolicySet(std::vector<std::shared_ptr<const CompiledPolicy>> policies
 const CompiledPolicy* PolicySet::find(std::string_view tenant) const {
   auto it = by_tenant_.find(tenant);
   return it == by_tenant_.end() ? nullptr : it->second;
-}
-
-void prune_cache(const fs::path& dir, const PolicySet& in_use) {
-  std::set<std::string> used;
-  for (const auto& p : in_use.policies()) {
-    used.insert(fmt::format("{:016x}.hsdb", p->cache_key()));
-    used.insert(fmt::format("{:016x}.digits.hsdb", p->cache_key()));
-  }
-  const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    const bool ours = name.size() > 5 && (name.ends_with(".hsdb") || name.find(".hsdb.tmp") != std::string::npos);
-    if (!ours || used.count(name)) continue;
-    std::error_code file_ec;
-    if (it->last_write_time(file_ec) < old_enough && !file_ec) fs::remove(it->path(), file_ec);
-  }
-}
-
-fs::path default_cache_dir() {
-  if (const char* d = std::getenv("CIVICSIFT_CACHE_DIR"); d && *d) return d;
-  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return fs::path(d) / "civicsift";
-  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "civicsift";
-  return {};
 }
 
 namespace {
@@ -418,17 +401,54 @@ PatternTable build_table(const PolicySpec& spec, MaskedSpellings masked_spelling
   return t;
 }
 
+// The Hyperscan release and the CPU features it builds databases for here.
+std::string platform_tag() {
+  hs_platform_info_t platform{};
+  if (hs_populate_platform(&platform) != HS_SUCCESS) platform = {};
+  return fmt::format("{} tune {} features {:x}", hs_version(), platform.tune, platform.cpu_features);
+}
+
+// The GNU build ids of the program and the libraries it has loaded (empty if none has
+// one): a snapshot holds what this build's loader and compiler made of a policy, with
+// this yaml-cpp, which another build, or an updated library, may not.
+const std::string& build_id() {
+  static const std::string ids = [] {
+    std::string found;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* out) -> int {
+          for (int i = 0; i < info->dlpi_phnum; ++i) {
+            const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+            if (segment.p_type != PT_NOTE) continue;
+            const char* at = reinterpret_cast<const char*>(info->dlpi_addr + segment.p_vaddr);
+            const char* end = at + segment.p_memsz;
+            while (at + sizeof(ElfW(Nhdr)) <= end) {
+              ElfW(Nhdr) note;
+              std::memcpy(&note, at, sizeof note);
+              const char* name = at + sizeof note;
+              const char* desc = name + ((note.n_namesz + 3) & ~3u);
+              const char* next = desc + ((note.n_descsz + 3) & ~3u);
+              if (next > end) break;
+              if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0)
+                static_cast<std::string*>(out)->append(desc, note.n_descsz);
+              at = next;
+            }
+          }
+          return 0;
+        },
+        &found);
+    return found;
+  }();
+  return ids;
+}
+
 // What a cached database was built from: every expression, its flags and which of the
 // two databases it went to (a later build may split them differently), and the CPU
 // features Hyperscan built it for: a host without them (sharing the folder, or given a
 // volume from another node) cannot run it.
 uint64_t table_key(const PatternTable& t, const std::vector<bool>& needs_digit) {
-  hs_platform_info_t platform{};
-  if (hs_populate_platform(&platform) != HS_SUCCESS) platform = {};
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  const std::string header =
-      fmt::format("civicsift-db-3 {} tune {} features {:x}", hs_version(), platform.tune, platform.cpu_features);
+  const std::string header = "civicsift-db-3 " + platform_tag();
   XXH3_64bits_update(state, header.data(), header.size());
   for (size_t i = 0; i < t.expressions.size(); ++i) {
     const char digit = needs_digit[i] ? 'd' : 'm';
@@ -441,8 +461,29 @@ uint64_t table_key(const PatternTable& t, const std::vector<bool>& needs_digit) 
   return key;
 }
 
+// Memory for a database of `bytes`, whole 2 MiB blocks on a 2 MiB boundary that ask
+// for transparent huge pages: a tenant's database is megabytes that start-up writes
+// whole, and here the kernel's page faults, one per 4 KiB page, cost more than the
+// deserialisation itself (10 MiB written: 29 ms in 4 KiB pages, 1 ms in huge pages).
+// The kernel maps a huge page only where one fits whole, hence the rounding up (a
+// 1.4 MiB database takes 2 MiB). Null if it cannot be mapped.
+void* map_database_memory(size_t bytes, size_t& mapped) {
+  constexpr size_t kHuge = 2 << 20;
+  mapped = (bytes + kHuge - 1) / kHuge * kHuge;
+  const size_t reserved = mapped + kHuge;
+  void* raw = ::mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHuge - 1) / kHuge * kHuge;
+  if (aligned > start) ::munmap(raw, aligned - start);
+  if (const size_t tail = start + reserved - (aligned + mapped); tail > 0)
+    ::munmap(reinterpret_cast<void*>(aligned + mapped), tail);
+  ::madvise(reinterpret_cast<void*>(aligned), mapped, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
+  return reinterpret_cast<void*>(aligned);
+}
+
 // Deserialised straight from a mapping of the file: no buffer to fill and copy again.
-hs_database_t* read_cache(const fs::path& file) {
+HsDatabase read_cache(const fs::path& file) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;
   struct stat st {};
@@ -451,39 +492,147 @@ hs_database_t* read_cache(const fs::path& file) {
                     : MAP_FAILED;
   ::close(fd);
   if (bytes == MAP_FAILED) return nullptr;
-  hs_database_t* db = nullptr;
-  const hs_error_t rc = hs_deserialize_database(static_cast<const char*>(bytes), static_cast<size_t>(st.st_size), &db);
-  ::munmap(bytes, static_cast<size_t>(st.st_size));
-  if (rc != HS_SUCCESS) return nullptr;
+  const char* serialized = static_cast<const char*>(bytes);
+  const auto length = static_cast<size_t>(st.st_size);
+  HsDatabase db;
+  size_t size = 0;
+  // Below a huge page there are few page faults to save, and a mapping of its own
+  // would round it up to whole pages.
+  if (hs_serialized_database_size(serialized, length, &size) == HS_SUCCESS && size >= (1 << 20)) {
+    size_t mapped = 0;
+    if (void* at = map_database_memory(size, mapped)) {
+      if (hs_deserialize_database_at(serialized, length, static_cast<hs_database_t*>(at)) == HS_SUCCESS)
+        db = HsDatabase(static_cast<hs_database_t*>(at), HsDatabaseDeleter{mapped});
+      else
+        ::munmap(at, mapped);
+    }
+  }
+  if (!db) {  // small, or no memory of its own to be had: Hyperscan's allocator
+    hs_database_t* allocated = nullptr;
+    if (hs_deserialize_database(serialized, length, &allocated) == HS_SUCCESS) db.reset(allocated);
+  }
+  ::munmap(bytes, length);
+  if (!db) return nullptr;
   // Marked as just used: prune_cache() spares what any process sharing the folder
   // loaded in the last minutes.
   ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);
   return db;
 }
 
-void write_cache(const fs::path& file, const hs_database_t* db) {
-  char* bytes = nullptr;
-  size_t length = 0;
-  if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
+// Written whole under a temporary name and renamed: a reader sees the old file or the
+// new one, never part of one.
+void write_cache_file(const fs::path& file, std::string_view bytes) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   // Unique among processes sharing the folder, containers whose process ids are all 1 too.
   const fs::path tmp = file.string() + fmt::format(".tmp{}-{:x}", static_cast<long>(getpid()), std::random_device{}());
   {
     std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes, static_cast<std::streamsize>(length));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out) {
-      std::free(bytes);
       fs::remove(tmp, ec);
       return;  // the cache is an optimisation; failing to write it is not an error
     }
   }
-  std::free(bytes);
   fs::rename(tmp, file, ec);
   if (ec) fs::remove(tmp, ec);
 }
 
+void write_cache(const fs::path& file, const hs_database_t* db) {
+  char* bytes = nullptr;
+  size_t length = 0;
+  if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
+  write_cache_file(file, std::string_view(bytes, length));
+  std::free(bytes);
+}
+
+fs::path database_file(const fs::path& cache_dir, uint64_t key, bool digits) {
+  return cache_dir / (digits ? fmt::format("{:016x}.digits.hsdb", key) : fmt::format("{:016x}.hsdb", key));
+}
+
+// One snapshot per policy file, build and platform: an edited policy replaces its
+// snapshot rather than adding one. Empty when the program has no build id to name.
+fs::path snapshot_file(const fs::path& cache_dir, const fs::path& policy_file) {
+  if (build_id().empty()) return {};
+  std::error_code ec;
+  fs::path where = fs::absolute(policy_file, ec);
+  if (ec) return {};
+  std::string named = "civicsift-policy-snapshot " + platform_tag() + '\0' + build_id() + '\0';
+  named += where.lexically_normal().string();
+  return cache_dir / fmt::format("{:016x}.policy", XXH3_64bits(named.data(), named.size()));
+}
+
+// `policy_file` as its snapshot has it, if the cache holds one that this build wrote
+// for it, its files still hash to the version it was made from, and its databases are
+// there too. Else null: the caller loads and compiles.
+std::shared_ptr<const CompiledPolicy> load_snapshot(const fs::path& cache_dir, const fs::path& policy_file) {
+  const auto started = std::chrono::steady_clock::now();
+  const fs::path file = snapshot_file(cache_dir, policy_file);
+  if (file.empty()) return nullptr;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  // A snapshot is a few hundred KiB; anything far larger is not one (and allocating
+  // it could fail where nothing may throw).
+  constexpr off_t kMaxSnapshotBytes = 64 << 20;
+  const bool plausible = ::fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size <= kMaxSnapshotBytes;
+  std::string bytes(plausible ? static_cast<size_t>(st.st_size) : 0, '\0');
+  const bool read_whole = !bytes.empty() && ::read(fd, bytes.data(), bytes.size()) == st.st_size;
+  ::close(fd);
+  if (!read_whole) return nullptr;
+  auto snapshot = decode_snapshot(bytes);
+  if (!snapshot) return nullptr;
+  PolicySpec& spec = snapshot->spec;
+  spec.file = policy_file;
+  for (auto& lex : spec.lexicons) lex.file = lexicon_file(policy_file, lex.name);
+  if (current_version(spec) != spec.version) return nullptr;
+  PolicyDatabases dbs;
+  if (snapshot->has_main) {
+    dbs.main = read_cache(database_file(cache_dir, snapshot->database_key, false));
+    if (!dbs.main) return nullptr;
+  }
+  if (snapshot->has_digits) {
+    dbs.digits = read_cache(database_file(cache_dir, snapshot->database_key, true));
+    if (!dbs.digits) return nullptr;
+  }
+  ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // just used, as read_cache() marks a database
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), std::move(snapshot->index),
+                                                PolicySource::snapshot, seconds, snapshot->database_key);
+}
+
+void save_snapshot(const fs::path& cache_dir, const fs::path& policy_file, const CompiledPolicy& policy) {
+  if (const fs::path file = snapshot_file(cache_dir, policy_file); !file.empty())
+    write_cache_file(file, encode_snapshot(policy));
+}
+
 }  // namespace
+
+void prune_cache(const fs::path& dir, const PolicySet& in_use) {
+  std::set<std::string> used;
+  for (const auto& p : in_use.policies()) {
+    used.insert(database_file({}, p->cache_key(), false).string());
+    used.insert(database_file({}, p->cache_key(), true).string());
+    used.insert(snapshot_file({}, p->spec().file).string());
+  }
+  const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool ours = name.ends_with(".hsdb") || name.find(".hsdb.tmp") != std::string::npos ||
+                      name.ends_with(".policy") || name.find(".policy.tmp") != std::string::npos;
+    if (!ours || used.count(name)) continue;
+    std::error_code file_ec;
+    if (it->last_write_time(file_ec) < old_enough && !file_ec) fs::remove(it->path(), file_ec);
+  }
+}
+
+fs::path default_cache_dir() {
+  if (const char* d = std::getenv("CIVICSIFT_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return fs::path(d) / "civicsift";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "civicsift";
+  return {};
+}
 
 std::variant<std::vector<PatternExpression>, PolicyError> policy_expressions(const PolicySpec& spec) {
   PatternTable table;
@@ -521,15 +670,13 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   // A policy of only duplicate-post rules has nothing to scan for: no database
   // (Hyperscan refuses an empty one), and so nothing to cache.
   const bool scans = !main_ids.empty();
-  const fs::path main_file =
-      options.cache_dir.empty() || !scans ? fs::path{} : options.cache_dir / fmt::format("{:016x}.hsdb", key);
-  const fs::path digit_file =
-      options.cache_dir.empty() ? fs::path{} : options.cache_dir / fmt::format("{:016x}.digits.hsdb", key);
+  const fs::path main_file = options.cache_dir.empty() || !scans ? fs::path{} : database_file(options.cache_dir, key, false);
+  const fs::path digit_file = options.cache_dir.empty() ? fs::path{} : database_file(options.cache_dir, key, true);
 
   PolicyDatabases dbs;
   if (!main_file.empty()) {
-    dbs.main.reset(read_cache(main_file));
-    if (!digit_ids.empty()) dbs.digits.reset(read_cache(digit_file));
+    dbs.main = read_cache(main_file);
+    if (!digit_ids.empty()) dbs.digits = read_cache(digit_file);
   }
   const bool from_cache = dbs.main && (digit_ids.empty() || dbs.digits);
   if (scans && !from_cache) {
@@ -570,32 +717,86 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), table.finish(), from_cache,
+  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), table.finish(),
+                                                from_cache ? PolicySource::cached_databases : PolicySource::compiled,
                                                 seconds, key);
 }
 
-std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(std::vector<PolicySpec> specs,
-                                                                                 const CompileOptions& options) {
-  // Tenants compile (or load from the cache) side by side: a cold compile of five
-  // tenants takes seconds.
-  using Result = std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError>;
-  std::vector<std::optional<Result>> results(specs.size());
-  parallel_for(specs.size(), [&](size_t i) { results[i] = compile_policy(std::move(specs[i]), options); });
+namespace {
+
+using CompileResult = std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError>;
+
+// The first error in folder order, as a serial load would report it, else the set.
+std::variant<std::shared_ptr<const PolicySet>, PolicyError> gather(std::vector<std::optional<CompileResult>>& results,
+                                                                   const CompileOptions& options) {
   std::vector<std::shared_ptr<const CompiledPolicy>> compiled;
-  for (auto& r : results) {  // the first error in folder order, as a serial load would report
+  std::set<std::string_view> tenants;
+  for (auto& r : results) {
     if (auto* e = std::get_if<PolicyError>(&*r)) return *e;
-    compiled.push_back(std::get<std::shared_ptr<const CompiledPolicy>>(std::move(*r)));
+    auto& policy = std::get<std::shared_ptr<const CompiledPolicy>>(*r);
+    if (!tenants.insert(policy->tenant()).second)
+      return PolicyError{policy->spec().file, "", fmt::format("tenant \"{}\" is defined twice", policy->tenant())};
+    compiled.push_back(std::move(policy));
   }
   auto set = std::make_shared<const PolicySet>(std::move(compiled));
   if (!options.cache_dir.empty()) prune_cache(options.cache_dir, *set);
   return set;
 }
 
+}  // namespace
+
+std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(std::vector<PolicySpec> specs,
+                                                                                 const CompileOptions& options) {
+  // Tenants compile (or load from the cache) side by side: a cold compile of five
+  // tenants takes seconds.
+  std::vector<std::optional<CompileResult>> results(specs.size());
+  parallel_for(specs.size(), [&](size_t i) { results[i] = compile_policy(std::move(specs[i]), options); });
+  return gather(results, options);
+}
+
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const fs::path& dir,
                                                                               const CompileOptions& options) {
-  auto loaded = load_policy_dir(dir);
-  if (auto* e = std::get_if<PolicyError>(&loaded)) return *e;
-  return compile_policy_set(std::get<std::vector<PolicySpec>>(std::move(loaded)), options);
+  auto listed = policy_files(dir);
+  if (auto* e = std::get_if<PolicyError>(&listed)) return *e;
+  const auto& files = std::get<std::vector<fs::path>>(listed);
+  // Every file first, side by side: from its snapshot while its files are unchanged,
+  // else from its YAML. Once all have loaded and their tenants are distinct (the first
+  // problem in folder order is the one reported), the others compile side by side
+  // (their databases perhaps from the cache) and are snapshot.
+  const bool cached = !options.cache_dir.empty();
+  using Loaded = std::variant<std::shared_ptr<const CompiledPolicy>, PolicySpec, PolicyError>;
+  std::vector<std::optional<Loaded>> loaded(files.size());
+  parallel_for(files.size(), [&](size_t i) {
+    if (cached) {
+      if (auto policy = load_snapshot(options.cache_dir, files[i])) {
+        loaded[i] = std::move(policy);
+        return;
+      }
+    }
+    auto spec = load_policy(files[i]);
+    if (auto* e = std::get_if<PolicyError>(&spec)) loaded[i] = std::move(*e);
+    else loaded[i] = std::get<PolicySpec>(std::move(spec));
+  });
+  std::set<std::string> tenants;
+  std::vector<size_t> to_compile;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (auto* e = std::get_if<PolicyError>(&*loaded[i])) return *e;
+    const auto* spec = std::get_if<PolicySpec>(&*loaded[i]);
+    const std::string& tenant = spec ? spec->tenant : std::get<std::shared_ptr<const CompiledPolicy>>(*loaded[i])->tenant();
+    if (!tenants.insert(tenant).second)
+      return PolicyError{files[i], "", fmt::format("tenant \"{}\" is defined twice", tenant)};
+    if (spec) to_compile.push_back(i);
+  }
+  std::vector<std::optional<CompileResult>> results(files.size());
+  for (size_t i = 0; i < files.size(); ++i)
+    if (auto* policy = std::get_if<std::shared_ptr<const CompiledPolicy>>(&*loaded[i])) results[i] = std::move(*policy);
+  parallel_for(to_compile.size(), [&](size_t k) {
+    const size_t i = to_compile[k];
+    results[i] = compile_policy(std::get<PolicySpec>(std::move(*loaded[i])), options);
+    const auto* policy = std::get_if<std::shared_ptr<const CompiledPolicy>>(&*results[i]);
+    if (cached && policy) save_snapshot(options.cache_dir, files[i], **policy);
+  });
+  return gather(results, options);
 }
 
 }  // namespace civicsift

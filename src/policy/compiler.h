@@ -46,8 +46,11 @@ struct PatternIndex {
 // MaskedTerms; policy_expressions() lists them as literals for engines without that step.
 enum class MaskedSpellings : uint8_t { looked_up, literals };
 
+// A database Hyperscan allocated (compiled, or deserialised when small) or one
+// deserialised into memory civicsift mapped itself (`mapped_bytes`, compiler.cpp).
 struct HsDatabaseDeleter {
-  void operator()(hs_database_t* db) const { hs_free_database(db); }
+  size_t mapped_bytes = 0;
+  void operator()(hs_database_t* db) const;
 };
 
 using HsDatabase = std::unique_ptr<hs_database_t, HsDatabaseDeleter>;
@@ -61,10 +64,14 @@ struct PolicyDatabases {
   HsDatabase digits;  // null when no regex needs a digit
 };
 
+// How a policy came to be: compiled from its files, built from them with its databases
+// from the compile cache, or restored from its snapshot (policy/snapshot.h).
+enum class PolicySource : uint8_t { compiled, cached_databases, snapshot };
+
 class CompiledPolicy {
  public:
-  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, bool from_cache, double compile_seconds,
-                 uint64_t cache_key);
+  CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, PolicySource source,
+                 double compile_seconds, uint64_t cache_key);
 
   const PolicySpec& spec() const { return spec_; }
   const std::string& tenant() const { return spec_.tenant; }
@@ -74,17 +81,19 @@ class CompiledPolicy {
   const PatternMeta& pattern(unsigned id) const { return index_.patterns[id]; }
   std::span<const uint16_t> rules(const PatternMeta& p) const { return {index_.rules.data() + p.rules_begin, p.rule_count}; }
   const MaskedTerms& masked_terms() const { return index_.masked; }
+  const PatternIndex& index() const { return index_; }
   std::span<const uint16_t> run_profile(const PatternMeta& p) const {
     return {index_.run_profiles.data() + p.profile_begin, p.kind == PatternKind::term ? p.length : 0};
   }
   size_t pattern_count() const { return index_.patterns.size(); }
   const RuleSpec& rule(uint16_t index) const { return spec_.rules[index]; }
   size_t database_bytes() const;  // both databases
-  bool from_cache() const { return from_cache_; }
+  PolicySource source() const { return source_; }
+  bool from_cache() const { return source_ != PolicySource::compiled; }
   // Rules that need the history of the stream (duplicates, repeat offenders).
   const std::vector<uint16_t>& duplicate_rules() const { return duplicate_rules_; }
   bool keeps_state() const { return !duplicate_rules_.empty() || spec_.repeat_offenders.removals > 0; }
-  double compile_seconds() const { return compile_seconds_; }
+  double compile_seconds() const { return compile_seconds_; }  // or to load, from the cache
   // Names its databases in the compile cache: <key>.hsdb and <key>.digits.hsdb.
   uint64_t cache_key() const { return cache_key_; }
   // Unique in the process, unlike the databases' addresses, which a later policy's may
@@ -97,7 +106,7 @@ class CompiledPolicy {
   PolicyDatabases dbs_;
   PatternIndex index_;
   std::vector<uint16_t> duplicate_rules_;
-  bool from_cache_;
+  PolicySource source_;
   double compile_seconds_;
   uint64_t cache_key_;
   uint64_t serial_;

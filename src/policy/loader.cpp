@@ -37,6 +37,20 @@ std::string read_file(const fs::path& file) {
   return ss.str();
 }
 
+// What a policy's version hashes: its file's bytes, then each lexicon's, each after its
+// length. Without the lengths, bytes moved from the end of one file to the start of
+// the next (a lexicon's allow list moved to the following one) kept the version, and a
+// changed policy passed for the one in force.
+void add_to_version(std::string& hashed, std::string_view file_bytes) {
+  const uint64_t length = file_bytes.size();
+  hashed.append(reinterpret_cast<const char*>(&length), sizeof length);
+  hashed.append(file_bytes);
+}
+
+std::string version_of(std::string_view hashed) {
+  return fmt::format("{:012x}", XXH3_64bits(hashed.data(), hashed.size()) >> 16);
+}
+
 std::string at_line(const YAML::Node& n) { return fmt::format("line {}", n.Mark().line + 1); }
 
 std::vector<std::string> string_list(const YAML::Node& n, const fs::path& file, const std::string& rule,
@@ -88,18 +102,18 @@ void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> k
   }
 }
 
-Lexicon load_lexicon(const fs::path& dir, const std::string& name, std::string& content_for_hash) {
+Lexicon load_lexicon(const fs::path& policy_file, const std::string& name, std::string& content_for_hash) {
   // A name is a file name in lexicons/, never a path: no "../" out of the folder.
   const bool plain_name = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
   });
   if (!plain_name)
-    fail(dir / "lexicons", "", fmt::format("lexicon name \"{}\": use lower-case letters, digits, - and _", name));
-  const fs::path file = dir / "lexicons" / (name + ".yaml");
+    fail(policy_file.parent_path() / "lexicons", "", fmt::format("lexicon name \"{}\": use lower-case letters, digits, - and _", name));
+  const fs::path file = lexicon_file(policy_file, name);
   std::error_code ec;
   if (!fs::exists(file, ec)) fail(file, "", fmt::format("lexicon \"{}\" not found{}", name, ec ? " (" + ec.message() + ")" : ""));
   const std::string text = read_file(file);
-  content_for_hash += text;
+  add_to_version(content_for_hash, text);
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -209,10 +223,11 @@ PolicySpec load(const fs::path& file) {
   p.name = optional_text(root, "name", file, "", p.tenant);
   p.source = optional_text(root, "source", file, "");
 
-  std::string hashed = content;
+  std::string hashed;
+  add_to_version(hashed, content);
   std::set<std::string> lexicon_names;
   for (const auto& name : string_list(root["lexicons"], file, "", "lexicons")) {
-    p.lexicons.push_back(load_lexicon(file.parent_path(), name, hashed));
+    p.lexicons.push_back(load_lexicon(file, name, hashed));
     lexicon_names.insert(name);
   }
   if (const auto t = root["thresholds"]) {
@@ -284,7 +299,7 @@ PolicySpec load(const fs::path& file) {
   for (const auto& r : p.rules)
     if (r.during_election && !p.election)
       fail(file, r, "applies \"during: election\" but the policy has no \"election\" dates");
-  p.version = fmt::format("{:012x}", XXH3_64bits(hashed.data(), hashed.size()) >> 16);
+  p.version = version_of(hashed);
   return p;
 }
 
@@ -302,7 +317,22 @@ std::variant<PolicySpec, PolicyError> load_policy(const fs::path& file) {
   }
 }
 
-std::variant<std::vector<PolicySpec>, PolicyError> load_policy_dir(const fs::path& dir) {
+fs::path lexicon_file(const fs::path& policy_file, const std::string& name) {
+  return policy_file.parent_path() / "lexicons" / (name + ".yaml");
+}
+
+std::optional<std::string> current_version(const PolicySpec& spec) {
+  try {
+    std::string hashed;
+    add_to_version(hashed, read_file(spec.file));
+    for (const auto& lex : spec.lexicons) add_to_version(hashed, read_file(lex.file));
+    return version_of(hashed);
+  } catch (const LoadFailure&) {
+    return std::nullopt;
+  }
+}
+
+std::variant<std::vector<fs::path>, PolicyError> policy_files(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return PolicyError{dir, "", "is not a directory"};
   std::vector<fs::path> files;
@@ -311,6 +341,13 @@ std::variant<std::vector<PolicySpec>, PolicyError> load_policy_dir(const fs::pat
   if (ec) return PolicyError{dir, "", ec.message()};
   std::sort(files.begin(), files.end());
   if (files.empty()) return PolicyError{dir, "", "contains no policy files (*.yaml)"};
+  return files;
+}
+
+std::variant<std::vector<PolicySpec>, PolicyError> load_policy_dir(const fs::path& dir) {
+  auto listed = policy_files(dir);
+  if (auto* e = std::get_if<PolicyError>(&listed)) return *e;
+  const auto& files = std::get<std::vector<fs::path>>(listed);
   // Parsed side by side (YAML parsing is a third of start-up); the first problem in
   // folder order is reported, as a file-by-file load would.
   std::vector<std::optional<std::variant<PolicySpec, PolicyError>>> loaded(files.size());

@@ -9,6 +9,7 @@
 // start-up from the cache a quarter faster).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -24,6 +25,11 @@ class MaskedTerms {
   // letter (text::term_skeleton), and the rule it belongs to. Throws
   // std::invalid_argument for anything else.
   void add(std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule);
+
+  // Calls visit(skeleton, runs, rule) for every term kept, in the order add() took
+  // them: adding them again in that order rebuilds this (policy snapshots).
+  template <typename Visit>
+  void for_each(Visit&& visit) const;
 
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
@@ -68,6 +74,17 @@ void MaskedTerms::match(std::string_view word, const uint16_t* word_runs, OnMatc
   if (first < 'a' || first > 'z' || last < 'a' || last > 'z') return;
   for (const Term& t : by_ends_[bucket(first, last)])
     if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1)) on_match(t.rule);
+}
+
+template <typename Visit>
+void MaskedTerms::for_each(Visit&& visit) const {
+  std::vector<Term> all;
+  all.reserve(count_);
+  for (const auto& terms : by_ends_) all.insert(all.end(), terms.begin(), terms.end());
+  std::sort(all.begin(), all.end(), [](const Term& a, const Term& b) { return a.begin < b.begin; });
+  for (const Term& t : all)
+    visit(std::string_view(letters_).substr(t.begin, t.length), std::span<const uint16_t>(runs_.data() + t.begin, t.length),
+          t.rule);
 }
 
 }  // namespace civicsift
