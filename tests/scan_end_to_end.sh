@@ -83,6 +83,9 @@ rules:
      duplicate_within: 1h, examples: {match: [Office closed today], no_match: [Office open today]}}
 YAML
 check "check judges an outbound duplicate rule's examples as outbound posts" "$bin" check --no-cache "$work/outbound"
+cp "$work/outbound/t.yaml" "$work/outbound/village.yml"  # a policy under the wrong extension
+"$bin" check --no-cache "$work/outbound" > /dev/null 2> "$work/yml.err"
+check "a .yml file in the policy folder is named as not read" grep -q 'village.yml is not read: policy files end in .yaml' "$work/yml.err"
 "$bin" explain --patterns "$data/policy" --tenant town "what the f*ck, call 519-555-0147" > "$work/explain.out"
 check "explain names rule, clause and span" grep -q "town.swears -> remove  (Town 2.1)" "$work/explain.out"
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"

@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "app/commands.h"
@@ -14,6 +16,17 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
     return nullptr;
   }
   auto set = std::get<std::shared_ptr<const PolicySet>>(std::move(loaded));
+  // A policy saved under another extension is not read: every comment of its tenant
+  // would come back "unknown tenant", with nothing at start-up to say why.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options.patterns, ec)) {
+    std::string extension = entry.path().extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if ((extension == ".yml" || extension == ".yaml") && entry.path().extension() != ".yaml" &&
+        entry.is_regular_file(ec))
+      spdlog::warn("{} is not read: policy files end in .yaml", entry.path().string());
+  }
   for (const auto& p : set->policies())
     spdlog::debug("loaded {} ({} rules, {} patterns, {} KiB, {:.3f} s{})", p->label(), p->spec().rules.size(),
                   p->pattern_count(), p->database_bytes() / 1024, p->compile_seconds(),
