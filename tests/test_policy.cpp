@@ -277,6 +277,18 @@ TEST(PolicySnapshot, AnEditedPolicyOrLexiconIsLoadedAgainAndSnapshotAfresh) {
   EXPECT_EQ(load()->source(), PolicySource::snapshot);
 }
 
+// The reloader compiles an edited tenant with compile_policy: a restart after it
+// restores that tenant too.
+TEST(PolicySnapshot, CompilingWithACacheWritesTheSnapshotTheNextLoadRestores) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const auto file = dir.write("town.yaml", kMinimal);
+  ASSERT_TRUE(civicsift::testing::compile_or_fail(file, {cache.path()}));
+  const auto set = set_or_fail(load_policy_set(dir.path(), {cache.path()}));
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->policies().front()->source(), PolicySource::snapshot);
+}
+
 TEST(PolicySnapshot, ASnapshotWhoseDatabasesAreGoneIsNotUsed) {
   TempDir dir, cache;
   dir.write("lexicons/swears.yaml", kLexicon);

@@ -717,9 +717,13 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), table.finish(),
-                                                from_cache ? PolicySource::cached_databases : PolicySource::compiled,
-                                                seconds, key);
+  auto policy = std::make_shared<const CompiledPolicy>(
+      std::move(spec), std::move(dbs), table.finish(),
+      from_cache ? PolicySource::cached_databases : PolicySource::compiled, seconds, key);
+  // For the next start-up (load_policy_set), a reload's compile included.
+  if (!options.cache_dir.empty() && !policy->spec().file.empty())
+    save_snapshot(options.cache_dir, policy->spec().file, *policy);
+  return policy;
 }
 
 namespace {
@@ -762,7 +766,7 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(cons
   // Every file first, side by side: from its snapshot while its files are unchanged,
   // else from its YAML. Once all have loaded and their tenants are distinct (the first
   // problem in folder order is the one reported), the others compile side by side
-  // (their databases perhaps from the cache) and are snapshot.
+  // (their databases perhaps from the cache), which snapshots them.
   const bool cached = !options.cache_dir.empty();
   using Loaded = std::variant<std::shared_ptr<const CompiledPolicy>, PolicySpec, PolicyError>;
   std::vector<std::optional<Loaded>> loaded(files.size());
@@ -792,9 +796,7 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(cons
     if (auto* policy = std::get_if<std::shared_ptr<const CompiledPolicy>>(&*loaded[i])) results[i] = std::move(*policy);
   parallel_for(to_compile.size(), [&](size_t k) {
     const size_t i = to_compile[k];
-    results[i] = compile_policy(std::get<PolicySpec>(std::move(*loaded[i])), options);
-    const auto* policy = std::get_if<std::shared_ptr<const CompiledPolicy>>(&*results[i]);
-    if (cached && policy) save_snapshot(options.cache_dir, files[i], **policy);
+    results[i] = compile_policy(std::get<PolicySpec>(std::move(*loaded[i])), options);  // and snapshot
   });
   return gather(results, options);
 }

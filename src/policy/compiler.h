@@ -116,6 +116,9 @@ struct CompileOptions {
   std::filesystem::path cache_dir;  // empty: always compile, never write
 };
 
+// With a cache folder, the databases come from it when it holds them, and what is
+// built is written to it: the databases, and the policy's snapshot (policy/snapshot.h).
+
 std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
                                                                                   const CompileOptions& options);
 
@@ -146,7 +149,8 @@ class PolicySet {
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(std::vector<PolicySpec> specs,
                                                                                  const CompileOptions& options);
 
-// Loads and compiles every tenant in `dir`.
+// Loads and compiles every tenant in `dir`; with a cache folder, a tenant whose files
+// are unchanged since its snapshot was written is restored from it instead.
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(const std::filesystem::path& dir,
                                                                               const CompileOptions& options);
 
