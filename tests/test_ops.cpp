@@ -293,6 +293,29 @@ TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {
   EXPECT_EQ(v.action, Action::remove);
 }
 
+// A reload skips the files whose bytes have not changed; a lexicon is part of them.
+TEST(PolicyReload, AnEditedLexiconAloneSwapsItsTenant) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto current = load_or_fail(dir.path());
+  EXPECT_TRUE(civicsift::testing::fired(*current->find("town"), "what a glorp").empty());
+
+  std::string lexicon = read_file(dir.path() / "lexicons" / "swears.yaml");
+  lexicon.replace(lexicon.find("hell]"), 5, "hell, glorp]");
+  dir.write("lexicons/swears.yaml", lexicon);
+  ReloadResult r = rebuild_policies(dir.path(), {}, current);
+  ASSERT_TRUE(r.changed);
+  ASSERT_EQ(r.tenants.size(), 1u);
+  EXPECT_TRUE(r.tenants[0].updated);
+  EXPECT_NE(r.tenants[0].version, current->find("town")->spec().version);
+  EXPECT_FALSE(civicsift::testing::fired(*r.policies->find("town"), "what a glorp").empty());
+
+  // Reloaded again untouched: the new policy stays, not recompiled.
+  ReloadResult again = rebuild_policies(dir.path(), {}, r.policies);
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(again.policies, r.policies);
+}
+
 TEST(PolicyReload, ABrokenPolicyKeepsThePreviousOneAndNamesFileAndRule) {
   TempDir dir;
   copy_test_policy(dir);

@@ -18,13 +18,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The tenant files (or lexicons) of `dir`; none when it cannot be read or holds none.
 std::vector<fs::path> yaml_files(const fs::path& dir) {
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.is_regular_file(ec) && entry.path().extension() == ".yaml") files.push_back(entry.path());
-  std::sort(files.begin(), files.end());
-  return files;
+  auto files = policy_files(dir);
+  if (auto* found = std::get_if<std::vector<fs::path>>(&files)) return std::move(*found);
+  return {};
 }
 
 }  // namespace
@@ -72,6 +70,17 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
     return result;
   }
   for (const auto& file : files) {
+    // A file whose bytes, and its lexicons', are those its policy in force was made
+    // from is neither parsed nor compiled: a reload costs what was edited.
+    if (auto p = current_for_file(file); p && current_version(p->spec()) == p->spec().version) {
+      if (next.count(p->tenant())) {
+        keep(nullptr, p->tenant(), fmt::format("{}: tenant \"{}\" is defined twice", file.string(), p->tenant()));
+        continue;
+      }
+      next[p->tenant()] = p;
+      result.tenants.push_back({p->tenant(), true, false, p->spec().version, ""});
+      continue;
+    }
     auto loaded = load_policy(file);
     if (auto* e = std::get_if<PolicyError>(&loaded)) {
       keep(current_for_file(file), file.stem().string(), e->to_string());
