@@ -86,6 +86,9 @@ check "check judges an outbound duplicate rule's examples as outbound posts" "$b
 cp "$work/outbound/t.yaml" "$work/outbound/village.yml"  # a policy under the wrong extension
 "$bin" check --no-cache "$work/outbound" > /dev/null 2> "$work/yml.err"
 check "a .yml file in the policy folder is named as not read" grep -q 'village.yml is not read: policy files end in .yaml' "$work/yml.err"
+ln -s loop.yaml "$work/outbound/loop.yaml"  # a link that leads nowhere: named, not a crash
+check "a policy folder holding a symlink loop still loads" "$bin" check --no-cache "$work/outbound" 2> "$work/loop.err"
+check "a .yaml link that cannot be followed is named as not read" grep -q 'loop.yaml is not read: ' "$work/loop.err"
 "$bin" explain --patterns "$data/policy" --tenant town "what the f*ck, call 519-555-0147" > "$work/explain.out"
 check "explain names rule, clause and span" grep -q "town.swears -> remove  (Town 2.1)" "$work/explain.out"
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"

@@ -399,6 +399,21 @@ TEST(PolicyReload, TheWatcherSwapsAfterAnEditAndCountsTheResult) {
   EXPECT_NE(text.find(version), std::string::npos);
 }
 
+// A watcher looking at `dir` every 100 ms, which notes when it puts a new set in force.
+struct WatchedFolder {
+  WatchedFolder(const fs::path& dir, std::shared_ptr<const PolicySet> current, uint64_t loaded_digest)
+      : reloader(dir, {}, std::move(current), [this](std::shared_ptr<const PolicySet>) { applied.store(true); },
+                 nullptr, 100, loaded_digest) {}
+  bool swapped_within(std::chrono::seconds budget) const {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    while (!applied.load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return applied.load();
+  }
+  std::atomic<bool> applied{false};
+  PolicyReloader reloader;
+};
+
 // The service compiles its policies cold before the watcher starts (seconds): an
 // edit made meanwhile differs from what was loaded and is picked up at the first look.
 TEST(PolicyReload, AnEditMadeWhileThePoliciesCompiledIsPickedUp) {
@@ -407,14 +422,25 @@ TEST(PolicyReload, AnEditMadeWhileThePoliciesCompiledIsPickedUp) {
   const uint64_t loaded_digest = policy_folder_digest(dir.path());
   auto current = load_or_fail(dir.path());
   std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;  // while it compiled
-  std::atomic<bool> applied{false};
-  PolicyReloader reloader(
-      dir.path(), {}, current, [&](std::shared_ptr<const PolicySet>) { applied.store(true); }, nullptr, 100,
-      loaded_digest);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!applied.load() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_TRUE(applied.load());
+  WatchedFolder watched(dir.path(), current, loaded_digest);
+  EXPECT_TRUE(watched.swapped_within(std::chrono::seconds(10)));
+}
+
+// A .yaml entry that cannot be examined (a symlink loop) is no tenant file: the watcher
+// goes on looking, and an edit made after it appeared is still put in force.
+TEST(PolicyReload, ALinkThatLeadsNowhereNeitherStopsTheWatcherNorHidesAnEdit) {
+  TempDir dir;
+  copy_test_policy(dir);
+  auto current = load_or_fail(dir.path());
+  const uint64_t loaded_digest = policy_folder_digest(dir.path());
+  fs::create_symlink("loop.yaml", dir.path() / "loop.yaml");
+  fs::create_symlink("loop.yaml", dir.path() / "lexicons" / "loop.yaml");
+  EXPECT_EQ(policy_folder_digest(dir.path()), loaded_digest);
+  EXPECT_EQ(rebuild_policies(dir.path(), {}, current).policies, current);
+  WatchedFolder watched(dir.path(), current, loaded_digest);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // looks at the folder with the loops
+  std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;
+  EXPECT_TRUE(watched.swapped_within(std::chrono::seconds(30)));
 }
 
 // A reload asked for (SIGHUP) with nothing edited counts as unchanged, not as a success:

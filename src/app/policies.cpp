@@ -16,16 +16,22 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
     return nullptr;
   }
   auto set = std::get<std::shared_ptr<const PolicySet>>(std::move(loaded));
-  // A policy saved under another extension is not read: every comment of its tenant
-  // would come back "unknown tenant", with nothing at start-up to say why.
+  // A policy saved under another extension, or behind a link that leads nowhere, is
+  // not read: every comment of its tenant would come back "unknown tenant", with
+  // nothing at start-up to say why.
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options.patterns, ec)) {
     std::string extension = entry.path().extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if ((extension == ".yml" || extension == ".yaml") && entry.path().extension() != ".yaml" &&
-        entry.is_regular_file(ec))
-      spdlog::warn("{} is not read: policy files end in .yaml", entry.path().string());
+    if (extension != ".yml" && extension != ".yaml") continue;
+    std::error_code entry_ec;
+    const bool regular = entry.is_regular_file(entry_ec);
+    if (entry.path().extension() != ".yaml") {
+      if (regular) spdlog::warn("{} is not read: policy files end in .yaml", entry.path().string());
+    } else if (!regular) {
+      spdlog::warn("{} is not read: {}", entry.path().string(), entry_ec ? entry_ec.message() : "not a regular file");
+    }
   }
   for (const auto& p : set->policies())
     spdlog::debug("loaded {} ({} rules, {} patterns, {} KiB, {:.3f} s{})", p->label(), p->spec().rules.size(),

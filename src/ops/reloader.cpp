@@ -145,19 +145,18 @@ void PolicyReloader::loop() {
   while (!stopping_.load()) {
     std::this_thread::sleep_for(milliseconds(50));
     bool wanted = requested_.exchange(false);
-    if (watch_interval_ms_ > 0 && steady_clock::now() >= next_look) {
-      next_look = steady_clock::now() + milliseconds(watch_interval_ms_);
-      const uint64_t now_digest = policy_folder_digest(dir_);
-      if (now_digest != digest_) {
-        digest_ = now_digest;
-        spdlog::info("policy folder {} changed", dir_.string());
-        wanted = true;
+    try {  // e.g. the folder's file system failing: keep serving
+      if (watch_interval_ms_ > 0 && steady_clock::now() >= next_look) {
+        next_look = steady_clock::now() + milliseconds(watch_interval_ms_);
+        const uint64_t now_digest = policy_folder_digest(dir_);
+        if (now_digest != digest_) {
+          digest_ = now_digest;
+          spdlog::info("policy folder {} changed", dir_.string());
+          wanted = true;
+        }
       }
-    }
-    if (!wanted) continue;
-    try {
-      reload();
-    } catch (const std::exception& e) {  // e.g. the folder's file system failing: keep serving
+      if (wanted) reload();
+    } catch (const std::exception& e) {
       spdlog::error("policy reload failed: {}; the policies in force stay", e.what());
     }
   }

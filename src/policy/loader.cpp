@@ -336,8 +336,12 @@ std::variant<std::vector<fs::path>, PolicyError> policy_files(const fs::path& di
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return PolicyError{dir, "", "is not a directory"};
   std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.is_regular_file() && entry.path().extension() == ".yaml") files.push_back(entry.path());
+  // An entry that cannot be examined (a symlink loop, a folder it cannot read) is no
+  // tenant file, as the start-up's warning about unread files says; it does not throw.
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::error_code entry_ec;
+    if (entry.is_regular_file(entry_ec) && entry.path().extension() == ".yaml") files.push_back(entry.path());
+  }
   if (ec) return PolicyError{dir, "", ec.message()};
   std::sort(files.begin(), files.end());
   if (files.empty()) return PolicyError{dir, "", "contains no policy files (*.yaml)"};
