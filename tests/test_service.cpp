@@ -1003,6 +1003,59 @@ TEST(KafkaService, AnExactlyOnceStopDuringAnOutputStallReturnsWithinTheShutdownT
   EXPECT_TRUE(verdicts.covers(ids)) << "every comment answered once the output is back";
 }
 
+// Exactly-once, a revoke whose drain gives up (verdicts that can never be produced keep
+// their messages unanswered): the service stops without committing the open
+// transaction, although the revoked partitions' unanswered messages no longer hold the
+// stop's drain. Committed, it would publish the dead letters produced in it without
+// their input offsets, and the partitions' next owner would publish them again.
+TEST(KafkaService, AnExactlyOnceRevokeWhoseDrainGivesUpCommitsNothing) {
+  if (real_brokers()) GTEST_SKIP() << "the refused topic and group timing suit the mock cluster";
+  auto broker = start_broker();
+  auto input = comments(10, 71);
+  for (int i = 0; i < 10; ++i) input.push_back("not json " + std::to_string(i));
+  produce_all(broker->bootstrap(), "comments", input);
+  ServiceConfig cfg = config_for(broker->bootstrap());
+  cfg.exactly_once = true;
+  cfg.transactional_id = "civicsift-test-doomed-" + cfg.group;
+  cfg.transaction_interval_ms = 600000;  // no periodic commit: the revoke's is the first
+  cfg.verdict_topic = std::string(600, 'v') + ".{tenant}";  // librdkafka refuses it: never answered
+  cfg.shutdown_timeout_ms = 1000;
+  Service service(cfg, test_policies());
+  std::string error;
+  std::atomic<bool> returned{false};
+  std::thread t([&] {
+    error = service.run().error;
+    returned.store(true);
+  });
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (service.counters().acknowledged.load() < 10 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(service.counters().acknowledged.load(), 10u) << "the dead letters, produced in the transaction";
+  // A second member of the group: the service's partitions are revoked.
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", broker->bootstrap().c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "group.id", cfg.group.c_str(), err, sizeof err);
+  rd_kafka_t* member = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  ASSERT_NE(member, nullptr) << err;
+  rd_kafka_poll_set_consumer(member);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, "comments", RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(member, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  deadline = std::chrono::steady_clock::now() + 60s;
+  while (!returned.load() && std::chrono::steady_clock::now() < deadline)
+    if (rd_kafka_message_t* m = rd_kafka_consumer_poll(member, 50)) rd_kafka_message_destroy(m);
+  service.stop();
+  t.join();
+  rd_kafka_consumer_close(member);
+  rd_kafka_destroy(member);
+  EXPECT_NE(error.find("stopped without committing the transaction"), std::string::npos) << error;
+  // The mock cluster shows read_committed readers what an open transaction holds, so
+  // the count says it: the transaction with the dead letters never committed.
+  EXPECT_EQ(service.counters().committed_transactions.load(), 0u);
+}
+
 // A second instance joins while the first is paused on a stalled output: the first
 // gives its partitions back (resumed, so none stays paused if it gets them again),
 // takes its new ones, and once the output recovers nothing is lost or left paused.

@@ -256,6 +256,9 @@ struct Service::Impl {
   std::mutex store_mu;  // one store_done_offsets() at a time (see there)
   Clock::time_point last_transaction = Clock::now();
   bool in_transaction = false;  // consumer thread only
+  // A drain failed with messages consumed in the open transaction unanswered: it must
+  // never commit, even once their partitions are revoked and no drain waits for them.
+  bool transaction_doomed = false;  // consumer thread only
   // Partitions paused while the workers stay behind (consumer thread, rebalance
   // callback included). librdkafka resumes each from the message after the last one
   // it handed over.
@@ -559,6 +562,7 @@ struct Service::Impl {
   // On an abortable error everything since the last commit is rewound and redone.
   bool commit_transaction(bool begin_next) {
     if (!in_transaction) return true;
+    if (transaction_doomed) return false;  // the service is stopping; the broker aborts it
     in_transaction = false;
     rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(4);
     {
@@ -608,6 +612,7 @@ struct Service::Impl {
     }
     rd_kafka_topic_partition_list_destroy(offsets);
     if (ok) {
+      self.counters_.committed_transactions++;
       std::lock_guard lock(trackers_mu);
       for (auto& [key, t] : trackers) t->transaction_base = -1;
     }
@@ -666,6 +671,7 @@ struct Service::Impl {
     const bool drained = drain(budget_ms());
     if (!drained && stop_deadline()) abandon();
     if (drained || !config.exactly_once) return true;
+    transaction_doomed = true;
     stop_fatally(fmt::format("in-flight messages not answered within {} ms; stopped without committing the transaction",
                              config.shutdown_timeout_ms));
     return false;

@@ -80,6 +80,7 @@ struct ServiceCounters {
   std::atomic<uint64_t> replaced_records{0};
   std::atomic<uint64_t> undeliverable{0};
   std::atomic<uint64_t> aborted_transactions{0};  // exactly_once: aborted and redone
+  std::atomic<uint64_t> committed_transactions{0};  // exactly_once
   std::atomic<int> assigned_partitions{0};  // > 0: the service is consuming
   std::atomic<int> paused_partitions{0};    // paused while the workers are behind (a stalled output)
 };
