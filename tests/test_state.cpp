@@ -74,6 +74,14 @@ rules:
     state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(text.size()), ts, direction}, v);
     return v;
   }
+  // Fills a state bounded at 100 entries: 60 posts eight days old (beyond every window
+  // of the test policy, the longest 7 days), then "early" and 39 more within a second of `now`.
+  void fill_to_the_bound(StreamState& s, int64_t now) {
+    for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 8 * 24 * kHour);
+    post(s, "early", "t", "same words", now - 1000);
+    for (int i = 0; i < 39; ++i) post(s, "author" + std::to_string(i), "t", "hello", now - 999 + i);
+    ASSERT_EQ(s.entries(), 100u);
+  }
   TempDir dir_;
   std::shared_ptr<const CompiledPolicy> policy_;
   ScanContext ctx_;
@@ -238,11 +246,19 @@ TEST_F(StreamStateTest, KeysOfDifferentAuthorsAndThreadsNeverCollide) {
 TEST_F(StreamStateTest, TheBoundKeepsWhatAWindowStillNeeds) {
   StreamState s(100);
   const int64_t now = now_ms(), day = 24 * kHour;
-  for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 8 * day);
-  post(s, "early", "t", "same words", now - 1000);
-  for (int i = 0; i < 39; ++i) post(s, "author" + std::to_string(i), "t", "hello", now - 999 + i);
-  ASSERT_EQ(s.entries(), 100u);
+  fill_to_the_bound(s, now);
   post(s, "time-traveller", "t", "hello", now + 1000 * day);  // the 101st: the bound applies
+  EXPECT_EQ(s.entries(), 41u);  // the 60 stale ones went
+  EXPECT_EQ(post(s, "early", "t", "same words", now).action, Action::remove) << "its first post was forgotten";
+}
+
+// The post that crosses the bound may come late (dated before others already applied):
+// ages still count from the stream's newest post, so the stale entries go, not all of them.
+TEST_F(StreamStateTest, ALatePostCrossingTheBoundForgetsOnlyWhatIsStale) {
+  StreamState s(100);
+  const int64_t now = now_ms(), day = 24 * kHour;
+  fill_to_the_bound(s, now);
+  post(s, "latecomer", "t", "hello", now - 6 * day);  // the 101st, dated before most
   EXPECT_EQ(s.entries(), 41u);  // the 60 stale ones went
   EXPECT_EQ(post(s, "early", "t", "same words", now).action, Action::remove) << "its first post was forgotten";
 }

@@ -80,7 +80,10 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
     verdict.routes.push_back(repeat.route);
     changed = true;
   }
-  if (entries() > max_entries_) bound(std::min(ts, now_ms() + kFutureSlackMs));
+  // Ages are measured from the stream's newest post: the one that crossed the bound may
+  // be a late one, and from its time nothing would look old.
+  newest_ms_ = std::max(newest_ms_, ts);
+  if (entries() > max_entries_) bound(std::min(newest_ms_, now_ms() + kFutureSlackMs));
   return changed;
 }
 

@@ -56,6 +56,7 @@ class StreamState {
 
   size_t max_entries_;
   int64_t longest_window_ms_ = 0;
+  int64_t newest_ms_ = INT64_MIN;  // the latest post time applied
   absl::flat_hash_map<uint64_t, int64_t> last_post_;             // author+thread+text -> last seen
   // author -> removal times, oldest first: at most twice the policy's few `removals`,
   // so a small vector (a deque would take over half a kilobyte per author).
