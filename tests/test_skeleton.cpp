@@ -30,6 +30,21 @@ TEST(Skeleton, LowerCasesAndFramesWordsWithSpaces) {
   EXPECT_EQ(skel("   ...  "), "  ");
 }
 
+// Buffers are reused from one comment to the next, but one huge comment does not keep
+// a thread's megabytes for good: the next small one gives them back.
+TEST(Skeleton, AHugeCommentsBuffersAreGivenBackByTheNextSmallOne) {
+  Skeleton sk;
+  std::string huge;
+  while (huge.size() < (8u << 20)) huge += "word ";
+  build_skeleton(huge, sk);
+  ASSERT_GE(sk.run_length.capacity(), 8u << 20);
+  build_skeleton("a short comment", sk);
+  EXPECT_EQ(sk.view(), " a short coment ");
+  EXPECT_LT(sk.run_length.capacity(), 1u << 20);
+  EXPECT_LT(sk.source_begin.capacity(), 1u << 20);
+  EXPECT_LT(sk.bytes.capacity(), 1u << 20);
+}
+
 TEST(Skeleton, CollapsesRepeatsAndRemembersRunLengths) {
   Skeleton sk;
   build_skeleton("fuuuuck", sk);

@@ -245,9 +245,15 @@ class Builder {
 
  private:
   void resize_output(size_t cap) {
+    const bool shrinking = cap < out_.run_length.size();
     out_.bytes.resize(out_.offset + cap);
     out_.source_begin.resize(cap);
     out_.run_length.resize(cap);
+    if (shrinking) {  // resize() alone keeps the capacity
+      out_.bytes.shrink_to_fit();
+      out_.source_begin.shrink_to_fit();
+      out_.run_length.shrink_to_fit();
+    }
     cap_ = cap;
     bytes_ = out_.bytes.data() + out_.offset;
     begin_ = out_.source_begin.data();
