@@ -122,6 +122,14 @@ TEST(Decoder, BoundsNestingDepth) {
   shallow += std::string(10, '[') + std::string(10, ']') + "}";
   Decoder d;
   EXPECT_EQ(decode_ok(d, shallow).id, "a");
+  // The limit counts objects and arrays (the root's among them), not the scalar inside.
+  const auto nested = [](int levels, const std::string& inside) {
+    return R"({"id":"a","tenant":"t","text":"x","n":)" + std::string(levels, '[') + inside + std::string(levels, ']') + "}";
+  };
+  EXPECT_EQ(decode_ok(d, nested(31, "")).id, "a");
+  EXPECT_EQ(decode_ok(d, nested(31, "1")).id, "a");
+  EXPECT_EQ(error_of(nested(32, "")), DecodeErrorCode::too_deep);
+  EXPECT_EQ(error_of(nested(32, "1")), DecodeErrorCode::too_deep);
 }
 
 TEST(Decoder, RejectsOverlongInputWithoutParsing) {
@@ -174,8 +182,13 @@ TEST(Decoder, KeepsTheIdInErrorsWhenItWasRead) {
   EXPECT_EQ(id_in_error("{\"id\":\"\xC3\xA9t\xE9\",\"tenant\":\"t\",\"text\":\"x\"}"), "");  // the fault is in the id
   EXPECT_EQ(id_in_error("{\"id\":\"c\t7\",\"tenant\":\"t\",\"text\":\"x\"}"), "");
   EXPECT_EQ(id_in_error("{\"text\":\"caf\xE9\",\"id\":\"c8\",}"), "");  // and no whole object
-  // Cut short, the object is refused before any field is read: its id is not known.
-  EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x","more":)"), "");
+  // Cut short, the object is refused before any field is read: its id is known when it
+  // is the first field, whole and sound.
+  EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x","more":)"), "c9");
+  EXPECT_EQ(id_in_error(R"({ "id" : "c\"9" , "tenant":"t")"), "c\"9");
+  EXPECT_EQ(id_in_error(R"({"id":"c\q9","tenant":"t")"), "");  // a bad escape in the id
+  EXPECT_EQ(id_in_error(R"({"id":"c9)"), "");                    // the id itself cut short
+  EXPECT_EQ(id_in_error(R"({"tenant":"t","id":"c9")"), "");      // not first: not read
   EXPECT_EQ(id_in_error(R"({"id":"c9","tenant":"t","text":"x"})"), "(decoded)");
 }
 
@@ -212,4 +225,13 @@ TEST(Decoder, OptionalFieldsMayBeNullButNotEmptyWhereAValueIsRequired) {
   EXPECT_EQ(c.direction, Direction::inbound);
   EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x","direction":""})"), DecodeErrorCode::invalid_field);
   EXPECT_EQ(error_of(R"({"id":null,"tenant":"t","text":"x"})"), DecodeErrorCode::id_not_string);
+  // Only null itself: another word starting with 'n' is not JSON, as in an unknown field.
+  for (const std::string field : {"author", "thread", "channel", "ts", "direction"})
+    for (const std::string atom : {"nope", "nul", "nullx", "n"})
+      EXPECT_EQ(error_of(R"({"id":"a","tenant":"t","text":"x",")" + field + "\":" + atom + "}"),
+                DecodeErrorCode::not_json)
+          << field << ": " << atom;
+  DecoderOptions with_default_tenant;
+  with_default_tenant.default_tenant = "t";
+  EXPECT_EQ(error_of(R"({"id":"a","tenant":nonsense,"text":"x"})", with_default_tenant), DecodeErrorCode::not_json);
 }

@@ -107,11 +107,13 @@ bool is_json_number(std::string_view token) {
 }
 
 // Walks a value we do not use, so malformed JSON in ignored fields is still caught
-// and nesting stays bounded.
+// and nesting stays bounded. `depth`: the value's level, the root object's being 1;
+// only objects and arrays count against `max_depth`.
 simdjson::error_code skip_value(od::value value, size_t depth, size_t max_depth) {
-  if (depth > max_depth) return simdjson::DEPTH_ERROR;
   od::json_type type;
   if (auto e = value.type().get(type)) return e;
+  if ((type == od::json_type::object || type == od::json_type::array) && depth > max_depth)
+    return simdjson::DEPTH_ERROR;
   switch (type) {
     case od::json_type::object: {
       od::object obj;
@@ -223,6 +225,35 @@ std::string sound_id(simdjson::dom::parser& validator, std::string_view input) {
   return id.find(kReplacement) == std::string_view::npos ? std::string(id) : std::string();
 }
 
+// A line that fails before any field is read (cut off before its closing brace, say)
+// still names its id when the id is its first field and whole: `{"id":"...",` with the
+// string sound JSON on its own.
+std::string leading_id(simdjson::dom::parser& validator, std::string_view input) {
+  size_t i = input.find_first_not_of(" \t");
+  const auto skip_space = [&] { i = std::min(input.size(), input.find_first_not_of(" \t", i)); };
+  const auto take = [&](char c) {
+    if (i >= input.size() || input[i] != c) return false;
+    ++i;
+    skip_space();
+    return true;
+  };
+  if (i == std::string_view::npos || !take('{') || input.substr(i, 4) != "\"id\"") return {};
+  i += 4;
+  skip_space();
+  if (!take(':') || i >= input.size() || input[i] != '"') return {};
+  size_t end = i + 1;
+  while (end < input.size() && input[end] != '"') end += input[end] == '\\' ? 2 : 1;
+  if (end >= input.size()) return {};
+  std::string object = "{\"id\":";
+  object.append(input.substr(i, end + 1 - i));
+  object += '}';
+  const size_t size = object.size();
+  object.append(simdjson::SIMDJSON_PADDING, ' ');
+  simdjson::dom::element root;
+  if (validator.parse(object.data(), size, false).get(root) != simdjson::SUCCESS) return {};
+  return std::string(id_of(root));
+}
+
 // The On Demand parser reports the first thing it trips on, which may be a symptom
 // ("not an object" for `nul`); a full parse of the (rare) failing input names the cause.
 DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, simdjson::error_code seen,
@@ -243,7 +274,7 @@ DecodeError diagnose(simdjson::dom::parser& validator, std::string_view input, s
   }
   if (id.empty() && (e == simdjson::UTF8_ERROR || e == simdjson::UNESCAPED_CHARS))
     return from_simdjson(e, sound_id(validator, input));
-  return from_simdjson(e, id);
+  return from_simdjson(e, id.empty() ? leading_id(validator, input) : id);
 }
 
 std::string whole_object_id(simdjson::dom::parser& validator, std::string_view input) {
@@ -294,7 +325,13 @@ std::variant<Comment, DecodeError> Decoder::decode(std::string_view input) {
     fields_seen |= field_bit;
     od::json_type t;
     if (auto e = v.type().get(t)) return diagnose(impl_->validator, input, e, id_so_far());
-    if (optional && t == od::json_type::null) return std::nullopt;  // an optional field set to null is absent
+    if (optional && t == od::json_type::null) {  // an optional field set to null is absent
+      // The type comes from the first byte alone: "nope" is no null.
+      bool is_null = false;
+      if (auto e = v.is_null().get(is_null)) return diagnose(impl_->validator, input, e, id_so_far());
+      if (!is_null) return diagnose(impl_->validator, input, simdjson::N_ATOM_ERROR, id_so_far());
+      return std::nullopt;
+    }
     if (t != od::json_type::string)
       return error(not_string, fmt::format("field \"{}\" must be a string", name), id_so_far());
     if (auto e = v.get_string().get(out)) return diagnose(impl_->validator, input, e, id_so_far());
