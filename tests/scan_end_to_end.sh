@@ -59,7 +59,11 @@ scan "$work/missing.jsonl" > /dev/null 2> "$work/err1"; rc1=$?
 "$bin" generate --count -1 > /dev/null 2> "$work/err7"; rc7=$?
 "$bin" generate --count 1 --violations nan > /dev/null 2> "$work/err8"; rc8=$?  # NaN passes a plain range check
 "$bin" generate --count 1 --rate inf > /dev/null 2>&1; rc9=$?
+"$bin" generate "--count= -1" > /dev/null 2>&1; rc10=$?  # the space hid the sign
+"$bin" check --patterns /nonexistent "$data/policy" > /dev/null 2>&1; rc11=$?
 set -e
+check "generate --count ' -1': exit 2" test "$rc10" -eq 2
+check "check given --patterns and a folder: exit 2, not one of them ignored" test "$rc11" -eq 2
 check "generate --violations nan: exit 2, says why" bash -c "test $rc8 -eq 2 && grep -q 'must be a finite number' $(printf '%q' "$work/err8")"
 check "generate --rate inf: exit 2" test "$rc9" -eq 2
 check "out-of-range --max-bytes: exit 2" test "$rc5" -eq 2

@@ -42,9 +42,13 @@ std::string allocator_version() {
 // Threads beyond this only add contention (and each one a stack); 0 means one per core.
 const CLI::Range kThreadRange(0, 256);
 
-// Unsigned options would take "-1" as 2^64 - 1: refused instead.
+// Unsigned options would take "-1" (or " -1") as 2^64 - 1: refused instead.
 const CLI::Validator kNotNegative(
-    [](const std::string& s) { return s.starts_with('-') ? std::string("must not be negative") : std::string(); }, "");
+    [](const std::string& s) {
+      const size_t first = s.find_first_not_of(" \t");
+      return first != std::string::npos && s[first] == '-' ? std::string("must not be negative") : std::string();
+    },
+    "");
 
 // A real number within [lo, hi]. CLI11's ranges let "nan" through (every comparison with
 // NaN is false), and an infinite rate would mean "unpaced" without saying so.
@@ -60,12 +64,13 @@ CLI::Validator finite_in(double lo, double hi, bool exclude_lo = false) {
       "");
 }
 
-void add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
-  cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
+CLI::Option* add_policy_options(CLI::App& cmd, PolicyOptions& o, bool& no_cache) {
+  auto* patterns = cmd.add_option("--patterns", o.patterns, "Policy folder (default: $CIVICSIFT_PATTERNS or ./patterns)");
   cmd.add_option("--cache-dir", o.cache_dir,
                  "Where compiled databases are cached (default: $CIVICSIFT_CACHE_DIR, $XDG_CACHE_HOME/civicsift or "
                  "~/.cache/civicsift)");
   cmd.add_flag("--no-cache", no_cache, "Always compile; read and write no cache");
+  return patterns;
 }
 
 void resolve(PolicyOptions& o, bool no_cache, const char* argv0) {
@@ -143,8 +148,8 @@ int main(int argc, char** argv) {
   PolicyOptions check;
   bool check_no_cache = false;
   auto* check_cmd = app.add_subcommand("check", "Compile every policy and run every rule's examples");
-  add_policy_options(*check_cmd, check, check_no_cache);
-  check_cmd->add_option("dir", check.patterns, "Policy folder (same as --patterns)");
+  auto* check_patterns = add_policy_options(*check_cmd, check, check_no_cache);
+  check_cmd->add_option("dir", check.patterns, "Policy folder (same as --patterns)")->excludes(check_patterns);
 
   EvalOptions eval;
   bool eval_no_cache = false;
