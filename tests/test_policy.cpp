@@ -128,6 +128,26 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
   EXPECT_NE(error_of(dir, with("validate: domain", "validate: [domain]")).find("\"validate\" must be a text, not a list"),
             std::string::npos);
   EXPECT_NE(error_of(dir, with("validate: domain", "direction:")).find("rule town.url"), std::string::npos);
+  // A section left empty, or given as a list or a text, is named with its line; a
+  // threshold below 1 would switch itself off (0 is what one left out means).
+  EXPECT_NE(error_of(dir, with("thresholds: {review: 3, remove: 8}", "thresholds:")).find("line 5: \"thresholds\" must be a mapping, not empty"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, with("allow: {phones: [\"+1 (519) 255-6100\", \"311\"], domains: [town.ca]}", "allow: [town.ca]"))
+                .find("\"allow\" must be a mapping, not a list"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, base + "election: 2026-05-01\n").find("\"election\" must be a mapping, not a text"),
+            std::string::npos);
+  for (const char* thresholds : {"{review: -1, remove: 8}", "{review: 3, remove: 0}", "{review: 3, escalate: x}"})
+    EXPECT_NE(error_of(dir, with("{review: 3, remove: 8}", thresholds)).find("must be a whole number of at least 1"),
+              std::string::npos)
+        << thresholds;
+  EXPECT_NE(error_of(dir, with("score: 4", "routes: [\"\"]")).find("rule town.url: a route must not be empty"),
+            std::string::npos);
+  EXPECT_NE(error_of(dir, base + "repeat_offenders: {removals: 3, within: 30d, route: \"\"}\n").find("must not be empty"),
+            std::string::npos);
+  const std::string complex_key = error_of(dir, with("score: 4", "? [a, b]\n    : 4"));
+  EXPECT_NE(complex_key.find("rule town.url: line "), std::string::npos) << complex_key;
+  EXPECT_NE(complex_key.find("a key must be plain text"), std::string::npos) << complex_key;
   // An error about a rule names the rule's line, from the loader and the compiler alike.
   const auto line_of = [&](const std::string& id) {
     return std::to_string(std::count(base.begin(), base.begin() + base.find("- id: " + id), '\n') + 1);
@@ -426,6 +446,11 @@ TEST(TermTemplate, SyntaxErrorsAreNamed) {
   EXPECT_TRUE(template_syntax_error("(a|b").has_value());
   EXPECT_TRUE(template_syntax_error("a)b").has_value());
   EXPECT_TRUE(template_syntax_error("(?a)").has_value());
+  // A term that can be spelled with no letter or digit would match nothing.
+  for (const char* blank : {"()", "(|)", "(kill|hurt)?", "(a|) b?", "( |-)"})
+    EXPECT_TRUE(template_syntax_error(blank).has_value()) << blank;
+  for (const char* fine : {"(a )?(idiot|moron)", "councill?ors?", "(é|e)?t", "you( |-)?re"})
+    EXPECT_FALSE(template_syntax_error(fine).has_value()) << fine;
 }
 
 TEST(TermTemplate, RejectsMalformedAndExplosiveTemplates) {

@@ -93,6 +93,7 @@ void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> k
   // block would be dropped unseen, so a repeat is an error, as in comment JSON.
   std::vector<std::string> seen;
   for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) fail(file, rule, fmt::format("{}: a key must be plain text", at_line(kv.first)));
     auto key = kv.first.as<std::string>();
     if (std::find(known.begin(), known.end(), key) == known.end())
       fail(file, rule, fmt::format("{}: unknown key \"{}\"", at_line(kv.first), key));
@@ -100,6 +101,19 @@ void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> k
       fail(file, rule, fmt::format("{}: key \"{}\" is given twice", at_line(kv.first), key));
     seen.push_back(std::move(key));
   }
+}
+
+// A top-level section (`thresholds:`, `allow:`, ...): absent, or a mapping. Left
+// empty it is refused, as an empty text is: it says nothing, likely by mistake.
+YAML::Node section(const YAML::Node& root, const char* key, const fs::path& file) {
+  for (const auto& kv : root) {
+    if (kv.first.Scalar() != key) continue;
+    if (!kv.second.IsMap())  // the key's line: an empty value has none of its own
+      fail(file, "", fmt::format("{}: \"{}\" must be a mapping, not {}", at_line(kv.first), key,
+                                 kv.second.IsNull() ? "empty" : kv.second.IsSequence() ? "a list" : "a text"));
+    return kv.second;
+  }
+  return root[key];  // absent: an undefined node, false in a condition
 }
 
 Lexicon load_lexicon(const fs::path& policy_file, const std::string& name, std::string& content_for_hash) {
@@ -169,6 +183,7 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
     else fail(file, r, fmt::format("unknown direction \"{}\" (any, inbound, outbound)", d));
   }
   r.routes = string_list(n["routes"], file, r.id, "routes");
+  if (std::find(r.routes.begin(), r.routes.end(), "") != r.routes.end()) fail(file, r, "a route must not be empty");
   r.terms = string_list(n["terms"], file, r.id, "terms");
   r.lexicons = string_list(n["lexicon_terms"], file, r.id, "lexicon_terms");
   for (const auto& lex : r.lexicons)
@@ -230,17 +245,25 @@ PolicySpec load(const fs::path& file) {
     p.lexicons.push_back(load_lexicon(file, name, hashed));
     lexicon_names.insert(name);
   }
-  if (const auto t = root["thresholds"]) {
+  if (const auto t = section(root, "thresholds", file)) {
     check_keys(t, {"review", "remove", "escalate"}, file, "");
-    try {
-      p.thresholds.review = t["review"] ? t["review"].as<int>() : 0;
-      p.thresholds.remove = t["remove"] ? t["remove"].as<int>() : 0;
-      p.thresholds.escalate = t["escalate"] ? t["escalate"].as<int>() : 0;
-    } catch (const YAML::Exception&) {
-      fail(file, "", "thresholds must be integers");
-    }
+    // 0 is what a threshold left out means (not used): one given is at least 1.
+    const auto threshold = [&](const char* key) {
+      if (!t[key]) return 0;
+      int value = 0;
+      try {
+        value = t[key].as<int>();
+      } catch (const YAML::Exception&) {
+        value = 0;
+      }
+      if (value < 1) fail(file, "", fmt::format("{}: thresholds.{} must be a whole number of at least 1", at_line(t[key]), key));
+      return value;
+    };
+    p.thresholds.review = threshold("review");
+    p.thresholds.remove = threshold("remove");
+    p.thresholds.escalate = threshold("escalate");
   }
-  if (const auto a = root["allow"]) {
+  if (const auto a = section(root, "allow", file)) {
     check_keys(a, {"phones", "domains"}, file, "");
     for (const auto& phone : string_list(a["phones"], file, "", "allow.phones")) {
       auto d = digits_of(phone);
@@ -253,7 +276,7 @@ PolicySpec load(const fs::path& file) {
       p.allow_domains.push_back(std::move(domain));
     }
   }
-  if (const auto r = root["repeat_offenders"]) {
+  if (const auto r = section(root, "repeat_offenders", file)) {
     check_keys(r, {"removals", "within", "route", "clause"}, file, "");
     try {
       p.repeat_offenders.removals = r["removals"] ? r["removals"].as<int>() : 0;
@@ -266,9 +289,10 @@ PolicySpec load(const fs::path& file) {
       fail(file, "", "repeat_offenders needs \"removals\" (1 to 1000) and \"within\" (a duration such as 30d)");
     p.repeat_offenders.within_ms = *within;
     p.repeat_offenders.route = optional_text(r, "route", file, "", p.repeat_offenders.route);
+    if (p.repeat_offenders.route.empty()) fail(file, "", "repeat_offenders \"route\" must not be empty");
     p.repeat_offenders.clause = optional_text(r, "clause", file, "");
   }
-  if (const auto e = root["election"]) {
+  if (const auto e = section(root, "election", file)) {
     check_keys(e, {"nominations_open", "nominations_close", "utc_offset"}, file, "");
     // A date is a whole day where the municipality is (`utc_offset`, UTC by default),
     // so a post at 9 pm on the closing day still falls inside; a date-time is exact.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 namespace civicsift {
 namespace {
 
@@ -68,6 +70,48 @@ class Expander {
   size_t pos_ = 0;
 };
 
+// Whether some spelling of a well-formed template holds no letter or digit: such a
+// term would match nothing, or only what no comment is.
+class BlankFinder {
+ public:
+  explicit BlankFinder(std::string_view s) : s_(s) {}
+  bool run() { return alternatives(); }
+
+ private:
+  bool alternatives() {
+    bool blank = sequence();
+    while (pos_ < s_.size() && s_[pos_] == '|') {
+      ++pos_;
+      blank = sequence() || blank;
+    }
+    return blank;
+  }
+
+  bool sequence() {
+    bool blank = true;
+    while (pos_ < s_.size() && s_[pos_] != '|' && s_[pos_] != ')') {
+      bool item_blank;
+      if (s_[pos_] == '(') {
+        ++pos_;
+        item_blank = alternatives();
+        ++pos_;  // ')'
+      } else {
+        const auto c = static_cast<unsigned char>(s_[pos_++]);
+        item_blank = c < 0x80 && !std::isalnum(c);  // other scripts' letters are letters
+      }
+      if (pos_ < s_.size() && s_[pos_] == '?') {
+        ++pos_;
+        item_blank = true;
+      }
+      blank = blank && item_blank;
+    }
+    return blank;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
 }  // namespace
 
 bool is_template(std::string_view term) { return term.find_first_of("()|?") != std::string_view::npos; }
@@ -84,6 +128,7 @@ std::optional<std::string> template_syntax_error(std::string_view term) {
     previous = c;
   }
   if (depth != 0) return std::string("unbalanced '('");
+  if (BlankFinder(term).run()) return std::string("can be spelled with no letters or digits (an empty alternative, or nothing but optional parts)");
   return std::nullopt;
 }
 
