@@ -192,5 +192,14 @@ kill "$quiet_pid" 2> /dev/null || true
 check "closed output, quiet input: exit 1 (not a timeout)" test "$closed" -eq 1
 check "closed output, quiet input: within seconds" test $((SECONDS - started)) -lt 10
 
+# The demo: every comment the embedded broker took comes back as a record, and the
+# summary says so (the test policy knows none of the demo's tenants: all dead letters).
+demo_rc=0
+"$bin" demo --patterns "$data/policy" --duration 2 --rate 500 --metrics-address "" > "$work/demo.out" 2> "$work/demo.err" ||
+  demo_rc=$?
+check "demo: exit 0" test "$demo_rc" -eq 0
+check "demo: every comment produced is answered" bash -c \
+  "grep 'civicsift demo' $(printf '%q' "$work/demo.out") | tail -1 | awk '{ exit !(\$6 > 0 && \$6 == \$8 + \$11) }'"
+
 echo "$passes passed, $failures failed"
 test "$failures" -eq 0

@@ -540,6 +540,12 @@ TEST(RunConfig, ErrorsNameTheKey) {
   EXPECT_EQ(load("delivery: exactly_once\nshutdown_timeout_ms: 1000\n"), "");
   // Every key is optional, so a file of comments only is an empty configuration.
   EXPECT_EQ(load("# nothing set yet\n"), "");
+  // A key that is not plain text, and a folder given as the file: errors, not a crash.
+  EXPECT_NE(load("[1, 2]: x\n").find("line 1: a key must be plain text"), std::string::npos);
+  EXPECT_NE(load("{a: 1}: x\n").find("a key must be plain text"), std::string::npos);
+  const auto as_folder = load_run_config(dir.path(), {});
+  ASSERT_TRUE(std::holds_alternative<std::string>(as_folder));
+  EXPECT_NE(std::get<std::string>(as_folder).find("is a directory"), std::string::npos);
 
   dir.write("c.yaml", "metrics_address: 127.0.0.1:9000\nwatch_patterns: true\nlog_format: json\ngroup: g\n");
   auto r = load_run_config(dir.path() / "c.yaml", {});

@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
   dev_cmd->add_option("--port", dev.port, "Port on 127.0.0.1 (0: random)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  dev_cmd->add_option("--partitions", dev.partitions, "Partitions per topic")
+  dev_cmd->add_option("--partitions", dev.partitions, "Partitions of comments, verdicts and comments.dlq (topics created on first use get the mock's 4)")
       ->check(CLI::Range(1, DevBroker::kMaxPartitions))
       ->capture_default_str();
 

@@ -48,9 +48,11 @@ constexpr long long kMinTransactionBudgetMs = 1000;
 std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunConfig run) {
   ServiceConfig& c = run.service;
   YAML::Node root;
+  std::error_code ec;
+  if (fs::is_directory(file, ec)) return fmt::format("{}: is a directory, not a configuration file", file.string());
   try {
     root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
+  } catch (const std::exception& e) {  // YAML's, and the stream's own (an unreadable file)
     return fmt::format("{}: {}", file.string(), e.what());
   }
   // A file of comments only is an empty configuration: every key is optional.
@@ -58,6 +60,8 @@ std::variant<RunConfig, std::string> load_run_config(const fs::path& file, RunCo
   if (!root.IsMap()) return fmt::format("{}: the configuration must be a mapping", file.string());
   std::set<std::string> seen;  // a repeated key is an error: yaml-cpp keeps both
   for (const auto& kv : root) {
+    if (!kv.first.IsScalar())
+      return fmt::format("{}: line {}: a key must be plain text", file.string(), kv.first.Mark().line + 1);
     const auto key = kv.first.as<std::string>();
     if (!seen.insert(key).second) return fmt::format("{}: key \"{}\" is given twice", file.string(), key);
     const YAML::Node& v = kv.second;
