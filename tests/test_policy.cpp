@@ -596,7 +596,7 @@ TEST(RegexDigits, AnythingOptionalOrUnreadCountsAsMayMatchWithoutADigit) {
   for (const std::string& re : std::vector<std::string>{
            R"(a|\d)", R"(\d?)", R"(\d*)", R"(\d{0,3})", R"((\d|x))", R"([\d,.])", "[^0-9]", R"((?i)\d)", R"((?=\d)a)",
         R"(\1)", "[[:digit:]]", R"([\x30-\x39])", R"(\x{0660})", "", "(1", "1)", "[12", R"(\x{35)", R"(\d{2)",
-        R"(\d{1a})", R"(\p{Nd})", deep})
+        R"(\d{1a})", R"(\p{Nd})", "(*UTF8)1", R"((*UCP)\d)", deep})
     EXPECT_FALSE(regex_requires_digit(re)) << re;
 }
 
@@ -709,6 +709,10 @@ TEST(MaskedTerms, OneInteriorBlockMaskedWithTwoLettersKept) {
   // Nothing hidden, a mask at an edge, two masked blocks, other letters, no mask.
   for (const char* word : {"fu*ck", "*uck", "fuc*", "f*c*k", "f*cks", "g*ck", "fuck", "f*", "*"})
     EXPECT_TRUE(masked_rules(terms, word).empty()) << word;
+  // The lexicons' long words are masked too ("motherf*cking", 13 letters).
+  const std::string long_word = text::term_skeleton("unfuckingbelievable", &runs);
+  terms.add(long_word, runs, 7);
+  EXPECT_EQ(masked_rules(terms, "unf*ckingbelievable"), std::vector<uint16_t>{7});
 }
 
 TEST(MaskedTerms, LetterRunsFitAsForUnmaskedTerms) {

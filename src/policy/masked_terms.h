@@ -21,7 +21,7 @@ namespace civicsift {
 
 class MaskedTerms {
  public:
-  // A term's skeleton (ASCII letters, 3 to 12 of them) with the run length of each
+  // A term's skeleton (ASCII letters, 3 to 32 of them) with the run length of each
   // letter (text::term_skeleton), and the rule it belongs to. Throws
   // std::invalid_argument for anything else.
   void add(std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule);
@@ -46,7 +46,8 @@ class MaskedTerms {
   // and at least one letter each side of it, within the longest term.
   static bool possible_length(size_t length) { return length >= 3 && length <= kMaxLetters; }
 
-  static constexpr size_t kMinLetters = 3, kMaxLetters = 12;
+  // Long enough for the lexicons' longest words ("unfuckingbelievable", 19).
+  static constexpr size_t kMinLetters = 3, kMaxLetters = 32;
 
  private:
   struct Term {

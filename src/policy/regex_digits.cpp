@@ -87,6 +87,7 @@ class DigitAnalysis {
 
   bool group() {
     if (++depth_ > kMaxDepth) return fail();
+    if (!at_end() && peek() == '*') return fail();  // a verb such as (*UTF8) or (*UCP): not read
     if (!at_end() && peek() == '?') {
       // Only non-capturing groups are read; flags ((?x) changes the syntax), lookaround
       // and the rest are not.
