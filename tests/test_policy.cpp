@@ -727,16 +727,59 @@ TEST(MaskedTerms, LetterRunsFitAsForUnmaskedTerms) {
   EXPECT_EQ(masked_rules(terms, "fu*k", {1, 4, 1, 1}), std::vector<uint16_t>{2});  // "fuuuu*k": stretched
   EXPECT_TRUE(masked_rules(terms, "fu*k", {1, 2, 1, 1}).empty());                  // "fuu*k": another word
   EXPECT_TRUE(masked_rules(terms, "fu*k", {1, 1, 1, 2}).empty());                  // "fu*kk"
-  // The letters kept must keep the doubled s of "assess": "a*ess" and "ass*ss" do, "a*es"
-  // and "as*s" do not.
+  // Away from the mask the doubled s of "assess" must stay doubled: "a*ess" and "ass*ss"
+  // do, "a*es" does not. Beside the mask one s of it may show: "as*ss".
   EXPECT_EQ(masked_rules(terms, "a*es", {1, 1, 1, 2}), std::vector<uint16_t>{1});
   EXPECT_EQ(masked_rules(terms, "as*s", {1, 2, 1, 2}), std::vector<uint16_t>{1});
+  EXPECT_EQ(masked_rules(terms, "as*s", {1, 1, 1, 2}), std::vector<uint16_t>{1});
   EXPECT_TRUE(masked_rules(terms, "a*es", {1, 1, 1, 1}).empty());
-  EXPECT_TRUE(masked_rules(terms, "as*s", {1, 1, 1, 2}).empty());
-  // Only what the compiler passes: 3 to 12 ASCII letters, one run length each.
+  // Only what the compiler passes: 3 to 32 ASCII letters, one run length each.
   EXPECT_THROW(terms.add("fuck", std::vector<uint16_t>{}, 2), std::invalid_argument);
   EXPECT_THROW(terms.add("f ck", fuck_runs, 2), std::invalid_argument);
   EXPECT_THROW(terms.add("fu", std::vector<uint16_t>{1, 1}, 2), std::invalid_argument);
+}
+
+// The mask may hide part of a doubled letter: "a*shole" hides one s of "asshole".
+TEST(MaskedTerms, MaskMayHidePartOfADoubledLetter) {
+  MaskedTerms terms;
+  std::vector<uint16_t> runs;
+  const std::string asshole = text::term_skeleton("asshole", &runs);
+  ASSERT_EQ(asshole, "ashole");
+  terms.add(asshole, runs, 1);
+  const std::string bullshit = text::term_skeleton("bullshit", &runs);
+  terms.add(bullshit, runs, 2);
+  EXPECT_EQ(masked_rules(terms, "a*shole"), std::vector<uint16_t>{1});             // "a*shole"
+  EXPECT_EQ(masked_rules(terms, "as*hole"), std::vector<uint16_t>{1});             // "as*hole"
+  EXPECT_EQ(masked_rules(terms, "as*ole"), std::vector<uint16_t>{1});              // "as*ole"
+  EXPECT_EQ(masked_rules(terms, "bul*shit"), std::vector<uint16_t>{2});            // "bul*shit"
+  EXPECT_EQ(masked_rules(terms, "bul*hit"), std::vector<uint16_t>{2});             // "bul*hit"
+  EXPECT_TRUE(masked_rules(terms, "bul*shit", {1, 1, 2, 1, 1, 1, 1, 1}).empty());  // "bull*shit": nothing hidden
+  EXPECT_TRUE(masked_rules(terms, "as*hole", {1, 2, 1, 1, 1, 1, 1}).empty());     // "ass*hole"
+  EXPECT_TRUE(masked_rules(terms, "a*hole", {1, 1, 1, 1, 1, 2}).empty());         // "a*holee"
+}
+
+TEST(PolicyCompiler, MaskHidingPartOfADoubledLetterFiresForCivicsiftAndPeers) {
+  TempDir dir;
+  const auto file = dir.write("town.yaml", R"(
+tenant: town
+rules:
+  - id: town.swears
+    category: profanity
+    clause: "Town 1"
+    action: remove
+    terms: [asshole]
+)");
+  auto compiled = civicsift::testing::compile_or_fail(file, {});
+  ASSERT_TRUE(compiled);
+  for (const char* comment : {"what an A*SHOLE!", "as#hole", "ass*ole", "a**hole", "a*hole"})
+    EXPECT_EQ(civicsift::testing::fired(*compiled, comment), std::vector<std::string>{"town.swears"}) << comment;
+  for (const char* comment : {"ass*hole", "as*holes", "a*hol"})
+    EXPECT_TRUE(civicsift::testing::fired(*compiled, comment).empty()) << comment;
+  // The peers' literals: the term, 10 spellings hiding whole letters of "ashole", 4
+  // hiding one s and the letters after it, 1 hiding only the first s.
+  auto expressions = policy_expressions(compiled->spec());
+  ASSERT_TRUE(std::holds_alternative<std::vector<PatternExpression>>(expressions));
+  EXPECT_EQ(std::get<std::vector<PatternExpression>>(expressions).size(), 16u);
 }
 
 TEST(PolicyCompiler, MaskedSpellingsAreLookedUpNotCompiledExceptForPeers) {

@@ -185,32 +185,45 @@ void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const
   // built in buffers reused for every spelling.
   std::string literal;
   std::vector<uint16_t> profile;
-  auto add = [&](size_t mask_from, size_t mask_to) {  // no mask when mask_from == mask_to
+  // The mask covers the letters [mask_from, mask_to) (none when equal and nothing is
+  // partial) and, when `partial_before`/`partial_after`, all but one of the doubled
+  // letter beside it, which is kept once.
+  auto add = [&](size_t mask_from, size_t mask_to, bool partial_before, bool partial_after) {
     literal.assign(1, ' ');
     literal.append(skel, 0, mask_from);
     profile.assign(1, 0);
     profile.insert(profile.end(), runs.begin(), runs.begin() + static_cast<long>(mask_from));
-    if (mask_to > mask_from) {
+    if (partial_before) profile.back() = 1;
+    const bool masked = mask_to > mask_from || partial_before || partial_after;
+    if (masked) {
       literal += text::kMask;
       profile.push_back(0);
     }
     literal.append(skel, mask_to, std::string::npos);
     literal += ' ';
     profile.insert(profile.end(), runs.begin() + static_cast<long>(mask_to), runs.end());
+    if (partial_after) profile[profile.size() - (skel.size() - mask_to)] = 1;
     profile.push_back(0);
     t.add_literal(PatternKind::term, literal, profile, rule, term);
   };
-  add(0, 0);
+  add(0, 0, false, false);
   const size_t n = skel.size();
   if (n < MaskedTerms::kMinLetters || n > MaskedTerms::kMaxLetters || !is_ascii_word(skel)) return;
   if (t.masked_spellings == MaskedSpellings::looked_up) {
     t.masked.add(skel, runs, rule);
     return;
   }
-  for (size_t i = 1; i + 1 < n; ++i) {
-    for (size_t j = i; j + 1 < n; ++j) {  // mask covers [i, j]
-      if (n - (j - i + 1) < 2) continue;
-      add(i, j + 1);
+  // The spellings MaskedTerms::match accepts: at least one letter kept each side, at
+  // least one hidden.
+  for (size_t from = 1; from < n; ++from) {
+    for (size_t to = from; to < n; ++to) {
+      for (const bool before : {false, true}) {
+        for (const bool after : {false, true}) {
+          if ((before && runs[from - 1] < 2) || (after && runs[to] < 2)) continue;
+          if (to == from && !before && !after) continue;
+          add(from, to, before, after);
+        }
+      }
     }
   }
 }

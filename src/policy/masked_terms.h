@@ -1,6 +1,7 @@
 // policy: single-word terms as their grawlix-masked spellings read in the skeleton:
 // one interior block of letters replaced by text::kMask, first and last letters kept,
-// at least two letters kept ("f*ck", "fu*k", "f*k" for "fuck").
+// at least two letters kept ("f*ck", "fu*k", "f*k" for "fuck"). The block may begin or
+// end inside a doubled letter ("a*shole", "bul*shit").
 //
 // These spellings are looked up after the scan, only for the skeleton words that hold
 // a mask, instead of compiling each as a Hyperscan literal: about 7,000 of a tenant's
