@@ -93,7 +93,7 @@ rules:
     category: spam
     clause: "Town 9.3"
     action: review
-    terms: ['to (3|4|5|6|7|8|9)(0|1|2|3|4|5|6|7|8|9)(0|1|2|3|4|5|6|7|8|9)((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?']
+    terms: ['to (3|4|5|6|7|8|9)((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?((0|1|2|3|4|5|6|7|8|9))?']
     validate: short_code
 )";
 const char* kLexicon = "lexicon: swears\nterms: [fuck, shit, bitch, \"hell\"]\nallow: [\"hell of a\", \"hells kitchen\"]\n";
@@ -191,6 +191,10 @@ TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
   EXPECT_EQ(fire("txt WIN to 80082 now"), kShortCode);
   EXPECT_EQ(fire("txt WIN to 82277 now"), kShortCode);  // skeleton "to 827"
   EXPECT_EQ(fire("txt WIN to 8007"), kShortCode);
+  EXPECT_EQ(fire("txt WIN to 33333"), kShortCode);  // skeleton "to 3"
+  EXPECT_EQ(fire("txt WIN to 444555"), kShortCode);  // skeleton "to 45"
+  EXPECT_EQ(fire("I replied to 3 people"), kNone);
+  EXPECT_EQ(fire("it went to 33 of them"), kNone);
   EXPECT_EQ(fire("Bus 4 goes to 530 Ouellette"), kNone);
   EXPECT_EQ(fire("the bus goes to 533 Ouellette"), kNone);  // skeleton "to 53", source 3 digits
 }
@@ -224,6 +228,12 @@ TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {
     EXPECT_EQ(email_match->end, spaced.size() - 4) << spaced;
   }
   EXPECT_EQ(fire("see town.ca for hours"), kNone);
+  // The host of an e-mail address is the address rule's to report, not a link rule's.
+  const std::vector<std::string> email_only{"town.email"};
+  for (const std::string text : {"email me at john.smith@gmail.com please", "mail jane.doe @ gmail.com now",
+                                 "mail jane.doe\uFF20gmail.com now", "write to me@cheap-pills.shop"})
+    EXPECT_EQ(fire(text), text.ends_with("shop") ? kNone : email_only) << text;
+  EXPECT_EQ(fire("write to me@x.ca or see cheap-pills.com"), (std::vector<std::string>{"town.email", "town.link"}));
   const Verdict shop = verdict("buy at cheap-pills.shop now");
   ASSERT_EQ(shop.matches.size(), 1u);
   EXPECT_EQ(shop.matches[0].start, 7u);

@@ -105,6 +105,15 @@ uint32_t address_start(std::string_view text, uint32_t from) {
   return from;
 }
 
+// A host right after '@' (or '＠', spaces between allowed) is an e-mail address's
+// domain: the address's own rule reports it (its span starts at the name), a link rule
+// must not.
+bool is_email_domain(std::string_view text, uint32_t from) {
+  while (from > 0 && text[from - 1] == ' ') --from;
+  if (from > 0 && text[from - 1] == '@') return true;
+  return from >= 3 && text.substr(from - 3, 3) == "\xef\xbc\xa0";
+}
+
 // An e-mail address written out ("jane.doe at gmail dot com", "jane[at]gmail.com") is
 // found from its "at": the span starts at the name before it, so redaction hides the
 // whole address.
@@ -341,8 +350,9 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
       if (meta.anchor_end && hit.to < content_end) continue;
       const uint16_t rule = policy.rules(meta).front();
-      const uint32_t from =
-          spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
+      const bool host = spec.rules[rule].validator == Validator::domain;
+      const uint32_t from = host ? address_start(text, hit.from) : hit.from;
+      if (host && is_email_domain(text, from)) continue;
       if (!validator_accepts(spec.rules[rule], spec, text.substr(from, hit.to - from))) continue;
       uint32_t to = hit.to;
       // A phone regex may end on an extension's "x" or "ext" (a word boundary cannot
