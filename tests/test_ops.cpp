@@ -215,6 +215,12 @@ TEST(HttpServer, ServesMetricsLivenessAndReadiness) {
   const std::string head_metrics = http_request(server->port(), "/metrics", "HEAD");
   EXPECT_EQ(head_metrics.rfind("HTTP/1.1 200", 0), 0u);
   EXPECT_EQ(head_metrics.find("civicsift_build_info"), std::string::npos);
+  const auto content_type = [](const std::string& reply) {
+    const size_t at = reply.find("Content-Type: ");
+    return at == std::string::npos ? std::string() : reply.substr(at, reply.find("\r\n", at) - at);
+  };
+  EXPECT_EQ(content_type(head_metrics), content_type(scrape));
+  EXPECT_EQ(content_type(scrape), "Content-Type: text/plain; charset=utf-8");
   const std::string post = http_request(server->port(), "/readyz", "POST");
   EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u);
   EXPECT_NE(post.find("Allow: GET, HEAD"), std::string::npos);

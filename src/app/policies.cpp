@@ -20,7 +20,8 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
   // not read: every comment of its tenant would come back "unknown tenant", with
   // nothing at start-up to say why.
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(options.patterns, ec)) {
+  for (fs::directory_iterator it(options.patterns, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::directory_entry& entry = *it;
     std::string extension = entry.path().extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -43,8 +43,10 @@ int on_begin_request(mg_connection* conn) {
   const bool head = std::strcmp(method, "HEAD") == 0;
   const bool probe = std::strcmp(uri, "/healthz") == 0 || std::strcmp(uri, "/readyz") == 0;
   if (head && std::strcmp(uri, "/metrics") == 0) {
+    // The exposer's GET Content-Type. No Content-Length: it is known only once the
+    // metrics are written, which RFC 9110 (9.3.2) lets a HEAD reply leave out.
     mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
               "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
     return 200;
   }

@@ -362,9 +362,10 @@ std::variant<std::vector<fs::path>, PolicyError> policy_files(const fs::path& di
   std::vector<fs::path> files;
   // An entry that cannot be examined (a symlink loop, a folder it cannot read) is no
   // tenant file, as the start-up's warning about unread files says; it does not throw.
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+  // Nor does a folder that fails while being read: increment(ec), not ++.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code entry_ec;
-    if (entry.is_regular_file(entry_ec) && entry.path().extension() == ".yaml") files.push_back(entry.path());
+    if (it->is_regular_file(entry_ec) && it->path().extension() == ".yaml") files.push_back(it->path());
   }
   if (ec) return PolicyError{dir, "", ec.message()};
   std::sort(files.begin(), files.end());
