@@ -60,6 +60,17 @@ TEST(Skeleton, MapsLeetInsideWordsButKeepsNumbers) {
   EXPECT_EQ(skel("call 519 555 0147"), " cal 519 5 0147 ");
   EXPECT_EQ(skel("sh!t"), " shit ");
   EXPECT_EQ(skel("wow!"), " wow ");  // trailing punctuation is not leet
+  // A closing "$$" is a double s, with the letter-like symbols right before it.
+  EXPECT_EQ(skel("a$$ @$$ p!$$ dumb@$$ a$$! @$$!!"), " as as pis dumbas as as ");
+  EXPECT_EQ(skel("$$$ cash$ 5$"), " cash 5 ");  // no letters, or one '$': punctuation
+}
+
+// A number with a unit or multiplier after it is a quantity, not leet: budgets and
+// ridership figures are not slurs ("900k" is not "gook").
+TEST(Skeleton, ReadsQuantitiesAsNumbers) {
+  EXPECT_EQ(skel("900K on consultants, 600k riders, 45s, 100km, $5k"), " 90k on consultants 60k riders 45s 10km 5k ");
+  // One digit, or more letters than a unit has, still reads as leet.
+  EXPECT_EQ(skel("5hit 455hole b00bs"), " shit ashole bobs ");
 }
 
 TEST(Skeleton, ReadsCodesAsCodesNotLeet) {
@@ -85,6 +96,8 @@ TEST(Skeleton, KeepsGrawlixMasksInsideWords) {
   // Letter-like symbols among masks are masks too, except one that opens the word.
   EXPECT_EQ(skel("f@#k f$%k $#!t"), " f*k f*k s*t ");
   EXPECT_EQ(skel("#hashtag *note*"), " hashtag note ");
+  // Before a digit '#' is a number sign: "No#5" is item 5, not "no*s".
+  EXPECT_EQ(skel("No#5 CH#7 #1"), " no 5 ch 7 1 ");
 }
 
 TEST(Skeleton, JoinsLettersSpelledOneByOne) {
@@ -110,6 +123,9 @@ TEST(Skeleton, FoldsUnicodeEvasions) {
   EXPECT_EQ(skel("\xF0\x9F\x85\xB5\xF0\x9F\x86\x84 \xF0\x9F\x85\x95\xF0\x9F\x85\xA4 \xE2\x92\xA1\xE2\x92\xB0"),
             " fu fu fu ");  // negative squared, negative circled and parenthesised letters
   EXPECT_EQ(skel("c\xC3\xA2lisse"), " calise ");                                   // French accents
+  // Look-alikes with an accent fold as the look-alike does: Cyrillic yi, Greek upsilon
+  // and omicron with tonos.
+  EXPECT_EQ(skel("sh\xD1\x97t f\xCF\x8D" "ck wh\xCF\x8Cre"), " shit fuck whore ");
   EXPECT_EQ(skel("\xF0\x9F\x98\x80 ok"), " ok ");                                  // emoji separates
 }
 

@@ -133,6 +133,9 @@ void fold_non_ascii(int32_t cp, Unit& u) {
       if (kAscii[static_cast<size_t>(f)].kind != Kind::letter) continue;
       if (size + 1u > sizeof u.text) break;
       u.text[size++] = kAscii[static_cast<size_t>(f)].letter;
+    } else if (const char c = confusable_letter(f)) {  // an accented look-alike ("ї" is "і" + accent)
+      if (size + 1u > sizeof u.text) break;
+      u.text[size++] = c;
     } else {
       utf8proc_uint8_t buf[4];
       const auto len = utf8proc_encode_char(f, buf);
@@ -203,7 +206,8 @@ class Builder {
       }
       if (c < 128) {
         const AsciiClass ac = kAscii[c];
-        if (ac.kind == Kind::separator) {
+        // '#' before a digit is a number sign ("No#5", "CH#7"), not a mask over a leet letter.
+        if (ac.kind == Kind::separator || (c == '#' && i + 1 < n && is_digit(static_cast<char>(p[i + 1])))) {
           end_word();
           separator_ = separator_char(c);
         } else {
@@ -438,18 +442,28 @@ class Builder {
   void end_word() {
     if (word_size_ == 0) return;
     // Symbols at the edges of a word are punctuation ("wow!", "#topic"), except the
-    // leading letter-like ones that mask a first letter ("$hit", "@ss") and a trailing
-    // "$$" after letters ("a$$"), a double s: one '$' at the end stays punctuation.
+    // leading letter-like ones that mask a first letter ("$hit", "@ss") and a closing
+    // "$$", a double s, with the letter-like symbols right before it ("a$$", "p!$$",
+    // "@$$"): one '$' at the end stays punctuation, and "$$$" alone is no word.
     size_t first = 0, last = word_size_;
     while (last > first && word_[last - 1].kind == Kind::symbol) --last;
-    size_t dollars = last;
-    while (dollars < word_size_ && word_[dollars].kind == Kind::symbol && word_[dollars].c == 's') ++dollars;
-    if (dollars - last >= 2 && last > first && has_letter_) last = dollars;
+    size_t like_end = last;  // the letter-like symbols after the word's last letter or digit
+    while (like_end < word_size_ && is_letter_like(word_[like_end].c)) ++like_end;
+    size_t dollars_end = like_end;  // their last run of '$'
+    while (dollars_end > last && word_[dollars_end - 1].c != 's') --dollars_end;
+    size_t dollars_begin = dollars_end;
+    while (dollars_begin > last && word_[dollars_begin - 1].c == 's') --dollars_begin;
+    if (dollars_end - dollars_begin >= 2 && (has_letter_ || dollars_begin > first)) {
+      last = dollars_end;
+      has_letter_ = true;
+    }
     while (first < last && word_[first].kind == Kind::symbol && (word_[first].c == kMask || !has_letter_)) ++first;
     if (has_letter_) mask_grawlix(first, last);
     // Map in place: in a word with letters a digit is leet ("b1tch"), alone a number,
-    // and in a code a digit too (asked only of a word with both).
-    const bool leet = has_letter_ && has_digit_ && !is_code(first, last);
+    // and in a code or a quantity a digit too (asked only of a word with both).
+    const bool quantity = has_letter_ && has_digit_ && is_quantity(first, last);
+    if (quantity && word_[first].kind == Kind::symbol) ++first;  // the '$' of "$5k"
+    const bool leet = has_letter_ && has_digit_ && !quantity && !is_code(first, last);
     size_t m = 0;
     for (size_t k = first; k < last; ++k) {
       WordChar w = word_[k];
@@ -467,6 +481,24 @@ class Builder {
     word_size_ = 0;
     has_letter_ = has_digit_ = false;
     separator_ = ' ';
+  }
+
+  static bool is_letter_like(char c) { return c >= 'a' && c <= 'z'; }
+
+  // Whether word_[first, last) is a number with a unit or a multiplier after it
+  // ("600k", "45s", "100km", "$5k"), not leet: "900k" is not "gook". Two digits or
+  // more (one after '$'), then one to three letters; "5hit", "b00bs" and "455hole"
+  // still read.
+  bool is_quantity(size_t first, size_t last) const {
+    size_t k = first;
+    const bool money = k < last && word_[k].kind == Kind::symbol && src_[word_[k].begin] == '$';
+    if (money) ++k;
+    const size_t digits_from = k;
+    while (k < last && word_[k].kind == Kind::digit) ++k;
+    const size_t letters_from = k;
+    while (k < last && word_[k].kind == Kind::letter) ++k;
+    return k == last && letters_from - digits_from >= (money ? 1u : 2u) && k - letters_from >= 1 &&
+           k - letters_from <= 3;
   }
 
   // Grawlix mixes letter-like symbols with masks ("f@#k", "f$%k"): in a run of symbols
