@@ -74,10 +74,11 @@ rules:
     state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(text.size()), ts, direction}, v);
     return v;
   }
-  // Fills a state bounded at 100 entries: 60 posts eight days old (beyond every window
-  // of the test policy, the longest 7 days), then "early" and 39 more within a second of `now`.
+  // Fills a state bounded at 100 entries: 60 posts fifteen days old (beyond two of every
+  // window of the test policy, the longest 7 days, which a late post a window old still
+  // reaches), then "early" and 39 more within a second of `now`.
   void fill_to_the_bound(StreamState& s, int64_t now) {
-    for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 8 * 24 * kHour);
+    for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 15 * 24 * kHour);
     post(s, "early", "t", "same words", now - 1000);
     for (int i = 0; i < 39; ++i) post(s, "author" + std::to_string(i), "t", "hello", now - 999 + i);
     ASSERT_EQ(s.entries(), 100u);
@@ -101,6 +102,9 @@ TEST_F(StreamStateTest, DuplicatesOfOneAuthorInOneThreadWithinTheWindow) {
   EXPECT_EQ(post(s, "a", "t", "Fix the road", 4 * kHour).action, Action::allow);  // outside the window
   EXPECT_EQ(post(s, "", "t", "Fix the road", 4 * kHour).action, Action::allow);   // no author: no state
   EXPECT_EQ(post(s, "", "t", "Fix the road", 4 * kHour).action, Action::allow);
+  // A copy that arrives after a later one is a repeat all the same.
+  EXPECT_EQ(post(s, "c", "t", "Fix the road", 3 * kHour).action, Action::allow);
+  EXPECT_EQ(post(s, "c", "t", "Fix the road", 2 * kHour + kHour / 2).action, Action::remove);
 }
 
 TEST_F(StreamStateTest, ADuplicateIsTheSameTextUpToCaseSpacingAndClosingMarks) {
@@ -250,6 +254,20 @@ TEST_F(StreamStateTest, TheBoundKeepsWhatAWindowStillNeeds) {
   post(s, "time-traveller", "t", "hello", now + 1000 * day);  // the 101st: the bound applies
   EXPECT_EQ(s.entries(), 41u);  // the 60 stale ones went
   EXPECT_EQ(post(s, "early", "t", "same words", now).action, Action::remove) << "its first post was forgotten";
+}
+
+// A late post, dated up to a window before the newest, still meets the history a window
+// older than itself: the bound keeps two windows.
+TEST_F(StreamStateTest, TheBoundKeepsWhatALatePostStillReaches) {
+  StreamState s(100);
+  const int64_t now = now_ms(), day = 24 * kHour;
+  for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 15 * day);
+  EXPECT_TRUE(post(s, "x", "t", "oh shit", now - 12 * day).routes.empty());  // a removal
+  for (int i = 0; i < 45; ++i) post(s, "author" + std::to_string(i), "t", "hello", now - 999 + i);
+  EXPECT_LE(s.entries(), 100u);
+  // x's second removal, six days after the first and six days before the newest post.
+  const Verdict late = post(s, "x", "u", "oh shit", now - 6 * day);
+  EXPECT_EQ(late.routes, std::vector<std::string_view>{"ban_review"});
 }
 
 // The post that crosses the bound may come late (dated before others already applied):

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "common/time.h"
@@ -61,7 +62,9 @@ bool StreamState::apply(const Key& post, Verdict& verdict) {
     if (!inserted) {
       const int64_t since = ts - it->second;
       for (uint16_t rule : policy.duplicate_rules()) {
-        if (since < 0 || since > spec.rules[rule].duplicate_within_ms ||
+        // Either way round: a copy that arrives late is as much a repeat.
+        const int64_t window = spec.rules[rule].duplicate_within_ms;
+        if (since > window || since < -window ||
             !rule_applies(spec.rules[rule], spec, post.direction, post.ts_ms))
           continue;
         verdict.matches.push_back({rule, 0, post.text_size});
@@ -110,10 +113,13 @@ bool StreamState::record_removal(uint64_t author, int64_t ts, const RepeatOffend
 }
 
 void StreamState::bound(int64_t now) {
-  // First forget what no window can reach any more; if that is not enough, forget
-  // everything (a burst of distinct authors larger than the budget).
-  absl::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > longest_window_ms_; });
-  absl::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > longest_window_ms_; });
+  // First forget what no window can reach any more: a post dated up to a window before
+  // `now` still meets what is a window older than itself, so two windows are kept. If
+  // that is not enough, forget everything (a burst of distinct authors larger than the
+  // budget).
+  const int64_t reach = longest_window_ms_ > INT64_MAX / 2 ? INT64_MAX : 2 * longest_window_ms_;
+  absl::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > reach; });
+  absl::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > reach; });
   if (entries() > max_entries_) {
     last_post_.clear();
     removals_.clear();
