@@ -93,6 +93,12 @@ check "a .yml file in the policy folder is named as not read" grep -q 'village.y
 ln -s loop.yaml "$work/outbound/loop.yaml"  # a link that leads nowhere: named, not a crash
 check "a policy folder holding a symlink loop still loads" "$bin" check --no-cache "$work/outbound" 2> "$work/loop.err"
 check "a .yaml link that cannot be followed is named as not read" grep -q 'loop.yaml is not read: ' "$work/loop.err"
+# The tenant file example in patterns/README.md is a policy that passes its own check.
+mkdir -p "$work/readme-example"
+cp -r "${SOURCE_DIR}/patterns/lexicons" "$work/readme-example/"
+sed -n '/^## Tenant file/,/^## /p' "${SOURCE_DIR}/patterns/README.md" | sed -n '/^```yaml$/,/^```$/p' | sed '1d;$d' \
+  > "$work/readme-example/windsor.yaml"
+check "the tenant file example in patterns/README.md passes check" "$bin" check --no-cache "$work/readme-example"
 "$bin" explain --patterns "$data/policy" --tenant town "what the f*ck, call 519-555-0147" > "$work/explain.out"
 check "explain names rule, clause and span" grep -q "town.swears -> remove  (Town 2.1)" "$work/explain.out"
 check "explain marks the span" grep -q "what the \[f\*ck\]" "$work/explain.out"
