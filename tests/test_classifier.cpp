@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "classify/validators.h"
 #include "classify/verdict_writer.h"
 #include "test_util.h"
 
@@ -195,6 +196,8 @@ TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
   EXPECT_EQ(fire("txt WIN to 444555"), kShortCode);  // skeleton "to 45"
   EXPECT_EQ(fire("I replied to 3 people"), kNone);
   EXPECT_EQ(fire("it went to 33 of them"), kNone);
+  EXPECT_EQ(fire("attendance went up to 5000 people"), kNone);  // a round count
+  EXPECT_EQ(fire("taxes went from $2705 to $5458"), kNone);      // an amount
   EXPECT_EQ(fire("Bus 4 goes to 530 Ouellette"), kNone);
   EXPECT_EQ(fire("the bus goes to 533 Ouellette"), kNone);  // skeleton "to 53", source 3 digits
 }
@@ -202,6 +205,13 @@ TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
 TEST_F(ClassifierTest, CardNumbersNeedLuhn) {
   EXPECT_EQ(fire("card 4111 1111 1111 1111"), std::vector<std::string>{"town.card"});
   EXPECT_EQ(fire("card 4111 1111 1111 1112"), kNone);
+}
+
+// Nine digits that pass the sum but end in 000 are an amount, as French groups it.
+TEST(Validators, NineDigitsEndingIn000AreAnAmountNotASin) {
+  EXPECT_TRUE(validators::luhn("046 454 286"));
+  EXPECT_FALSE(validators::luhn("125 000 000"));  // passes the sum
+  EXPECT_TRUE(validators::luhn("4000 0000 0000 0002"));  // a card may end so
 }
 
 TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {

@@ -15,6 +15,9 @@ bool luhn(std::string_view span) {
     }
   }
   if (n < 9 || n > 19) return false;
+  // Nine digits ending in 000 is an amount grouped by spaces ("125 000 000 $", as French
+  // writes it), about one in ten of which passes the sum, far likelier than such a SIN.
+  if (n == 9 && digits[6] == 0 && digits[7] == 0 && digits[8] == 0) return false;
   int sum = 0;
   for (int i = 0; i < n; ++i) {
     int d = digits[n - 1 - i];
@@ -100,7 +103,10 @@ bool short_code(std::string_view span) {
   while (end > 0 && (span[end - 1] < '0' || span[end - 1] > '9')) --end;
   size_t begin = end;
   while (begin > 0 && span[begin - 1] >= '0' && span[begin - 1] <= '9') --begin;
-  return end - begin >= 4 && end - begin <= 6;
+  if (end - begin < 4 || end - begin > 6) return false;
+  // An amount ("to $5458") or a round count ("up to 5000 people") is no short code.
+  if (begin > 0 && span[begin - 1] == '$') return false;
+  return span.substr(end - 3, 3) != "000";
 }
 
 }  // namespace civicsift::validators

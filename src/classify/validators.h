@@ -8,6 +8,7 @@
 namespace civicsift::validators {
 
 // 9 to 19 digits (separators ignored) whose Luhn checksum holds: SINs and card numbers.
+// Nine ending in 000 are taken for an amount ("125 000 000 $").
 bool luhn(std::string_view span);
 
 // A dialable North American number (valid area and exchange codes, extension ignored)
@@ -22,6 +23,7 @@ bool domain(std::string_view span, const std::vector<std::string>& allowed);
 // The number that ends the span has 4 to 6 digits: a text-message short code ("to
 // 80082"), not a street number ("to 530 Ouellette"). Terms need this check: the
 // skeleton reads a repeated digit once ("82277" is "827"), so they cannot count digits.
+// An amount ("$5458") or a round count ending in 000 ("to 5000 people") is none.
 bool short_code(std::string_view span);
 
 }  // namespace civicsift::validators
