@@ -207,6 +207,16 @@ TEST_F(ClassifierTest, CardNumbersNeedLuhn) {
   EXPECT_EQ(fire("card 4111 1111 1111 1112"), kNone);
 }
 
+// A street address's name is not a word of the sentence around a number.
+TEST(Validators, AStreetAddressIsANumberThenAName) {
+  for (const char* address : {"1450 Ouellette Avenue", "23b Maple Leaf Cres", "1450 walker rd", "Unit 3, 45 Maple Lane",
+                              "45 rue Principale"})
+    EXPECT_TRUE(validators::street_address(address)) << address;
+  for (const char* sentence : {"7 on Main St", "401 to Walker Rd", "5 minute drive", "13 off the highway",
+                               "2019 on Brock Road", "555 for road"})
+    EXPECT_FALSE(validators::street_address(sentence)) << sentence;
+}
+
 // Nine digits that pass the sum but end in 000 are an amount, as French groups it.
 TEST(Validators, NineDigitsEndingIn000AreAnAmountNotASin) {
   EXPECT_TRUE(validators::luhn("046 454 286"));

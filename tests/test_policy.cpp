@@ -104,7 +104,7 @@ TEST(PolicyLoader, ErrorsNameFileRuleAndReason) {
   EXPECT_NE(error_of(dir, with("clause: \"Town 1.1\"", "")).find("\"clause\" is required"), std::string::npos);
   EXPECT_NE(error_of(dir, with("id: town.url", "id: town.swears")).find("duplicate rule id"), std::string::npos);
   EXPECT_NE(error_of(dir, with("lexicons: [swears]", "lexicons: [swears, missing]")).find("lexicon \"missing\" not found"), std::string::npos);
-  EXPECT_NE(error_of(dir, with("validate: domain", "validate: magic")).find("unknown validator \"magic\" (luhn, phone, domain, short_code)"), std::string::npos);
+  EXPECT_NE(error_of(dir, with("validate: domain", "validate: magic")).find("unknown validator \"magic\" (luhn, phone, domain, short_code, street_address)"), std::string::npos);
   EXPECT_NE(error_of(dir, with("score: 4", "scroe: 4")).find("unknown key \"scroe\""), std::string::npos);
   EXPECT_NE(error_of(dir, "tenant: [oops").find("invalid YAML"), std::string::npos);
   // yaml-cpp keeps a repeated key and lookups see its first value: a second "rules:"

@@ -35,6 +35,7 @@ bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string
     case Validator::phone: return validators::phone(span, spec.allow_phones);
     case Validator::domain: return validators::domain(span, spec.allow_domains);
     case Validator::short_code: return validators::short_code(span);
+    case Validator::street_address: return validators::street_address(span);
   }
   return true;
 }

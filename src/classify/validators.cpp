@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace civicsift::validators {
 
@@ -107,6 +108,29 @@ bool short_code(std::string_view span) {
   // An amount ("to $5458") or a round count ("up to 5000 people") is no short code.
   if (begin > 0 && span[begin - 1] == '$') return false;
   return span.substr(end - 3, 3) != "000";
+}
+
+bool street_address(std::string_view span) {
+  size_t end = span.size();  // one past the last digit
+  while (end > 0 && (span[end - 1] < '0' || span[end - 1] > '9')) --end;
+  if (end == 0) return true;
+  size_t at = end;
+  if (at < span.size() && std::isalpha(static_cast<unsigned char>(span[at])) &&
+      (at + 1 == span.size() || std::isspace(static_cast<unsigned char>(span[at + 1]))))
+    ++at;  // a unit letter: "23b Elm St"
+  while (at < span.size() && std::isspace(static_cast<unsigned char>(span[at]))) ++at;
+  size_t word_end = at;
+  while (word_end < span.size() && std::isalpha(static_cast<unsigned char>(span[word_end]))) ++word_end;
+  std::string word(span.substr(at, word_end - at));
+  for (char& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // Prepositions and the like, then units and counts a number is often followed by.
+  static constexpr std::string_view kNotNames[] = {
+      "on", "at", "to", "off", "for", "in", "into", "onto", "by", "of", "the", "from", "since", "until", "till", "and",
+      "or", "via", "per", "near", "past", "over", "under", "after", "before", "minute", "minutes", "min", "mins", "hour",
+      "hours", "hr", "hrs", "second", "seconds", "km", "kms", "kilometres", "kilometers", "mile", "miles", "metres",
+      "meters", "m", "block", "blocks", "day", "days", "week", "weeks", "year", "years", "line", "people", "times",
+      "more", "less", "percent", "cars", "lanes", "exits", "stops"};
+  return std::find(std::begin(kNotNames), std::end(kNotNames), word) == std::end(kNotNames);
 }
 
 }  // namespace civicsift::validators

@@ -26,4 +26,9 @@ bool domain(std::string_view span, const std::vector<std::string>& allowed);
 // An amount ("$5458") or a round count ending in 000 ("to 5000 people") is none.
 bool short_code(std::string_view span);
 
+// The word after the span's last number is a name, as in "1450 Ouellette Avenue", not
+// a word of a sentence that happens to be followed by a street: "at 7 on Main St",
+// "401 to Walker Rd", "a 5 minute drive", "Exit 13 off the highway".
+bool street_address(std::string_view span);
+
 }  // namespace civicsift::validators

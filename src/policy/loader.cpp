@@ -193,7 +193,7 @@ RuleSpec load_rule(const YAML::Node& n, const fs::path& file, const std::set<std
   if (n["validate"]) {
     const auto v = optional_text(n, "validate", file, r.id);
     if (auto val = parse_validator(v)) r.validator = *val;
-    else fail(file, r, fmt::format("unknown validator \"{}\" (luhn, phone, domain, short_code)", v));
+    else fail(file, r, fmt::format("unknown validator \"{}\" (luhn, phone, domain, short_code, street_address)", v));
     if (r.regexes.empty() && r.terms.empty() && r.lexicons.empty())
       fail(file, r, "\"validate\" checks \"regex\" and term matches, and there are none");
   }

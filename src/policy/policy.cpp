@@ -33,6 +33,7 @@ std::optional<Validator> parse_validator(std::string_view s) {
   if (s == "phone") return Validator::phone;
   if (s == "domain") return Validator::domain;
   if (s == "short_code") return Validator::short_code;
+  if (s == "street_address") return Validator::street_address;
   return std::nullopt;
 }
 

@@ -30,7 +30,7 @@ std::optional<Action> parse_action(std::string_view s);
 enum class DirectionScope : uint8_t { any, inbound, outbound };
 
 // Checks a regex match must pass before it counts (run on the matched bytes only).
-enum class Validator : uint8_t { none, luhn, phone, domain, short_code };
+enum class Validator : uint8_t { none, luhn, phone, domain, short_code, street_address };
 std::optional<Validator> parse_validator(std::string_view s);
 
 struct RuleSpec {

@@ -136,7 +136,7 @@ RuleSpec read_rule(Reader& r) {
   rule.terms = r.texts();
   rule.lexicons = r.texts();
   rule.regexes = r.texts();
-  rule.validator = r.choice(Validator::short_code);
+  rule.validator = r.choice(Validator::street_address);
   rule.allow = r.texts();
   rule.examples_match = r.texts();
   rule.examples_no_match = r.texts();
