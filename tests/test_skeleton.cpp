@@ -62,15 +62,15 @@ TEST(Skeleton, MapsLeetInsideWordsButKeepsNumbers) {
   EXPECT_EQ(skel("wow!"), " wow ");  // trailing punctuation is not leet
   // A closing "$$" is a double s, with the letter-like symbols right before it.
   EXPECT_EQ(skel("a$$ @$$ p!$$ dumb@$$ a$$! @$$!!"), " as as pis dumbas as as ");
-  EXPECT_EQ(skel("$$$ cash$ 5$"), " cash 5 ");  // no letters, or one '$': punctuation
+  EXPECT_EQ(skel("$$$ cash$ 5$ 45$$"), " cash 5 45 ");  // no letters, or one '$': punctuation
 }
 
 // A number with a unit or multiplier after it is a quantity, not leet: budgets and
 // ridership figures are not slurs ("900k" is not "gook").
 TEST(Skeleton, ReadsQuantitiesAsNumbers) {
   EXPECT_EQ(skel("900K on consultants, 600k riders, 45s, 100km, $5k"), " 90k on consultants 60k riders 45s 10km 5k ");
-  // One digit, or more letters than a unit has, still reads as leet.
-  EXPECT_EQ(skel("5hit 455hole b00bs"), " shit ashole bobs ");
+  // One digit, or letters that are no unit, still read as leet.
+  EXPECT_EQ(skel("5hit 455hole b00bs 817ch 455hat"), " shit ashole bobs bitch ashat ");
 }
 
 TEST(Skeleton, ReadsCodesAsCodesNotLeet) {
@@ -98,6 +98,7 @@ TEST(Skeleton, KeepsGrawlixMasksInsideWords) {
   EXPECT_EQ(skel("#hashtag *note*"), " hashtag note ");
   // Before a digit '#' is a number sign: "No#5" is item 5, not "no*s".
   EXPECT_EQ(skel("No#5 CH#7 #1"), " no 5 ch 7 1 ");
+  EXPECT_EQ(skel("b#7ch p#55y"), " b*tch p*sy ");  // a mask before leet inside a word
 }
 
 TEST(Skeleton, JoinsLettersSpelledOneByOne) {

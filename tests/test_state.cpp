@@ -74,11 +74,10 @@ rules:
     state.apply({c.tenant, c.author, c.thread, static_cast<uint32_t>(text.size()), ts, direction}, v);
     return v;
   }
-  // Fills a state bounded at 100 entries: 60 posts fifteen days old (beyond two of every
-  // window of the test policy, the longest 7 days, which a late post a window old still
-  // reaches), then "early" and 39 more within a second of `now`.
+  // Fills a state bounded at 100 entries: 60 posts eight days old (beyond every window
+  // of the test policy, the longest 7 days), then "early" and 39 more within a second of `now`.
   void fill_to_the_bound(StreamState& s, int64_t now) {
-    for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 15 * 24 * kHour);
+    for (int i = 0; i < 60; ++i) post(s, "stale" + std::to_string(i), "t", "hello", now - 8 * 24 * kHour);
     post(s, "early", "t", "same words", now - 1000);
     for (int i = 0; i < 39; ++i) post(s, "author" + std::to_string(i), "t", "hello", now - 999 + i);
     ASSERT_EQ(s.entries(), 100u);

@@ -106,13 +106,29 @@ uint32_t address_start(std::string_view text, uint32_t from) {
   return from;
 }
 
-// A host right after '@' (or '＠', spaces between allowed) is an e-mail address's
-// domain: the address's own rule reports it (its span starts at the name), a link rule
-// must not.
-bool is_email_domain(std::string_view text, uint32_t from) {
+// Whether a host found at `from` comes right after '@' (or '＠', spaces between allowed).
+bool after_at_sign(std::string_view text, uint32_t from) {
   while (from > 0 && text[from - 1] == ' ') --from;
   if (from > 0 && text[from - 1] == '@') return true;
   return from >= 3 && text.substr(from - 3, 3) == "\xef\xbc\xa0";
+}
+
+// The domain of an e-mail address is the address's to report: a link rule's match of a
+// host right after '@' goes when a pii rule's match covers it. An address the pii
+// rules do not know (another top-level domain) keeps its link match.
+void drop_email_domains(const PolicySpec& spec, std::string_view text, std::vector<Match>& c) {
+  const auto is_link = [&](const Match& m) {
+    return spec.rules[m.rule].validator == Validator::domain && spec.rules[m.rule].category != Category::pii &&
+           after_at_sign(text, m.start);
+  };
+  if (std::none_of(c.begin(), c.end(), is_link)) return;
+  const auto covered_by_address = [&](const Match& m) {
+    return std::any_of(c.begin(), c.end(), [&](const Match& a) {
+      return spec.rules[a.rule].category == Category::pii && a.start <= m.start && a.end >= m.end;
+    });
+  };
+  c.erase(std::remove_if(c.begin(), c.end(), [&](const Match& m) { return is_link(m) && covered_by_address(m); }),
+          c.end());
 }
 
 // An e-mail address written out ("jane.doe at gmail dot com", "jane[at]gmail.com") is
@@ -351,9 +367,8 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
       if (meta.anchor_end && hit.to < content_end) continue;
       const uint16_t rule = policy.rules(meta).front();
-      const bool host = spec.rules[rule].validator == Validator::domain;
-      const uint32_t from = host ? address_start(text, hit.from) : hit.from;
-      if (host && is_email_domain(text, from)) continue;
+      const uint32_t from =
+          spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
       if (!validator_accepts(spec.rules[rule], spec, text.substr(from, hit.to - from))) continue;
       uint32_t to = hit.to;
       // A phone regex may end on an extension's "x" or "ext" (a word boundary cannot
@@ -396,6 +411,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   out.hits_capped = ctx.hits_.overflowed;
   for (auto& m : ctx.candidates_)
     if (spec.rules[m.rule].category == Category::pii) m.start = spelled_address_start(text, m.start);
+  drop_email_domains(spec, text, ctx.candidates_);
 
   auto allowed = [&](const Match& m) {
     for (const auto& a : ctx.allows_) {

@@ -113,13 +113,15 @@ bool StreamState::record_removal(uint64_t author, int64_t ts, const RepeatOffend
 }
 
 void StreamState::bound(int64_t now) {
-  // First forget what no window can reach any more: a post dated up to a window before
-  // `now` still meets what is a window older than itself, so two windows are kept. If
-  // that is not enough, forget everything (a burst of distinct authors larger than the
+  // Forget, while over the budget: what no post can reach any more (a post dated up to a
+  // window before `now` still meets what is a window older than itself), then what only
+  // such late posts would, then everything (a burst of distinct authors larger than the
   // budget).
-  const int64_t reach = longest_window_ms_ > INT64_MAX / 2 ? INT64_MAX : 2 * longest_window_ms_;
-  absl::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > reach; });
-  absl::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > reach; });
+  for (const int64_t reach : {longest_window_ms_ > INT64_MAX / 2 ? INT64_MAX : 2 * longest_window_ms_, longest_window_ms_}) {
+    absl::erase_if(last_post_, [&](const auto& kv) { return now - kv.second > reach; });
+    absl::erase_if(removals_, [&](const auto& kv) { return kv.second.empty() || now - kv.second.back() > reach; });
+    if (entries() <= max_entries_) return;
+  }
   if (entries() > max_entries_) {
     last_post_.clear();
     removals_.clear();

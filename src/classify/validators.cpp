@@ -127,7 +127,7 @@ bool street_address(std::string_view span) {
   static constexpr std::string_view kNotNames[] = {
       "on", "at", "to", "off", "for", "in", "into", "onto", "by", "of", "the", "from", "since", "until", "till", "and",
       "or", "via", "per", "near", "past", "over", "under", "after", "before", "minute", "minutes", "min", "mins", "hour",
-      "hours", "hr", "hrs", "second", "seconds", "km", "kms", "kilometres", "kilometers", "mile", "miles", "metres",
+      "hours", "hr", "hrs", "seconds", "km", "kms", "kilometres", "kilometers", "mile", "miles", "metres",
       "meters", "m", "block", "blocks", "day", "days", "week", "weeks", "year", "years", "line", "people", "times",
       "more", "less", "percent", "cars", "lanes", "exits", "stops"};
   return std::find(std::begin(kNotNames), std::end(kNotNames), word) == std::end(kNotNames);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <iterator>
 
 namespace civicsift::text {
 namespace {
@@ -206,8 +207,7 @@ class Builder {
       }
       if (c < 128) {
         const AsciiClass ac = kAscii[c];
-        // '#' before a digit is a number sign ("No#5", "CH#7"), not a mask over a leet letter.
-        if (ac.kind == Kind::separator || (c == '#' && i + 1 < n && is_digit(static_cast<char>(p[i + 1])))) {
+        if (ac.kind == Kind::separator || is_number_sign(p, n, i)) {
           end_word();
           separator_ = separator_char(c);
         } else {
@@ -453,7 +453,7 @@ class Builder {
     while (dollars_end > last && word_[dollars_end - 1].c != 's') --dollars_end;
     size_t dollars_begin = dollars_end;
     while (dollars_begin > last && word_[dollars_begin - 1].c == 's') --dollars_begin;
-    if (dollars_end - dollars_begin >= 2 && (has_letter_ || dollars_begin > first)) {
+    if (dollars_end - dollars_begin >= 2 && (has_letter_ || dollars_begin > last)) {
       last = dollars_end;
       has_letter_ = true;
     }
@@ -485,20 +485,36 @@ class Builder {
 
   static bool is_letter_like(char c) { return c >= 'a' && c <= 'z'; }
 
+  // '#' before digits that end the word is a number sign ("No#5", "CH#7", "#1"), not
+  // a mask over leet letters ("b#7ch" is "b*tch").
+  static bool is_number_sign(const unsigned char* p, size_t n, size_t i) {
+    if (p[i] != '#' || i + 1 >= n || !is_digit(static_cast<char>(p[i + 1]))) return false;
+    size_t k = i + 1;
+    while (k < n && is_digit(static_cast<char>(p[k]))) ++k;
+    return k == n || p[k] >= 128 || kAscii[p[k]].kind == Kind::separator;
+  }
+
   // Whether word_[first, last) is a number with a unit or a multiplier after it
-  // ("600k", "45s", "100km", "$5k"), not leet: "900k" is not "gook". Two digits or
-  // more (one after '$'), then one to three letters; "5hit", "b00bs" and "455hole"
-  // still read.
+  // ("600k", "45s", "100km", "$5k", "7pm"), not leet: "900k" is not "gook". Two digits
+  // or more (one after '$'), then a unit; "5hit", "817ch" and "455hat" still read.
   bool is_quantity(size_t first, size_t last) const {
+    static constexpr std::string_view kUnits[] = {
+        "k", "m", "b", "bn", "mil", "s", "x", "h", "hr", "hrs", "min", "am", "pm", "st", "nd", "rd", "th", "km",
+        "cm", "mm", "kg", "g", "mg", "lb", "lbs", "l", "ml", "ft", "sqft", "kw", "kwh", "mw", "gb", "mb", "tb", "yr",
+        "yrs", "mph", "kph", "ha", "ppl", "pc", "pcs", "pts", "v", "hz"};
     size_t k = first;
     const bool money = k < last && word_[k].kind == Kind::symbol && src_[word_[k].begin] == '$';
     if (money) ++k;
     const size_t digits_from = k;
     while (k < last && word_[k].kind == Kind::digit) ++k;
-    const size_t letters_from = k;
-    while (k < last && word_[k].kind == Kind::letter) ++k;
-    return k == last && letters_from - digits_from >= (money ? 1u : 2u) && k - letters_from >= 1 &&
-           k - letters_from <= 3;
+    if (k - digits_from < (money ? 1u : 2u) || last - k > 4) return false;
+    char unit[4];
+    size_t n = 0;
+    for (; k < last; ++k) {
+      if (word_[k].kind != Kind::letter) return false;
+      unit[n++] = word_[k].c;
+    }
+    return std::find(std::begin(kUnits), std::end(kUnits), std::string_view(unit, n)) != std::end(kUnits);
   }
 
   // Grawlix mixes letter-like symbols with masks ("f@#k", "f$%k"): in a run of symbols
