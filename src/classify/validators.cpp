@@ -52,6 +52,15 @@ bool phone(std::string_view span, const std::vector<std::string>& allowed) {
 
 namespace {
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// One past the last digit of `span`, or 0 when it holds none.
+size_t end_of_last_number(std::string_view span) {
+  size_t end = span.size();
+  while (end > 0 && !is_digit(span[end - 1])) --end;
+  return end;
+}
+
 // "today.Shop local": a sentence that starts without a space after the full stop, not
 // a host. A bare host (no scheme, "www." or '@') whose last label is capitalised, as a
 // word opening a sentence, after a lower-case letter or digit. "Amazon.com",
@@ -100,10 +109,9 @@ bool domain(std::string_view span, const std::vector<std::string>& allowed) {
 }
 
 bool short_code(std::string_view span) {
-  size_t end = span.size();
-  while (end > 0 && (span[end - 1] < '0' || span[end - 1] > '9')) --end;
+  const size_t end = end_of_last_number(span);
   size_t begin = end;
-  while (begin > 0 && span[begin - 1] >= '0' && span[begin - 1] <= '9') --begin;
+  while (begin > 0 && is_digit(span[begin - 1])) --begin;
   if (end - begin < 4 || end - begin > 6) return false;
   // An amount ("to $5458") or a round count ("up to 5000 people") is no short code.
   if (begin > 0 && span[begin - 1] == '$') return false;
@@ -111,8 +119,7 @@ bool short_code(std::string_view span) {
 }
 
 bool street_address(std::string_view span) {
-  size_t end = span.size();  // one past the last digit
-  while (end > 0 && (span[end - 1] < '0' || span[end - 1] > '9')) --end;
+  const size_t end = end_of_last_number(span);
   if (end == 0) return true;
   size_t at = end;
   if (at < span.size() && std::isalpha(static_cast<unsigned char>(span[at])) &&
