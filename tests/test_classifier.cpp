@@ -198,6 +198,7 @@ TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
   EXPECT_EQ(fire("it went to 33 of them"), kNone);
   EXPECT_EQ(fire("attendance went up to 5000 people"), kNone);  // a round count
   EXPECT_EQ(fire("taxes went from $2705 to $5458"), kNone);      // an amount
+  EXPECT_EQ(fire("taxes went from $2705 to $ 5458"), kNone);
   EXPECT_EQ(fire("Bus 4 goes to 530 Ouellette"), kNone);
   EXPECT_EQ(fire("the bus goes to 533 Ouellette"), kNone);  // skeleton "to 53", source 3 digits
 }

@@ -114,7 +114,9 @@ bool short_code(std::string_view span) {
   while (begin > 0 && is_digit(span[begin - 1])) --begin;
   if (end - begin < 4 || end - begin > 6) return false;
   // An amount ("to $5458") or a round count ("up to 5000 people") is no short code.
-  if (begin > 0 && span[begin - 1] == '$') return false;
+  size_t sign = begin;
+  while (sign > 0 && span[sign - 1] == ' ') --sign;
+  if (sign > 0 && span[sign - 1] == '$') return false;
   return span.substr(end - 3, 3) != "000";
 }
 
