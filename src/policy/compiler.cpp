@@ -176,7 +176,8 @@ struct Origin {
 
 // " term " and its grawlix-masked spellings: one interior block of letters replaced by
 // the mask ("f*ck", "fu*k", "f*k"), first and last letters kept, at least two letters kept.
-// Those spellings go to the table's MaskedTerms, or are enumerated as literals.
+// Those spellings go to the table's MaskedTerms, or are enumerated as literals for the
+// peers, which cannot count mask characters and so also read "f*k" and "d*e".
 void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const Origin& at) {
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(term, &runs);

@@ -26,7 +26,7 @@ void MaskedTerms::add(std::string_view skeleton, std::span<const uint16_t> runs,
 }
 
 bool MaskedTerms::fits(const Term& t, std::string_view prefix, std::string_view suffix, const uint16_t* prefix_runs,
-                       const uint16_t* suffix_runs) const {
+                       const uint16_t* suffix_runs, uint16_t mask_run) const {
   // Both ends are letters the term has; the mask hides whole letters between them, or
   // part of a doubled letter at its edge ("a*shole", "bul*shit"), or both, at least one.
   if (prefix.size() + suffix.size() > t.length) return false;
@@ -46,7 +46,14 @@ bool MaskedTerms::fits(const Term& t, std::string_view prefix, std::string_view 
   const bool suffix_partial = partial(runs[suffix_at], suffix_runs[0]);
   if (!prefix_partial && !text::runs_fit(runs + last, prefix_runs + last, 1)) return false;
   if (!suffix_partial && !text::runs_fit(runs + suffix_at, suffix_runs, 1)) return false;
-  return suffix_at > prefix.size() || prefix_partial || suffix_partial;
+  if (suffix_at == prefix.size() && !prefix_partial && !suffix_partial) return false;  // nothing hidden
+  if (prefix.size() > 1 || suffix.size() > 1) return true;
+  // Only the first and last letters show: one mask character per hidden letter.
+  size_t hidden = 0;  // letters, doubled ones counted twice
+  for (size_t i = prefix.size(); i < suffix_at; ++i) hidden += runs[i];
+  if (prefix_partial) hidden += runs[last] - prefix_runs[last];
+  if (suffix_partial) hidden += runs[suffix_at] - suffix_runs[0];
+  return mask_run >= hidden;
 }
 
 }  // namespace civicsift

@@ -1,7 +1,9 @@
 // policy: single-word terms as their grawlix-masked spellings read in the skeleton:
 // one interior block of letters replaced by text::kMask, first and last letters kept,
-// at least two letters kept ("f*ck", "fu*k", "f*k" for "fuck"). The block may begin or
-// end inside a doubled letter ("a*shole", "bul*shit").
+// at least two letters kept ("f*ck", "fu*k", "f**k" for "fuck"). The block may begin or
+// end inside a doubled letter ("a*shole", "bul*shit"). Where only the first and last
+// letters show, each hidden letter needs a mask character of its own: "d*e" is "die"
+// or "dye" far more often than a slur, "f*k" reads as nothing, "f**k" and "c**t" still do.
 //
 // These spellings are looked up after the scan, only for the skeleton words that hold
 // a mask, instead of compiling each as a Hyperscan literal: about 7,000 of a tenant's
@@ -58,7 +60,7 @@ class MaskedTerms {
   };
   static size_t bucket(char first, char last) { return static_cast<size_t>(first - 'a') * 26 + static_cast<size_t>(last - 'a'); }
   bool fits(const Term& t, std::string_view prefix, std::string_view suffix, const uint16_t* prefix_runs,
-            const uint16_t* suffix_runs) const;
+            const uint16_t* suffix_runs, uint16_t mask_run) const;
 
   std::string letters_;
   std::vector<uint16_t> runs_;
@@ -75,7 +77,7 @@ void MaskedTerms::match(std::string_view word, const uint16_t* word_runs, OnMatc
   const char first = prefix.front(), last = suffix.back();
   if (first < 'a' || first > 'z' || last < 'a' || last > 'z') return;
   for (const Term& t : by_ends_[bucket(first, last)])
-    if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1)) on_match(t.rule);
+    if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1, word_runs[mask])) on_match(t.rule);
 }
 
 template <typename Visit>
