@@ -199,6 +199,7 @@ TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
   EXPECT_EQ(fire("attendance went up to 5000 people"), kNone);  // a round count
   EXPECT_EQ(fire("taxes went from $2705 to $5458"), kNone);      // an amount
   EXPECT_EQ(fire("taxes went from $2705 to $ 5458"), kNone);
+  EXPECT_EQ(fire("call 1-800-222-8477 with a tip"), kNone);  // "222" reads "2", but a phone's group
   EXPECT_EQ(fire("Bus 4 goes to 530 Ouellette"), kNone);
   EXPECT_EQ(fire("the bus goes to 533 Ouellette"), kNone);  // skeleton "to 53", source 3 digits
 }
@@ -214,7 +215,7 @@ TEST(Validators, AStreetAddressIsANumberThenAName) {
                               "45 rue Principale", "100 Second Ave"})
     EXPECT_TRUE(validators::street_address(address)) << address;
   for (const char* sentence : {"7 on Main St", "401 to Walker Rd", "5 minute drive", "13 off the highway",
-                               "2019 on Brock Road", "555 for road"})
+                               "2019 on Brock Road", "555 for road", "45 a.m. Road", "10 pm Street"})
     EXPECT_FALSE(validators::street_address(sentence)) << sentence;
 }
 
@@ -223,6 +224,12 @@ TEST(Validators, NineDigitsEndingIn000AreAnAmountNotASin) {
   EXPECT_TRUE(validators::luhn("046 454 286"));
   EXPECT_FALSE(validators::luhn("125 000 000"));  // passes the sum
   EXPECT_TRUE(validators::luhn("4000 0000 0000 0002"));  // a card may end so
+  EXPECT_FALSE(validators::luhn("119219814", " RR 0001 for a receipt"));  // a charity's number
+  EXPECT_FALSE(validators::luhn("119219814", "RT0001"));
+  EXPECT_TRUE(validators::luhn("119219814", " RRSP"));
+  EXPECT_FALSE(validators::luhn("800 000 002"));                  // passes the sum; no SIN begins with 8
+  EXPECT_FALSE(validators::luhn("0715 0745 0815 0845"));          // bus times, passes the sum
+  EXPECT_FALSE(validators::luhn("9780306406107"));                // an ISBN, passes the sum
 }
 
 TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {

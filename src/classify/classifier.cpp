@@ -28,10 +28,13 @@ int on_match(unsigned id, unsigned long long from, unsigned long long to, unsign
   return 0;
 }
 
-bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string_view span) {
+// The span is text[from, to); what follows it is context for the checks that need it.
+bool validator_accepts(const RuleSpec& rule, const PolicySpec& spec, std::string_view text, size_t from, size_t to) {
+  if (rule.validator == Validator::none) return true;
+  const std::string_view span = text.substr(from, to - from);
   switch (rule.validator) {
     case Validator::none: return true;
-    case Validator::luhn: return validators::luhn(span);
+    case Validator::luhn: return validators::luhn(span, text.substr(to));
     case Validator::phone: return validators::phone(span, spec.allow_phones);
     case Validator::domain: return validators::domain(span, spec.allow_domains);
     case Validator::short_code: return validators::short_code(span);
@@ -54,7 +57,7 @@ int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, 
   const RuleSpec& rule = scan->policy->rule(scan->policy->rules(scan->policy->pattern(id)).front());
   // A domain's span starts before the hit (address_start): checked with the others below.
   if (rule.validator != Validator::domain &&
-      !validator_accepts(rule, scan->policy->spec(), scan->text.substr(from, to - from)))
+      !validator_accepts(rule, scan->policy->spec(), scan->text, from, to))
     return 0;
   return on_match(id, from, to, flags, scan->hits);
 }
@@ -369,7 +372,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       const uint16_t rule = policy.rules(meta).front();
       const uint32_t from =
           spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
-      if (!validator_accepts(spec.rules[rule], spec, text.substr(from, hit.to - from))) continue;
+      if (!validator_accepts(spec.rules[rule], spec, text, from, hit.to)) continue;
       uint32_t to = hit.to;
       // A phone regex may end on an extension's "x" or "ext" (a word boundary cannot
       // follow the digits there): the span is the number.
@@ -394,7 +397,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
       if (!text::runs_fit(profile.data(), sk.run_length.data() + s, profile.size())) continue;
     }
     for (uint16_t rule : policy.rules(meta))
-      if (validator_accepts(spec.rules[rule], spec, text.substr(start, end - start)))
+      if (validator_accepts(spec.rules[rule], spec, text, start, end))
         ctx.candidates_.push_back({rule, start, end});
   }
 
@@ -404,7 +407,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     auto& c = ctx.candidates_;
     c.erase(std::remove_if(c.begin() + static_cast<long>(unmasked), c.end(),
                            [&](const Match& m) {
-                             return !validator_accepts(spec.rules[m.rule], spec, text.substr(m.start, m.end - m.start));
+                             return !validator_accepts(spec.rules[m.rule], spec, text, m.start, m.end);
                            }),
             c.end());
   }
