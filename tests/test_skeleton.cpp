@@ -92,7 +92,7 @@ TEST(Skeleton, ReadsCodesAsCodesNotLeet) {
 }
 
 TEST(Skeleton, KeepsGrawlixMasksInsideWords) {
-  EXPECT_EQ(skel("f*ck f**k sh#t"), " f*ck f*k sh*t ");
+  EXPECT_EQ(skel("f*ck f**k sh#t f^ck"), " f*ck f*k sh*t f*ck ");
   // Letter-like symbols among masks are masks too, except one that opens the word.
   EXPECT_EQ(skel("f@#k f$%k $#!t"), " f*k f*k s*t ");
   EXPECT_EQ(skel("#hashtag *note*"), " hashtag note ");
@@ -127,6 +127,9 @@ TEST(Skeleton, FoldsUnicodeEvasions) {
   // Look-alikes with an accent fold as the look-alike does: Cyrillic yi, Greek upsilon
   // and omicron with tonos.
   EXPECT_EQ(skel("sh\xD1\x97t f\xCF\x8D" "ck wh\xCF\x8Cre"), " shit fuck whore ");
+  // Hooked f, lunate sigma, mu, Armenian seh, and the syllabics of "fancy text".
+  EXPECT_EQ(skel("\xC6\x92uck fu\xCF\xB2k c\xCE\xBCnt f\xD5\xBD" "ck"), " fuck fuck cunt fuck ");
+  EXPECT_EQ(skel("\xE1\x96\xB4\xE1\x91\x8C\xE1\x91\x95K"), " fuck ");
   EXPECT_EQ(skel("\xF0\x9F\x98\x80 ok"), " ok ");                                  // emoji separates
 }
 
