@@ -721,6 +721,23 @@ TEST(MaskedTerms, OneInteriorBlockMaskedWithTwoLettersKept) {
   EXPECT_EQ(masked_rules(terms, "unf*ckingbelievable"), std::vector<uint16_t>{7});
 }
 
+// Two masked blocks, each hiding at least one whole letter: "f*ck*ng", "m*therf*cker".
+TEST(MaskedTerms, TwoMaskedBlocks) {
+  MaskedTerms terms;
+  std::vector<uint16_t> runs;
+  uint16_t rule = 1;
+  for (const char* term : {"fucking", "motherfucker", "fuck"}) {
+    const std::string skeleton = text::term_skeleton(term, &runs);
+    terms.add(skeleton, runs, rule++);
+  }
+  EXPECT_EQ(masked_rules(terms, "f*ck*ng"), std::vector<uint16_t>{1});
+  EXPECT_EQ(masked_rules(terms, "f*c*ing"), std::vector<uint16_t>{1});
+  EXPECT_EQ(masked_rules(terms, "m*therf*cker"), std::vector<uint16_t>{2});
+  // Nothing under one of the masks, letters the term does not have, three blocks.
+  for (const char* word : {"f*c*k", "fu*ck*ng", "f*ck*nk", "f*x*ng", "m*th*rf*cker"})
+    EXPECT_TRUE(masked_rules(terms, word).empty()) << word;
+}
+
 TEST(MaskedTerms, LetterRunsFitAsForUnmaskedTerms) {
   MaskedTerms terms;
   std::vector<uint16_t> runs;

@@ -56,4 +56,23 @@ bool MaskedTerms::fits(const Term& t, std::string_view prefix, std::string_view 
   return mask_run >= hidden;
 }
 
+bool MaskedTerms::fits_two(const Term& t, std::string_view prefix, std::string_view middle, std::string_view suffix,
+                           const uint16_t* prefix_runs, const uint16_t* middle_runs,
+                           const uint16_t* suffix_runs) const {
+  if (prefix.size() + middle.size() + suffix.size() + 2 > t.length) return false;  // a letter under each mask
+  const char* letters = letters_.data() + t.begin;
+  const uint16_t* runs = runs_.data() + t.begin;
+  const size_t suffix_at = t.length - suffix.size();
+  if (std::memcmp(letters, prefix.data(), prefix.size()) != 0 ||
+      std::memcmp(letters + suffix_at, suffix.data(), suffix.size()) != 0 ||
+      !text::runs_fit(runs, prefix_runs, prefix.size()) ||
+      !text::runs_fit(runs + suffix_at, suffix_runs, suffix.size()))
+    return false;
+  for (size_t at = prefix.size() + 1; at + middle.size() < suffix_at; ++at)
+    if (std::memcmp(letters + at, middle.data(), middle.size()) == 0 &&
+        text::runs_fit(runs + at, middle_runs, middle.size()))
+      return true;
+  return false;
+}
+
 }  // namespace civicsift

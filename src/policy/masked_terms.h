@@ -4,6 +4,7 @@
 // end inside a doubled letter ("a*shole", "bul*shit"). Where only the first and last
 // letters show, each hidden letter needs a mask character of its own: "d*e" is "die"
 // or "dye" far more often than a slur, "f*k" reads as nothing, "f**k" and "c**t" still do.
+// Two masked blocks read too ("f*ck*ng", "m*therf*cker"), each hiding whole letters.
 //
 // These spellings are looked up after the scan, only for the skeleton words that hold
 // a mask, instead of compiling each as a Hyperscan literal: about 7,000 of a tenant's
@@ -61,6 +62,10 @@ class MaskedTerms {
   static size_t bucket(char first, char last) { return static_cast<size_t>(first - 'a') * 26 + static_cast<size_t>(last - 'a'); }
   bool fits(const Term& t, std::string_view prefix, std::string_view suffix, const uint16_t* prefix_runs,
             const uint16_t* suffix_runs, uint16_t mask_run) const;
+  // Whether `t` is `prefix`, hidden letters, `middle`, hidden letters, `suffix`, each
+  // visible letter's run fitting as for unmasked terms.
+  bool fits_two(const Term& t, std::string_view prefix, std::string_view middle, std::string_view suffix,
+                const uint16_t* prefix_runs, const uint16_t* middle_runs, const uint16_t* suffix_runs) const;
 
   std::string letters_;
   std::vector<uint16_t> runs_;
@@ -72,12 +77,20 @@ template <typename OnMatch>
 void MaskedTerms::match(std::string_view word, const uint16_t* word_runs, OnMatch&& on_match) const {
   const size_t mask = word.find('*');
   if (mask == std::string_view::npos || mask == 0 || mask + 1 >= word.size()) return;
-  const std::string_view prefix = word.substr(0, mask), suffix = word.substr(mask + 1);
-  if (suffix.find('*') != std::string_view::npos) return;  // one masked block only
-  const char first = prefix.front(), last = suffix.back();
+  const std::string_view prefix = word.substr(0, mask);
+  const size_t second = word.find('*', mask + 1);
+  const std::string_view suffix = word.substr((second == std::string_view::npos ? mask : second) + 1);
+  const char first = prefix.front(), last = suffix.empty() ? '\0' : suffix.back();
   if (first < 'a' || first > 'z' || last < 'a' || last > 'z') return;
+  if (second == std::string_view::npos) {
+    for (const Term& t : by_ends_[bucket(first, last)])
+      if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1, word_runs[mask])) on_match(t.rule);
+    return;
+  }
+  const std::string_view middle = word.substr(mask + 1, second - mask - 1);
+  if (middle.empty() || suffix.find('*') != std::string_view::npos) return;  // two masked blocks at most
   for (const Term& t : by_ends_[bucket(first, last)])
-    if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1, word_runs[mask])) on_match(t.rule);
+    if (fits_two(t, prefix, middle, suffix, word_runs, word_runs + mask + 1, word_runs + second + 1)) on_match(t.rule);
 }
 
 template <typename Visit>
