@@ -25,6 +25,16 @@ rules:
     clause: "Town 2.2"
     action: remove
     terms: ["you idiot", ass]
+  - id: town.threat
+    category: threat
+    clause: "Town 2.10"
+    action: escalate
+    terms: ['(i ll|i will) (kill|hurt) you']
+  - id: town.pub
+    category: off_topic
+    clause: "Town 9.4"
+    action: allow
+    terms: ["white hart inn"]
   - id: town.phone
     category: pii
     clause: "Town 2.3"
@@ -127,6 +137,20 @@ TEST_F(ClassifierTest, MaskedVulgarityIsCaught) {
                            "$hit", "sh!t", "b1tch", "\xEF\xBD\x86\xEF\xBD\x95\xEF\xBD\x83\xEF\xBD\x8B",
                            "fu\xE2\x80\x8B" "ck", "f\xC3\xBC" "ck", "\xD1\x95hit"})
     EXPECT_EQ(fire(text), kSwears) << text;
+}
+
+// A masked word of a template or phrase reads as the one word of the policy's terms it
+// spells; "h*rt" spells both "hurt" and "hart" (another rule's), so it reads as neither.
+TEST_F(ClassifierTest, MaskedWordsOfPhrasesAreWrittenOut) {
+  const std::vector<std::string> kThreat{"town.threat"};
+  EXPECT_EQ(fire("I'll k*ll you"), kThreat);
+  EXPECT_EQ(fire("i will k!ll you"), kThreat);  // leet, no mask: as before
+  EXPECT_EQ(fire("I'll h*rt you"), kNone);
+  EXPECT_EQ(fire("I'll k*ll you, f*ck"), (std::vector<std::string>{"town.threat", "town.swears"}));
+  const Verdict v = verdict("so I'll k*ll you");
+  ASSERT_EQ(v.matches.size(), 1u);
+  EXPECT_EQ(v.matches[0].start, 3u);  // source bytes of the phrase, the masked word's included
+  EXPECT_EQ(v.matches[0].end, 16u);
 }
 
 // A trailing "$$" reads as a double s; a single trailing '$' stays punctuation.

@@ -302,6 +302,70 @@ void add_masked_matches(const MaskedTerms& terms, const text::Skeleton& sk, Scan
   }
 }
 
+
+// A masked word of a phrase or template ("I'll k*ll you", "k*ll yourself") is read as
+// the one word of the policy's terms it spells: `out` gets the skeleton with such words
+// written out (their bytes mapped to the masked word's source), marked for scanning.
+// False when no word was written out: then there is nothing to scan again. A word that
+// spells several ("sh*t": shit, shot, shut) is left as it is.
+bool write_out_masked_words(const MaskedTerms& vocabulary, const text::Skeleton& sk, text::Skeleton& out) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(sk.bytes.data() + sk.offset);
+  constexpr auto mask = static_cast<unsigned char>(text::kMask ^ text::kScanBit);
+  constexpr auto space = static_cast<unsigned char>(' ' ^ text::kScanBit);
+  if (!std::memchr(bytes, mask, sk.size)) return false;
+  out.offset = 0;
+  out.size = 0;
+  out.bytes.clear();
+  out.source_begin.clear();
+  out.run_length.clear();
+  bool written = false;
+  size_t begin = 0;
+  while (begin < sk.size) {
+    size_t end = begin;
+    while (end < sk.size && bytes[end] != space) ++end;
+    const bool masked = std::memchr(bytes + begin, mask, end - begin) != nullptr;
+    std::string_view spelled;
+    const uint16_t* spelled_runs = nullptr;
+    if (masked && MaskedTerms::possible_length(end - begin)) {
+      char word[MaskedTerms::kMaxLetters];
+      for (size_t k = begin; k < end; ++k) word[k - begin] = static_cast<char>(bytes[k] ^ text::kScanBit);
+      bool several = false;
+      vocabulary.match_spellings({word, end - begin}, sk.run_length.data() + begin,
+                                 [&](std::string_view letters, const uint16_t* runs) {
+                                   if (spelled.empty()) {
+                                     spelled = letters;
+                                     spelled_runs = runs;
+                                   } else {
+                                     several |= letters != spelled;
+                                   }
+                                 });
+      if (several) spelled = {};
+    }
+    if (!spelled.empty()) {
+      for (size_t k = 0; k < spelled.size(); ++k) {
+        out.bytes.push_back(static_cast<char>(static_cast<unsigned char>(spelled[k]) ^ text::kScanBit));
+        out.source_begin.push_back(sk.source_begin[begin]);
+        out.run_length.push_back(spelled_runs[k]);
+      }
+      written = true;
+    } else {
+      out.bytes.append(reinterpret_cast<const char*>(bytes + begin), end - begin);
+      out.source_begin.insert(out.source_begin.end(), sk.source_begin.begin() + static_cast<long>(begin),
+                              sk.source_begin.begin() + static_cast<long>(end));
+      out.run_length.insert(out.run_length.end(), sk.run_length.begin() + static_cast<long>(begin),
+                            sk.run_length.begin() + static_cast<long>(end));
+    }
+    if (end < sk.size) {  // the space after the word
+      out.bytes.push_back(static_cast<char>(space));
+      out.source_begin.push_back(sk.source_begin[end]);
+      out.run_length.push_back(sk.run_length[end]);
+    }
+    begin = end + 1;
+  }
+  out.size = out.bytes.size();
+  return written;
+}
+
 }  // namespace
 
 bool rule_applies(const RuleSpec& rule, const PolicySpec& spec, Direction direction, int64_t ts_ms) {
@@ -364,42 +428,48 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const PolicySpec& spec = policy.spec();
   ctx.candidates_.clear();
   ctx.allows_.clear();
-  for (const auto& hit : ctx.hits_.list) {
-    const PatternMeta& meta = policy.pattern(hit.pattern);
-    if (meta.view == View::raw) {
-      if (hit.to > raw_end) continue;  // a raw pattern inside the skeleton part
-      if (meta.anchor_end && hit.to < content_end) continue;
-      const uint16_t rule = policy.rules(meta).front();
-      const uint32_t from =
-          spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
-      if (!validator_accepts(spec.rules[rule], spec, text, from, hit.to)) continue;
-      uint32_t to = hit.to;
-      // A phone regex may end on an extension's "x" or "ext" (a word boundary cannot
-      // follow the digits there): the span is the number.
-      if (spec.rules[rule].validator == Validator::phone)
-        while (to > from && (text[to - 1] < '0' || text[to - 1] > '9')) --to;
-      ctx.candidates_.push_back({rule, from, to});
-      continue;
+  // One scan's hits: the raw text's below `raw_until`, the skeleton's from `skeleton_at`
+  // of the buffer, `scanned` mapping its bytes back to the source.
+  const auto read_hits = [&](const ScanContext::Hits& hits, const text::Skeleton& scanned, uint32_t raw_until,
+                             uint32_t skeleton_at) {
+    for (const auto& hit : hits.list) {
+      const PatternMeta& meta = policy.pattern(hit.pattern);
+      if (meta.view == View::raw) {
+        if (hit.to > raw_until) continue;  // a raw pattern inside the skeleton part
+        if (meta.anchor_end && hit.to < content_end) continue;
+        const uint16_t rule = policy.rules(meta).front();
+        const uint32_t from =
+            spec.rules[rule].validator == Validator::domain ? address_start(text, hit.from) : hit.from;
+        if (!validator_accepts(spec.rules[rule], spec, text, from, hit.to)) continue;
+        uint32_t to = hit.to;
+        // A phone regex may end on an extension's "x" or "ext" (a word boundary cannot
+        // follow the digits there): the span is the number.
+        if (spec.rules[rule].validator == Validator::phone)
+          while (to > from && (text[to - 1] < '0' || text[to - 1] > '9')) --to;
+        ctx.candidates_.push_back({rule, from, to});
+        continue;
+      }
+      const uint32_t length = meta.length ? meta.length : hit.to - hit.from;
+      if (hit.to < skeleton_at + length || (meta.length == 0 && hit.from < skeleton_at)) continue;
+      const uint32_t s = hit.to - length - skeleton_at;
+      // The literal is " body ": map the body back to source bytes (the closing space
+      // records where the body's last word ends).
+      const uint32_t start = scanned.source_begin[s + 1];
+      const uint32_t end = scanned.source_begin[s + length - 1];
+      if (meta.kind == PatternKind::allow) {
+        ctx.allows_.push_back({hit.pattern, start, end});
+        continue;
+      }
+      if (meta.length) {
+        const auto profile = policy.run_profile(meta);
+        if (!text::runs_fit(profile.data(), scanned.run_length.data() + s, profile.size())) continue;
+      }
+      for (uint16_t rule : policy.rules(meta))
+        if (validator_accepts(spec.rules[rule], spec, text, start, end))
+          ctx.candidates_.push_back({rule, start, end});
     }
-    const uint32_t length = meta.length ? meta.length : hit.to - hit.from;
-    if (hit.to < skeleton_begin + length || (meta.length == 0 && hit.from < skeleton_begin)) continue;
-    const uint32_t s = hit.to - length - skeleton_begin;
-    // The literal is " body ": map the body back to source bytes (the closing space
-    // records where the body's last word ends).
-    const uint32_t start = sk.source_begin[s + 1];
-    const uint32_t end = sk.source_begin[s + length - 1];
-    if (meta.kind == PatternKind::allow) {
-      ctx.allows_.push_back({hit.pattern, start, end});
-      continue;
-    }
-    if (meta.length) {
-      const auto profile = policy.run_profile(meta);
-      if (!text::runs_fit(profile.data(), sk.run_length.data() + s, profile.size())) continue;
-    }
-    for (uint16_t rule : policy.rules(meta))
-      if (validator_accepts(spec.rules[rule], spec, text, start, end))
-        ctx.candidates_.push_back({rule, start, end});
-  }
+  };
+  read_hits(ctx.hits_, sk, raw_end, skeleton_begin);
 
   if (!policy.masked_terms().empty()) {
     const size_t unmasked = ctx.candidates_.size();
@@ -411,7 +481,19 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
                            }),
             c.end());
   }
-  out.hits_capped = ctx.hits_.overflowed;
+  // Masked words inside phrases ("I'll k*ll you"): the skeleton with them written out,
+  // scanned again. Only comments with a masked word the policy's terms spell pay for it.
+  bool rescan_overflowed = false;
+  if (policy.database() && !policy.vocabulary().empty() &&
+      write_out_masked_words(policy.vocabulary(), sk, ctx.written_out_)) {
+    ctx.rescan_hits_.clear();
+    if (hs_scan(policy.database(), ctx.written_out_.bytes.data(), static_cast<unsigned>(ctx.written_out_.size), 0,
+                ctx.scratch_, on_match, &ctx.rescan_hits_) != HS_SUCCESS)
+      throw std::runtime_error("hs_scan failed");
+    read_hits(ctx.rescan_hits_, ctx.written_out_, 0, 0);
+    rescan_overflowed = ctx.rescan_hits_.overflowed;
+  }
+  out.hits_capped = ctx.hits_.overflowed || rescan_overflowed;
   for (auto& m : ctx.candidates_)
     if (spec.rules[m.rule].category == Category::pii) m.start = spelled_address_start(text, m.start);
   drop_email_domains(spec, text, ctx.candidates_);

@@ -79,6 +79,8 @@ class ScanContext {
   std::vector<uint64_t> prepared_;  // CompiledPolicy::serial() of the policies the scratch fits
   text::Skeleton skeleton_;  // also the scan buffer: text, newline, skeleton
   Hits hits_;
+  text::Skeleton written_out_;  // the skeleton with masked words of phrases written out
+  Hits rescan_hits_;
   std::vector<Match> candidates_;
   struct AllowSpan {
     unsigned pattern;

@@ -105,6 +105,8 @@ struct PatternTable {
   // benchmark peers, which have no such step, literals like any other.
   MaskedSpellings masked_spellings = MaskedSpellings::looked_up;
   MaskedTerms masked;
+  // The words of every term, with their run lengths (PatternIndex::vocabulary).
+  std::set<std::pair<std::string, std::vector<uint16_t>>> vocabulary;
 
   void add(std::string expression, unsigned flag, PatternMeta m, uint16_t rule, std::string_view source) {
     expressions.push_back(std::move(expression));
@@ -145,6 +147,7 @@ struct PatternTable {
   PatternIndex finish() {
     PatternIndex index;
     index.masked = std::move(masked);
+    for (const auto& [word, runs] : vocabulary) index.vocabulary.add(word, runs, 0);
     index.rules.reserve(meta.size() + more_rules.size());
     for (size_t i = 0; i < meta.size(); ++i) {
       meta[i].rules_begin = static_cast<uint32_t>(index.rules.size());
@@ -277,15 +280,36 @@ std::string template_regex(std::string_view term) {
   return out;
 }
 
+// The words of a term's spelling that a masked word could stand for: ASCII letters
+// only, as MaskedTerms holds them.
+void add_vocabulary(PatternTable& t, std::string_view spelling) {
+  std::vector<uint16_t> runs;
+  const std::string skel = text::term_skeleton(spelling, &runs);
+  for (size_t begin = 0; begin < skel.size();) {
+    size_t end = skel.find(' ', begin);
+    if (end == std::string::npos) end = skel.size();
+    const std::string_view word(skel.data() + begin, end - begin);
+    if (word.size() >= MaskedTerms::kMinLetters && word.size() <= MaskedTerms::kMaxLetters && is_ascii_word(word))
+      t.vocabulary.emplace(word, std::vector<uint16_t>(runs.begin() + static_cast<long>(begin), runs.begin() + static_cast<long>(end)));
+    begin = end + 1;
+  }
+}
+
 // A plain term becomes literals (with masked spellings); a template becomes one regex
 // on the skeleton, which costs far less than its expansion into thousands of literals.
 void add_term(PatternTable& t, const std::string& term, uint16_t rule, const Origin& at) {
   if (!is_template(term)) {
     add_spelling(t, term, rule, at);
+    if (t.masked_spellings == MaskedSpellings::looked_up) add_vocabulary(t, term);
     return;
   }
   if (auto error = template_syntax_error(term))
     throw at.error(fmt::format("term \"{}\": {}", term, *error));
+  if (t.masked_spellings == MaskedSpellings::looked_up) {
+    const auto expanded = expand_template(term);
+    if (const auto* spellings = std::get_if<std::vector<std::string>>(&expanded))
+      for (const auto& spelling : *spellings) add_vocabulary(t, spelling);
+  }
   PatternMeta m;
   m.view = View::skeleton;
   m.kind = PatternKind::term;

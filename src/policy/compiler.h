@@ -40,6 +40,9 @@ struct PatternIndex {
   std::vector<uint16_t> rules;
   std::vector<uint16_t> run_profiles;
   MaskedTerms masked;  // masked spellings of single-word terms, matched after the scan
+  // Every word of the policy's terms (rule 0 for all): a masked word of a phrase ("I'll
+  // k*ll you") is read as the one of these it spells, and that skeleton scanned again.
+  MaskedTerms vocabulary;
 };
 
 // Masked spellings of terms ("f*ck") are looked up after the scan in the policy's
@@ -81,6 +84,7 @@ class CompiledPolicy {
   const PatternMeta& pattern(unsigned id) const { return index_.patterns[id]; }
   std::span<const uint16_t> rules(const PatternMeta& p) const { return {index_.rules.data() + p.rules_begin, p.rule_count}; }
   const MaskedTerms& masked_terms() const { return index_.masked; }
+  const MaskedTerms& vocabulary() const { return index_.vocabulary; }
   const PatternIndex& index() const { return index_; }
   std::span<const uint16_t> run_profile(const PatternMeta& p) const {
     return {index_.run_profiles.data() + p.profile_begin, p.kind == PatternKind::term ? p.length : 0};

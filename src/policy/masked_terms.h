@@ -46,6 +46,11 @@ class MaskedTerms {
   template <typename OnMatch>
   void match(std::string_view word, const uint16_t* word_runs, OnMatch&& on_match) const;
 
+  // As match(), but calls `on_match(letters, runs)` with each term `word` spells: its
+  // skeleton letters and their run lengths.
+  template <typename OnMatch>
+  void match_spellings(std::string_view word, const uint16_t* word_runs, OnMatch&& on_match) const;
+
   // Whether a skeleton word of `length` bytes can be a masked spelling at all: one mask
   // and at least one letter each side of it, within the longest term.
   static bool possible_length(size_t length) { return length >= 3 && length <= kMaxLetters; }
@@ -59,6 +64,9 @@ class MaskedTerms {
     uint8_t length;
     uint16_t rule;
   };
+  // Calls `visit(term)` for every term `word` is a masked spelling of.
+  template <typename Visit>
+  void visit_matches(std::string_view word, const uint16_t* word_runs, Visit&& visit) const;
   static size_t bucket(char first, char last) { return static_cast<size_t>(first - 'a') * 26 + static_cast<size_t>(last - 'a'); }
   bool fits(const Term& t, std::string_view prefix, std::string_view suffix, const uint16_t* prefix_runs,
             const uint16_t* suffix_runs, uint16_t mask_run) const;
@@ -75,6 +83,18 @@ class MaskedTerms {
 
 template <typename OnMatch>
 void MaskedTerms::match(std::string_view word, const uint16_t* word_runs, OnMatch&& on_match) const {
+  visit_matches(word, word_runs, [&](const Term& t) { on_match(t.rule); });
+}
+
+template <typename OnMatch>
+void MaskedTerms::match_spellings(std::string_view word, const uint16_t* word_runs, OnMatch&& on_match) const {
+  visit_matches(word, word_runs, [&](const Term& t) {
+    on_match(std::string_view(letters_).substr(t.begin, t.length), runs_.data() + t.begin);
+  });
+}
+
+template <typename Visit>
+void MaskedTerms::visit_matches(std::string_view word, const uint16_t* word_runs, Visit&& visit) const {
   const size_t mask = word.find('*');
   if (mask == std::string_view::npos || mask == 0 || mask + 1 >= word.size()) return;
   const std::string_view prefix = word.substr(0, mask);
@@ -84,13 +104,13 @@ void MaskedTerms::match(std::string_view word, const uint16_t* word_runs, OnMatc
   if (first < 'a' || first > 'z' || last < 'a' || last > 'z') return;
   if (second == std::string_view::npos) {
     for (const Term& t : by_ends_[bucket(first, last)])
-      if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1, word_runs[mask])) on_match(t.rule);
+      if (fits(t, prefix, suffix, word_runs, word_runs + mask + 1, word_runs[mask])) visit(t);
     return;
   }
   const std::string_view middle = word.substr(mask + 1, second - mask - 1);
   if (middle.empty() || suffix.find('*') != std::string_view::npos) return;  // two masked blocks at most
   for (const Term& t : by_ends_[bucket(first, last)])
-    if (fits_two(t, prefix, middle, suffix, word_runs, word_runs + mask + 1, word_runs + second + 1)) on_match(t.rule);
+    if (fits_two(t, prefix, middle, suffix, word_runs, word_runs + mask + 1, word_runs + second + 1)) visit(t);
 }
 
 template <typename Visit>

@@ -220,12 +220,14 @@ void write_index(Writer& w, const PatternIndex& index) {
   }
   w.numbers(index.rules);
   w.numbers(index.run_profiles);
-  w.number(static_cast<uint64_t>(index.masked.size()));
-  index.masked.for_each([&](std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule) {
-    w.text(skeleton);
-    w.numbers(std::vector<uint16_t>(runs.begin(), runs.end()));
-    w.number(rule);
-  });
+  for (const MaskedTerms* terms : {&index.masked, &index.vocabulary}) {
+    w.number(static_cast<uint64_t>(terms->size()));
+    terms->for_each([&](std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule) {
+      w.text(skeleton);
+      w.numbers(std::vector<uint16_t>(runs.begin(), runs.end()));
+      w.number(rule);
+    });
+  }
 }
 
 // The references a scan follows within the index (a pattern's rules, at least one,
@@ -245,16 +247,18 @@ bool read_index(Reader& r, PatternIndex& index, size_t rule_count) {
   }
   index.rules = r.numbers<uint16_t>();
   index.run_profiles = r.numbers<uint16_t>();
-  const size_t masked = r.count(3 * sizeof(uint64_t));
-  for (size_t i = 0; i < masked && r.ok(); ++i) {
-    const std::string skeleton = r.text();
-    const auto runs = r.numbers<uint16_t>();
-    const auto rule = r.number<uint16_t>();
-    if (!r.ok() || rule >= rule_count) return false;
-    try {
-      index.masked.add(skeleton, runs, rule);
-    } catch (const std::invalid_argument&) {
-      return false;
+  for (MaskedTerms* terms : {&index.masked, &index.vocabulary}) {
+    const size_t count = r.count(3 * sizeof(uint64_t));
+    for (size_t i = 0; i < count && r.ok(); ++i) {
+      const std::string skeleton = r.text();
+      const auto runs = r.numbers<uint16_t>();
+      const auto rule = r.number<uint16_t>();
+      if (!r.ok() || rule >= rule_count) return false;
+      try {
+        terms->add(skeleton, runs, rule);
+      } catch (const std::invalid_argument&) {
+        return false;
+      }
     }
   }
   if (!r.ok()) return false;
