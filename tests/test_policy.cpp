@@ -258,6 +258,9 @@ TEST(PolicySnapshot, TheSecondLoadRestoresEveryPackAsItWasCompiled) {
     ASSERT_EQ(a.spec().lexicons.size(), b.spec().lexicons.size());
     for (size_t l = 0; l < a.spec().lexicons.size(); ++l) EXPECT_EQ(a.spec().lexicons[l].file, b.spec().lexicons[l].file);
     EXPECT_EQ(a.database_bytes(), b.database_bytes());
+    EXPECT_NE(a.allow_database(), nullptr);
+    EXPECT_NE(b.allow_database(), nullptr);
+    EXPECT_GT(b.vocabulary().size(), 1000u);
     EXPECT_EQ(a.duplicate_rules(), b.duplicate_rules());
     for (const auto& rule : a.spec().rules)
       for (const auto* list : {&rule.examples_match, &rule.examples_no_match})
@@ -561,7 +564,8 @@ TEST(PolicyCompiler, PruningTheCacheKeepsWhatIsInUseOrNew) {
   for (const auto& entry : std::filesystem::directory_iterator(cache.path()))
     if (entry.path().extension() == ".policy") snapshot = entry.path().filename().string();
   ASSERT_FALSE(snapshot.empty());
-  for (const char* name : {"00000000000000aa.hsdb", "00000000000000aa.digits.hsdb", "00000000000000bb.hsdb.tmp1-2f",
+  for (const char* name : {"00000000000000aa.hsdb", "00000000000000aa.digits.hsdb", "00000000000000aa.allows.hsdb",
+                           "00000000000000bb.hsdb.tmp1-2f",
                            "00000000000000dd.policy", "00000000000000ee.policy.tmp1-2f"}) {
     cache.write(name, "stale");
     std::filesystem::last_write_time(cache.path() / name, old);
@@ -840,6 +844,36 @@ rules:
   auto expressions = policy_expressions(compiled->spec());
   ASSERT_TRUE(std::holds_alternative<std::vector<PatternExpression>>(expressions));
   EXPECT_EQ(std::get<std::vector<PatternExpression>>(expressions).size(), 6u);
+}
+
+// Allow phrases (literals, and regexes for those of many spellings) are in a database of
+// their own, scanned only when a rule they protect matched; they still cancel the match.
+TEST(PolicyCompiler, AllowPhrasesHaveTheirOwnDatabase) {
+  TempDir dir;
+  const auto file = dir.write("t.yaml", R"(
+tenant: town
+rules:
+  - id: town.spam
+    category: spam
+    clause: "1"
+    action: review
+    terms: [spam]
+    allow: ['(a|b|c|d|e|f|g|h|i) (a|b|c|d|e|f|g|h|i) spam', 'spam musubi']
+  - id: town.ham
+    category: spam
+    clause: "2"
+    action: review
+    terms: [ham]
+)");
+  auto compiled = civicsift::testing::compile_or_fail(file, {});
+  ASSERT_TRUE(compiled);
+  EXPECT_NE(compiled->allow_database(), nullptr);
+  EXPECT_TRUE(compiled->has_allow_patterns(0));
+  EXPECT_FALSE(compiled->has_allow_patterns(1));
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "spam again"), std::vector<std::string>{"town.spam"});
+  EXPECT_TRUE(civicsift::testing::fired(*compiled, "c g spam again").empty());
+  EXPECT_TRUE(civicsift::testing::fired(*compiled, "spam musubi for lunch").empty());
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "c g ham"), std::vector<std::string>{"town.ham"});
 }
 
 // Election dates are whole days where the municipality is: a campaign post at 11:30 pm

@@ -43,6 +43,12 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternInde
       }()) {
   for (size_t i = 0; i < spec_.rules.size(); ++i)
     if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
+  if (dbs_.allows) {
+    rules_with_allow_patterns_.assign(spec_.rules.size(), false);
+    for (const PatternMeta& p : index_.patterns)
+      if (is_allow_pattern(p))
+        for (uint16_t rule : rules(p)) rules_with_allow_patterns_[rule] = true;
+  }
 }
 
 void HsDatabaseDeleter::operator()(hs_database_t* db) const {
@@ -52,7 +58,7 @@ void HsDatabaseDeleter::operator()(hs_database_t* db) const {
 
 size_t CompiledPolicy::database_bytes() const {
   size_t total = 0;
-  for (const hs_database_t* db : {dbs_.main.get(), dbs_.digits.get()}) {
+  for (const hs_database_t* db : {dbs_.main.get(), dbs_.digits.get(), dbs_.allows.get()}) {
     size_t size = 0;
     if (db && hs_database_size(db, &size) == HS_SUCCESS) total += size;
   }
@@ -483,14 +489,14 @@ const std::string& build_id() {
 // two databases it went to (a later build may split them differently), and the CPU
 // features Hyperscan built it for: a host without them (sharing the folder, or given a
 // volume from another node) cannot run it.
-uint64_t table_key(const PatternTable& t, const std::vector<bool>& needs_digit) {
+uint64_t table_key(const PatternTable& t, const std::vector<DatabasePart>& part) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  const std::string header = "civicsift-db-3 " + platform_tag();
+  const std::string header = "civicsift-db-4 " + platform_tag();
   XXH3_64bits_update(state, header.data(), header.size());
   for (size_t i = 0; i < t.expressions.size(); ++i) {
-    const char digit = needs_digit[i] ? 'd' : 'm';
-    XXH3_64bits_update(state, &digit, 1);
+    const char in = "mda"[static_cast<size_t>(part[i])];
+    XXH3_64bits_update(state, &in, 1);
     XXH3_64bits_update(state, &t.flags[i], sizeof t.flags[i]);
     XXH3_64bits_update(state, t.expressions[i].data(), t.expressions[i].size() + 1);  // with its NUL: a separator
   }
@@ -584,8 +590,9 @@ void write_cache(const fs::path& file, const hs_database_t* db) {
   std::free(bytes);
 }
 
-fs::path database_file(const fs::path& cache_dir, uint64_t key, bool digits) {
-  return cache_dir / (digits ? fmt::format("{:016x}.digits.hsdb", key) : fmt::format("{:016x}.hsdb", key));
+fs::path database_file(const fs::path& cache_dir, uint64_t key, DatabasePart part) {
+  constexpr const char* kSuffix[] = {".hsdb", ".digits.hsdb", ".allows.hsdb"};
+  return cache_dir / fmt::format("{:016x}{}", key, kSuffix[static_cast<size_t>(part)]);
 }
 
 // One snapshot per policy file, build and platform: an edited policy replaces its
@@ -625,13 +632,12 @@ std::shared_ptr<const CompiledPolicy> load_snapshot(const fs::path& cache_dir, c
   for (auto& lex : spec.lexicons) lex.file = lexicon_file(policy_file, lex.name);
   if (current_version(spec) != spec.version) return nullptr;
   PolicyDatabases dbs;
-  if (snapshot->has_main) {
-    dbs.main = read_cache(database_file(cache_dir, snapshot->database_key, false));
-    if (!dbs.main) return nullptr;
-  }
-  if (snapshot->has_digits) {
-    dbs.digits = read_cache(database_file(cache_dir, snapshot->database_key, true));
-    if (!dbs.digits) return nullptr;
+  const std::pair<bool, HsDatabase*> parts[] = {
+      {snapshot->has_main, &dbs.main}, {snapshot->has_digits, &dbs.digits}, {snapshot->has_allows, &dbs.allows}};
+  for (size_t i = 0; i < std::size(parts); ++i) {
+    if (!parts[i].first) continue;
+    *parts[i].second = read_cache(database_file(cache_dir, snapshot->database_key, static_cast<DatabasePart>(i)));
+    if (!*parts[i].second) return nullptr;
   }
   ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // just used, as read_cache() marks a database
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -649,8 +655,8 @@ void save_snapshot(const fs::path& cache_dir, const fs::path& policy_file, const
 void prune_cache(const fs::path& dir, const PolicySet& in_use) {
   std::set<std::string> used;
   for (const auto& p : in_use.policies()) {
-    used.insert(database_file({}, p->cache_key(), false).string());
-    used.insert(database_file({}, p->cache_key(), true).string());
+    for (const auto part : {DatabasePart::main, DatabasePart::digits, DatabasePart::allows})
+      used.insert(database_file({}, p->cache_key(), part).string());
     used.insert(snapshot_file({}, p->spec().file).string());
   }
   const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
@@ -694,29 +700,34 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   } catch (const PolicyError& e) {
     return e;
   }
-  std::vector<unsigned> main_ids, digit_ids;
-  std::vector<bool> needs_digit(table.expressions.size());
+  std::vector<unsigned> main_ids, digit_ids, allow_ids;
+  std::vector<DatabasePart> part(table.expressions.size(), DatabasePart::main);
   for (unsigned i = 0; i < table.expressions.size(); ++i) {
-    needs_digit[i] = table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i]);
-    (needs_digit[i] ? digit_ids : main_ids).push_back(i);
+    if (table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i])) part[i] = DatabasePart::digits;
+    else if (is_allow_pattern(table.meta[i])) part[i] = DatabasePart::allows;
   }
-  const uint64_t key = table_key(table, needs_digit);
-  if (main_ids.empty()) {  // nothing else to scan for: one database, as before
-    main_ids.swap(digit_ids);
-  }
+  // Nothing else to scan for: one database, as before.
+  if (std::find(part.begin(), part.end(), DatabasePart::main) == part.end()) part.assign(part.size(), DatabasePart::main);
+  for (unsigned i = 0; i < table.expressions.size(); ++i)
+    (part[i] == DatabasePart::main ? main_ids : part[i] == DatabasePart::digits ? digit_ids : allow_ids).push_back(i);
+  const uint64_t key = table_key(table, part);
 
   // A policy of only duplicate-post rules has nothing to scan for: no database
   // (Hyperscan refuses an empty one), and so nothing to cache.
   const bool scans = !main_ids.empty();
-  const fs::path main_file = options.cache_dir.empty() || !scans ? fs::path{} : database_file(options.cache_dir, key, false);
-  const fs::path digit_file = options.cache_dir.empty() ? fs::path{} : database_file(options.cache_dir, key, true);
+  const auto file = [&](DatabasePart p) {
+    return options.cache_dir.empty() || !scans ? fs::path{} : database_file(options.cache_dir, key, p);
+  };
+  const fs::path main_file = file(DatabasePart::main), digit_file = file(DatabasePart::digits),
+                 allow_file = file(DatabasePart::allows);
 
   PolicyDatabases dbs;
   if (!main_file.empty()) {
     dbs.main = read_cache(main_file);
     if (!digit_ids.empty()) dbs.digits = read_cache(digit_file);
+    if (!allow_ids.empty()) dbs.allows = read_cache(allow_file);
   }
-  const bool from_cache = dbs.main && (digit_ids.empty() || dbs.digits);
+  const bool from_cache = dbs.main && (digit_ids.empty() || dbs.digits) && (allow_ids.empty() || dbs.allows);
   if (scans && !from_cache) {
     auto compile_ids = [&](const std::vector<unsigned>& ids) -> std::variant<HsDatabase, PolicyError> {
       std::vector<const char*> exprs;
@@ -743,15 +754,17 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
     auto main_db = compile_ids(main_ids);
     if (auto* e = std::get_if<PolicyError>(&main_db)) return *e;
     dbs.main = std::move(std::get<HsDatabase>(main_db));
-    dbs.digits.reset();
-    if (!digit_ids.empty()) {
-      auto digit_db = compile_ids(digit_ids);
-      if (auto* e = std::get_if<PolicyError>(&digit_db)) return *e;
-      dbs.digits = std::move(std::get<HsDatabase>(digit_db));
+    for (auto [ids, db] : {std::pair{&digit_ids, &dbs.digits}, std::pair{&allow_ids, &dbs.allows}}) {
+      db->reset();
+      if (ids->empty()) continue;
+      auto compiled = compile_ids(*ids);
+      if (auto* e = std::get_if<PolicyError>(&compiled)) return *e;
+      *db = std::move(std::get<HsDatabase>(compiled));
     }
     if (!main_file.empty()) {
       write_cache(main_file, dbs.main.get());
       if (dbs.digits) write_cache(digit_file, dbs.digits.get());
+      if (dbs.allows) write_cache(allow_file, dbs.allows.get());
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

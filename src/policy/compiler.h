@@ -58,13 +58,24 @@ struct HsDatabaseDeleter {
 
 using HsDatabase = std::unique_ptr<hs_database_t, HsDatabaseDeleter>;
 
-// A tenant's patterns compile to two databases with one id space (PatternMeta index):
-// the raw-text regexes that cannot match without an ASCII digit (policy/regex_digits.h)
-// go to `digits`, scanned over the raw text of comments that hold a digit; all other
-// patterns go to `main`, scanned over every comment's text and skeleton.
+// A tenant's patterns compile to up to three databases with one id space (PatternMeta
+// index): the raw-text regexes that cannot match without an ASCII digit
+// (policy/regex_digits.h) go to `digits`, scanned over the raw text of comments that
+// hold a digit; allow phrases go to `allows`, scanned over the skeleton only when a
+// rule they protect matched; all other patterns go to `main`, scanned over every
+// comment's text and skeleton.
+// Which database a pattern compiles into (their cache files' names follow it).
+enum class DatabasePart : uint8_t { main, digits, allows };
+
+// An allow phrase's literal or regex: it goes to PolicyDatabases::allows.
+inline bool is_allow_pattern(const PatternMeta& p) {
+  return p.kind == PatternKind::allow;
+}
+
 struct PolicyDatabases {
   HsDatabase main;    // null when the policy has nothing to scan for (only duplicate-post rules)
   HsDatabase digits;  // null when no regex needs a digit
+  HsDatabase allows;  // null when no rule has allow phrases
 };
 
 // How a policy came to be: compiled from its files, built from them with its databases
@@ -81,6 +92,9 @@ class CompiledPolicy {
   const std::string& label() const { return label_; }  // "tenant@version"
   const hs_database_t* database() const { return dbs_.main.get(); }
   const hs_database_t* digit_database() const { return dbs_.digits.get(); }
+  const hs_database_t* allow_database() const { return dbs_.allows.get(); }
+  // Whether a rule has allow phrases (in allow_database()), which a match of it must be checked against.
+  bool has_allow_patterns(uint16_t rule) const { return rule < rules_with_allow_patterns_.size() && rules_with_allow_patterns_[rule]; }
   const PatternMeta& pattern(unsigned id) const { return index_.patterns[id]; }
   std::span<const uint16_t> rules(const PatternMeta& p) const { return {index_.rules.data() + p.rules_begin, p.rule_count}; }
   const MaskedTerms& masked_terms() const { return index_.masked; }
@@ -98,7 +112,7 @@ class CompiledPolicy {
   const std::vector<uint16_t>& duplicate_rules() const { return duplicate_rules_; }
   bool keeps_state() const { return !duplicate_rules_.empty() || spec_.repeat_offenders.removals > 0; }
   double compile_seconds() const { return compile_seconds_; }  // or to load, from the cache
-  // Names its databases in the compile cache: <key>.hsdb and <key>.digits.hsdb.
+  // Names its databases in the compile cache: <key>.hsdb, <key>.digits.hsdb, <key>.allows.hsdb.
   uint64_t cache_key() const { return cache_key_; }
   // Unique in the process, unlike the databases' addresses, which a later policy's may
   // reuse once this one is freed: what a scan context knows it has prepared for.
@@ -109,6 +123,7 @@ class CompiledPolicy {
   std::string label_;
   PolicyDatabases dbs_;
   PatternIndex index_;
+  std::vector<bool> rules_with_allow_patterns_;
   std::vector<uint16_t> duplicate_rules_;
   PolicySource source_;
   double compile_seconds_;

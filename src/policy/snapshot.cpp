@@ -10,7 +10,7 @@ namespace {
 
 // Bumped whenever what is written changes; a snapshot is also named after the build
 // that wrote it (compiler.cpp), so this guards against a format mistake, not old files.
-constexpr std::string_view kMagic = "civicsift-policy-snapshot-1\n";
+constexpr std::string_view kMagic = "civicsift-policy-snapshot-2\n";
 
 class Writer {
  public:
@@ -282,6 +282,7 @@ std::string encode_snapshot(const CompiledPolicy& policy) {
   w.number(policy.cache_key());
   w.number(static_cast<uint8_t>(policy.database() != nullptr));
   w.number(static_cast<uint8_t>(policy.digit_database() != nullptr));
+  w.number(static_cast<uint8_t>(policy.allow_database() != nullptr));
   return std::string(kMagic) + w.finish();
 }
 
@@ -300,6 +301,7 @@ std::optional<PolicySnapshot> decode_snapshot(std::string_view bytes) {
   snapshot.database_key = r.number<uint64_t>();
   snapshot.has_main = r.flag();
   snapshot.has_digits = r.flag();
+  snapshot.has_allows = r.flag();
   if (!r.done()) return std::nullopt;
   return snapshot;
 }
