@@ -146,6 +146,9 @@ TEST_F(ClassifierTest, MaskedWordsOfPhrasesAreWrittenOut) {
   EXPECT_EQ(fire("I'll k*ll you"), kThreat);
   EXPECT_EQ(fire("i will k!ll you"), kThreat);  // leet, no mask: as before
   EXPECT_EQ(fire("I'll h*rt you"), kNone);
+  // Allow phrases read the written-out words too: "h*ll of a" is "hell of a".
+  EXPECT_EQ(fire("what a h*ll of a job"), kNone);
+  EXPECT_EQ(fire("h*ll no"), kSwears);
   EXPECT_EQ(fire("I'll k*ll you, f*ck"), (std::vector<std::string>{"town.threat", "town.swears"}));
   const Verdict v = verdict("so I'll k*ll you");
   ASSERT_EQ(v.matches.size(), 1u);
@@ -224,6 +227,9 @@ TEST_F(ClassifierTest, TermMatchesAreValidatedOnTheirSourceText) {
   EXPECT_EQ(fire("taxes went from $2705 to $5458"), kNone);      // an amount
   EXPECT_EQ(fire("taxes went from $2705 to $ 5458"), kNone);
   EXPECT_EQ(fire("call 1-800-222-8477 with a tip"), kNone);  // "222" reads "2", but a phone's group
+  EXPECT_EQ(fire("call 1 800 222 8477 with a tip"), kNone);
+  EXPECT_TRUE(validators::short_code("2 80082"));  // the packs' "2" for "to"
+  EXPECT_FALSE(validators::short_code("222 8477"));
   EXPECT_EQ(fire("Bus 4 goes to 530 Ouellette"), kNone);
   EXPECT_EQ(fire("the bus goes to 533 Ouellette"), kNone);  // skeleton "to 53", source 3 digits
 }
@@ -254,6 +260,7 @@ TEST(Validators, NineDigitsEndingIn000AreAnAmountNotASin) {
   EXPECT_FALSE(validators::luhn("800 000 002"));                  // passes the sum; no SIN begins with 8
   EXPECT_FALSE(validators::luhn("0715 0745 0815 0845"));          // bus times, passes the sum
   EXPECT_FALSE(validators::luhn("9780306406107"));                // an ISBN, passes the sum
+  EXPECT_TRUE(validators::luhn("8100 0000 0000 0002"));           // RuPay issues cards beginning 81
 }
 
 TEST_F(ClassifierTest, DomainsOutsideTheAllowListOnly) {

@@ -876,6 +876,25 @@ rules:
   EXPECT_EQ(civicsift::testing::fired(*compiled, "c g ham"), std::vector<std::string>{"town.ham"});
 }
 
+// The words of a template too big to spell out (100,000 spellings here) are masked
+// words' vocabulary all the same: "tr*ll" is written out as "troll".
+TEST(PolicyCompiler, WordsOfLargeTemplatesAreVocabulary) {
+  TempDir dir;
+  const auto file = dir.write("t.yaml", R"(
+tenant: town
+rules:
+  - id: town.insult
+    category: harassment
+    clause: "1"
+    action: remove
+    terms: ['(you|u) (big|small|old|new|red|tall|short|fat|lazy|mean) (big|small|old|new|red|tall|short|fat|lazy|mean) (big|small|old|new|red|tall|short|fat|lazy|mean) (big|small|old|new|red|tall|short|fat|lazy|mean) (big|small|old|new|red|tall|short|fat|lazy|mean) (troll|gremlins?)']
+)");
+  auto compiled = civicsift::testing::compile_or_fail(file, {});
+  ASSERT_TRUE(compiled);
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "you big small old new red tr*ll"), std::vector<std::string>{"town.insult"});
+  EXPECT_EQ(civicsift::testing::fired(*compiled, "u mean mean mean mean mean gr*mlins"), std::vector<std::string>{"town.insult"});
+}
+
 // Election dates are whole days where the municipality is: a campaign post at 11:30 pm
 // on the closing day is inside the period, although it is the next day in UTC. A
 // date-time is exact (Ontario's nominations close at 2 pm).

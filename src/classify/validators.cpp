@@ -65,10 +65,12 @@ bool luhn(std::string_view span, std::string_view after) {
   // Nine digits ending in 000 is an amount grouped by spaces ("125 000 000 $", as French
   // writes it), about one in ten of which passes the sum, far likelier than such a SIN.
   if (n == 9 && digits[6] == 0 && digits[7] == 0 && digits[8] == 0) return false;
-  // No SIN begins with 8 (business numbers do) or is followed by a program account; a
-  // card's first digit names its issuer's industry, and 0, 8 and 9 issue no payment cards.
+  // No SIN begins with 8 (business numbers do) or is followed by a program account; no
+  // card number begins with 0 (bus times, "0715 0745 0815 0845"), and thirteen digits
+  // beginning 978 or 979 are an ISBN.
   if (n == 9 && (digits[0] == 8 || is_program_account(after))) return false;
-  if (n >= 12 && (digits[0] == 0 || digits[0] >= 8)) return false;
+  if (n >= 12 && digits[0] == 0) return false;
+  if (n == 13 && digits[0] == 9 && digits[1] == 7 && (digits[2] == 8 || digits[2] == 9)) return false;
   int sum = 0;
   for (int i = 0; i < n; ++i) {
     int d = digits[n - 1 - i];
@@ -133,8 +135,12 @@ bool short_code(std::string_view span) {
   while (begin > 0 && is_digit(span[begin - 1])) --begin;
   if (end - begin < 4 || end - begin > 6) return false;
   // An amount ("to $5458") or a round count ("up to 5000 people") is no short code.
-  // A phone number's last group ("1-800-222-8477": the skeleton reads "222" as "2", "to").
+  // A phone number's last group ("1-800-222-8477", "1 800 222 8477"): the skeleton reads
+  // "222" as "2", "to", but the short code's "2" is one digit.
   if (begin > 0 && (span[begin - 1] == '-' || span[begin - 1] == '.')) return false;
+  size_t lead = 0;
+  while (lead < span.size() && is_digit(span[lead])) ++lead;
+  if (lead > 1 && lead < begin) return false;
   size_t sign = begin;
   while (sign > 0 && span[sign - 1] == ' ') --sign;
   if (sign > 0 && span[sign - 1] == '$') return false;

@@ -10,8 +10,8 @@ namespace civicsift::validators {
 // 9 to 19 digits (separators ignored) whose Luhn checksum holds: SINs and card numbers.
 // Not: nine ending in 000 (an amount, "125 000 000 $"), nine followed by a program
 // account ("119219814 RR 0001" in `after`: a business or charity number) or beginning
-// with 8 (no SIN does), and twelve or more that begin with 0, 8 or 9 (no payment card
-// issuer does: times in a bus schedule, an ISBN).
+// with 8 (no SIN does), twelve or more that begin with 0 (no card does: times in a bus
+// schedule), and thirteen beginning 978 or 979 (an ISBN).
 bool luhn(std::string_view span, std::string_view after = {});
 
 // A dialable North American number (valid area and exchange codes, extension ignored)
@@ -27,7 +27,7 @@ bool domain(std::string_view span, const std::vector<std::string>& allowed);
 // 80082"), not a street number ("to 530 Ouellette"). Terms need this check: the
 // skeleton reads a repeated digit once ("82277" is "827"), so they cannot count digits.
 // An amount ("$5458"), a round count ending in 000 ("to 5000 people") or a phone
-// number's last group ("1-800-222-8477") is none.
+// number's last group ("1-800-222-8477", "1 800 222 8477") is none.
 bool short_code(std::string_view span);
 
 // The word after the span's last number is a name, as in "1450 Ouellette Avenue", not

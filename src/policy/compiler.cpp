@@ -289,6 +289,7 @@ std::string template_regex(std::string_view term) {
 // The words of a term's spelling that a masked word could stand for: ASCII letters
 // only, as MaskedTerms holds them.
 void add_vocabulary(PatternTable& t, std::string_view spelling) {
+  if (spelling.empty()) return;
   std::vector<uint16_t> runs;
   const std::string skel = text::term_skeleton(spelling, &runs);
   for (size_t begin = 0; begin < skel.size();) {
@@ -299,6 +300,49 @@ void add_vocabulary(PatternTable& t, std::string_view spelling) {
       t.vocabulary.emplace(word, std::vector<uint16_t>(runs.begin() + static_cast<long>(begin), runs.begin() + static_cast<long>(end)));
     begin = end + 1;
   }
+}
+
+// The words of a template's spellings, without spelling them out (a harassment
+// template spells millions of phrases but holds a few hundred words): the words being
+// written are carried through each group's alternatives and finished at each space.
+// Reads from `at` to the end of the template or of the group it is in.
+std::set<std::string> template_words(PatternTable& t, std::string_view term, size_t& at, std::set<std::string> words) {
+  constexpr size_t kMaxWordsInProgress = 4096;  // groups that glue onto groups multiply them
+  while (at < term.size() && term[at] != '|' && term[at] != ')') {
+    const char c = term[at++];
+    if (c == '(') {
+      std::set<std::string> after;
+      for (;;) {
+        std::set<std::string> alternative = template_words(t, term, at, words);
+        after.merge(alternative);
+        if (at < term.size() && term[at] == '|') {
+          ++at;
+          continue;
+        }
+        break;
+      }
+      if (at < term.size() && term[at] == ')') ++at;
+      if (at < term.size() && term[at] == '?') {
+        ++at;
+        after.insert(words.begin(), words.end());
+      }
+      words = std::move(after);
+    } else if (c == ' ') {
+      for (const auto& word : words) add_vocabulary(t, word);
+      words = {std::string()};
+    } else {
+      const bool optional = at < term.size() && term[at] == '?';
+      if (optional) ++at;
+      std::set<std::string> longer;
+      for (const auto& word : words) {
+        longer.insert(word + c);
+        if (optional) longer.insert(word);
+      }
+      words = std::move(longer);
+    }
+    if (words.size() > kMaxWordsInProgress) words = {std::string()};
+  }
+  return words;
 }
 
 // A plain term becomes literals (with masked spellings); a template becomes one regex
@@ -312,9 +356,8 @@ void add_term(PatternTable& t, const std::string& term, uint16_t rule, const Ori
   if (auto error = template_syntax_error(term))
     throw at.error(fmt::format("term \"{}\": {}", term, *error));
   if (t.masked_spellings == MaskedSpellings::looked_up) {
-    const auto expanded = expand_template(term);
-    if (const auto* spellings = std::get_if<std::vector<std::string>>(&expanded))
-      for (const auto& spelling : *spellings) add_vocabulary(t, spelling);
+    size_t read = 0;
+    for (const auto& word : template_words(t, term, read, {std::string()})) add_vocabulary(t, word);
   }
   PatternMeta m;
   m.view = View::skeleton;
