@@ -114,10 +114,12 @@ BENCHMARK(BM_WriteVerdict);
 BENCHMARK(BM_WriteVerdict)->Threads(2)->UseRealTime();
 
 // Hyperscan alone: the scans classify() makes (the tenant's main database over the
-// text, a newline and the marked skeleton; its digit database over the text when that
-// holds a digit), on buffers prepared beforehand and laid out one after another. No
-// skeleton, no verdict: what the engine costs with these policies, a lower bound for
-// any path that scans them.
+// text, a newline and the marked skeleton, and its part with start-of-match tracking
+// where a pattern of variable length matched; its digit database over the text when
+// that holds a digit, and its part with starts where one of its regexes matched), on
+// buffers prepared beforehand and laid out one after another. No skeleton, no
+// verdict: what the engine costs with these policies, a lower bound for any path that
+// scans them.
 void BM_Engine(benchmark::State& state) {
   const auto& c = corpus();
   struct Scan {
@@ -141,25 +143,46 @@ void BM_Engine(benchmark::State& state) {
     scans.push_back({policy, buffers.size(), comment.text.size(), sk.offset + sk.size, digit});
     buffers.append(sk.bytes, 0, sk.offset + sk.size);
   }
-  for (const auto& p : c.policies->policies()) {
-    if (p->database() && hs_alloc_scratch(p->database(), &scratch) != HS_SUCCESS) state.SkipWithError("hs_alloc_scratch");
-    if (p->digit_database() && hs_alloc_scratch(p->digit_database(), &scratch) != HS_SUCCESS)
-      state.SkipWithError("hs_alloc_scratch");
-  }
-  size_t matches = 0;
+  for (const auto& p : c.policies->policies())
+    for (size_t part = 0; part < kDatabaseParts; ++part)
+      if (const hs_database_t* db = p->database(static_cast<DatabasePart>(part));
+          db && hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
+        state.SkipWithError("hs_alloc_scratch");
+  struct Found {
+    const CompiledPolicy* policy;
+    size_t matches = 0;
+    bool variable_length = false;
+  } found;
   auto on_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
-    ++*static_cast<size_t*>(ctx);
+    ++static_cast<Found*>(ctx)->matches;
     return 0;
   };
+  auto on_first_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
+    auto* f = static_cast<Found*>(ctx);
+    if (needs_start_of_match(f->policy->pattern(id))) f->variable_length = true;
+    else ++f->matches;
+    return 0;
+  };
+  auto on_any_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void*) -> int { return 1; };
   size_t i = bench::thread_start(state, kCorpusSize);
   for (auto _ : state) {
     const Scan& s = scans[i];
     const char* at = buffers.data() + s.begin;
-    if (s.policy->database()) hs_scan(s.policy->database(), at, static_cast<unsigned>(s.size), 0, scratch, on_match, &matches);
-    if (s.digit) hs_scan(s.policy->digit_database(), at, static_cast<unsigned>(s.text_size), 0, scratch, on_match, &matches);
+    found.policy = s.policy;
+    found.variable_length = false;
+    if (s.policy->database()) {
+      hs_scan(s.policy->database(), at, static_cast<unsigned>(s.size), 0, scratch, on_first_match, &found);
+      if (found.variable_length)
+        hs_scan(s.policy->database(DatabasePart::main_starts), at, static_cast<unsigned>(s.size), 0, scratch, on_match,
+                &found);
+    }
+    if (s.digit && hs_scan(s.policy->digit_database(), at, static_cast<unsigned>(s.text_size), 0, scratch, on_any_match,
+                           nullptr) == HS_SCAN_TERMINATED)
+      hs_scan(s.policy->database(DatabasePart::digit_starts), at, static_cast<unsigned>(s.text_size), 0, scratch,
+              on_match, &found);
     i = (i + 1) % kCorpusSize;
   }
-  benchmark::DoNotOptimize(matches);
+  benchmark::DoNotOptimize(found.matches);
   hs_free_scratch(scratch);
   report(state, c);
 }

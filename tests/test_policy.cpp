@@ -638,16 +638,17 @@ rules:
   EXPECT_EQ(civicsift::testing::fired(*compiled, "a prize"), std::vector<std::string>{"town.c"});
 }
 
-TEST(PolicyCompiler, DigitRegexesMatchFromTheirOwnDatabase) {
-  TempDir dir;
-  dir.write("lexicons/swears.yaml", kLexicon);
-  std::string policy = kMinimal;
-  policy += R"(  - id: town.phone
+const char* kPhoneRule = R"(  - id: town.phone
     category: pii
     clause: "Town 1.3"
     action: remove
     regex: ['\b\d{3}[-. ]\d{4}\b']
 )";
+
+TEST(PolicyCompiler, DigitRegexesMatchFromTheirOwnDatabase) {
+  TempDir dir;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const std::string policy = std::string(kMinimal) + kPhoneRule;
   auto compiled = civicsift::testing::compile_or_fail(dir.write("town.yaml", policy), {});
   ASSERT_TRUE(compiled);
   EXPECT_NE(compiled->digit_database(), nullptr);
@@ -682,6 +683,53 @@ rules:
   EXPECT_EQ(first->digit_database(), nullptr);
   EXPECT_TRUE(second->from_cache());
   EXPECT_EQ(civicsift::testing::fired(*second, "555.0199"), std::vector<std::string>{"town.phone"});
+}
+
+// The first scans have no start-of-match tracking: a literal's span comes from its
+// length, and the patterns of variable length are scanned again, with it, only
+// where they matched. Spans are the same either way.
+TEST(PolicyCompiler, PatternsOfVariableLengthGetTheirStartsFromASecondDatabase) {
+  TempDir dir, cache;
+  dir.write("lexicons/swears.yaml", kLexicon);
+  const std::string minimal = kMinimal;
+  const auto literal_only = dir.write("town.yaml", minimal.substr(0, minimal.find("  - id: town.url")));
+  auto literals = civicsift::testing::compile_or_fail(literal_only, {});
+  ASSERT_TRUE(literals);
+  EXPECT_EQ(literals->database(DatabasePart::main_starts), nullptr);
+  EXPECT_EQ(literals->database(DatabasePart::digit_starts), nullptr);
+
+  std::string policy = minimal + kPhoneRule;
+  policy += R"(  - id: town.threat
+    category: threat
+    clause: "Town 1.4"
+    action: escalate
+    terms: ["(i ll|i will) (hurt|find) you"]
+)";
+  const auto file = dir.write("mixed.yaml", policy);
+  for (const bool cached : {false, true}) {  // compiled, then restored from its snapshot
+    auto compiled = civicsift::testing::compile_or_fail(file, CompileOptions{cache.path()});
+    ASSERT_TRUE(compiled);
+    EXPECT_EQ(compiled->from_cache(), cached);
+    for (auto part : {DatabasePart::main, DatabasePart::main_starts, DatabasePart::digits, DatabasePart::digit_starts})
+      EXPECT_NE(compiled->database(part), nullptr) << static_cast<int>(part);
+    const std::string text = "darn, I'll find you. See https://spam.example/x or call 555-0199";
+    Comment c;
+    c.id = "s";
+    c.tenant = "town";
+    c.text = text;
+    ScanContext ctx;
+    Verdict v;
+    classify(*compiled, c, ctx, v);
+    std::set<std::string> spans;
+    for (const auto& m : v.matches) spans.insert(text.substr(m.start, m.end - m.start));
+    EXPECT_EQ(spans, (std::set<std::string>{"darn", "I'll find you", "https://spam.example/x", "555-0199"}));
+    // Literals alone: no variable-length pattern matched, the spans are the literals'.
+    c.text = "heck, darn";
+    classify(*compiled, c, ctx, v);
+    ASSERT_EQ(v.matches.size(), 2u);
+    EXPECT_EQ(v.matches[0].start, 0u);
+    EXPECT_EQ(v.matches[1].start, 6u);
+  }
 }
 
 #include "policy/masked_terms.h"

@@ -62,6 +62,48 @@ int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, 
   return on_match(id, from, to, flags, scan->hits);
 }
 
+// The first scan of a two-part database (compiler.h: PolicyDatabases) records the
+// hits of literals, whose starts follow from their lengths, and notes whether a
+// pattern of variable length matched: then its part with start-of-match tracking is
+// scanned too, and records those.
+struct FirstScan {
+  ScanContext::Hits* hits;
+  const CompiledPolicy* policy;
+  bool variable_length_matched;
+};
+
+int on_first_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx) {
+  auto* scan = static_cast<FirstScan*>(ctx);
+  if (needs_start_of_match(scan->policy->pattern(id))) {
+    scan->variable_length_matched = true;
+    return 0;
+  }
+  return on_match(id, from, to, flags, scan->hits);
+}
+
+void scan_or_throw(const hs_database_t* db, const char* data, size_t size, hs_scratch_t* scratch,
+                   match_event_handler on_event, void* ctx) {
+  if (hs_scan(db, data, static_cast<unsigned>(size), 0, scratch, on_event, ctx) != HS_SUCCESS)
+    throw std::runtime_error("hs_scan failed");
+}
+
+// Whether any pattern of `db` matches in `data`: the first hit ends the scan.
+bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scratch) {
+  const auto on_any_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void*) { return 1; };
+  const hs_error_t status = hs_scan(db, data.data(), static_cast<unsigned>(data.size()), 0, scratch, on_any_match, nullptr);
+  if (status != HS_SUCCESS && status != HS_SCAN_TERMINATED) throw std::runtime_error("hs_scan failed");
+  return status == HS_SCAN_TERMINATED;
+}
+
+// The main databases over `data`: every hit, with its start.
+void scan_main(const CompiledPolicy& policy, const char* data, size_t size, hs_scratch_t* scratch,
+               ScanContext::Hits& hits) {
+  FirstScan first{&hits, &policy, false};
+  scan_or_throw(policy.database(), data, size, scratch, on_first_match, &first);
+  if (first.variable_length_matched)
+    scan_or_throw(policy.database(DatabasePart::main_starts), data, size, scratch, on_match, &hits);
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 bool in_address(char c) {
@@ -381,8 +423,10 @@ ScanContext::~ScanContext() { hs_free_scratch(scratch_); }
 // database may sit where a freed one was and need a larger scratch.
 void ScanContext::ensure_scratch(const CompiledPolicy& policy) {
   if (std::find(prepared_.begin(), prepared_.end(), policy.serial()) != prepared_.end()) return;
-  for (const hs_database_t* db : {policy.database(), policy.digit_database(), policy.allow_database()})
-    if (db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS) throw std::bad_alloc();
+  for (size_t part = 0; part < kDatabaseParts; ++part)
+    if (const hs_database_t* db = policy.database(static_cast<DatabasePart>(part));
+        db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS)
+      throw std::bad_alloc();
   if (prepared_.size() >= 64) prepared_.clear();  // old snapshots; the scratch stays big enough
   prepared_.push_back(policy.serial());
 }
@@ -412,16 +456,15 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   // The regexes that need a digit (policy/compiler.h) only where one can match: over
   // the raw text, when it holds one. Each database has its own budget of hits, so
   // padding that exhausts the main one cannot keep a phone number out of the verdict.
-  if (policy.digit_database() && has_ascii_digit(text)) {
+  // The first scan only asks whether any matches, which most numbers (times, dates,
+  // counts) do not; their part with starts has them all.
+  if (policy.digit_database() && has_ascii_digit(text) && any_match(policy.digit_database(), text, ctx.scratch_)) {
     DigitScan digit_scan{&ctx.hits_, &policy, text};
-    if (hs_scan(policy.digit_database(), text.data(), static_cast<unsigned>(text.size()), 0, ctx.scratch_,
-                on_digit_match, &digit_scan) != HS_SUCCESS)
-      throw std::runtime_error("hs_scan failed");
+    scan_or_throw(policy.database(DatabasePart::digit_starts), text.data(), text.size(), ctx.scratch_, on_digit_match,
+                  &digit_scan);
   }
   ctx.hits_.budget_start = ctx.hits_.list.size();
-  if (policy.database() && hs_scan(policy.database(), sk.bytes.data(), static_cast<unsigned>(sk.offset + sk.size), 0,
-                                   ctx.scratch_, on_match, &ctx.hits_) != HS_SUCCESS)
-    throw std::runtime_error("hs_scan failed");
+  if (policy.database()) scan_main(policy, sk.bytes.data(), sk.offset + sk.size, ctx.scratch_, ctx.hits_);
 
   const uint32_t content_end = end_of_content(text);
 
@@ -488,9 +531,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
                          write_out_masked_words(policy.vocabulary(), sk, ctx.written_out_);
   if (rescanned) {
     ctx.rescan_hits_.clear();
-    if (hs_scan(policy.database(), ctx.written_out_.bytes.data(), static_cast<unsigned>(ctx.written_out_.size), 0,
-                ctx.scratch_, on_match, &ctx.rescan_hits_) != HS_SUCCESS)
-      throw std::runtime_error("hs_scan failed");
+    scan_main(policy, ctx.written_out_.bytes.data(), ctx.written_out_.size, ctx.scratch_, ctx.rescan_hits_);
     read_hits(ctx.rescan_hits_, ctx.written_out_, 0, 0);
     rescan_overflowed = ctx.rescan_hits_.overflowed;
   }
@@ -502,9 +543,8 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
     for (const text::Skeleton* scanned : {&sk, rescanned ? &ctx.written_out_ : nullptr}) {
       if (!scanned) continue;
       ctx.rescan_hits_.clear();
-      if (hs_scan(policy.allow_database(), scanned->bytes.data() + scanned->offset,
-                  static_cast<unsigned>(scanned->size), 0, ctx.scratch_, on_match, &ctx.rescan_hits_) != HS_SUCCESS)
-        throw std::runtime_error("hs_scan failed");
+      scan_or_throw(policy.allow_database(), scanned->bytes.data() + scanned->offset, scanned->size, ctx.scratch_,
+                    on_match, &ctx.rescan_hits_);
       read_hits(ctx.rescan_hits_, *scanned, 0, 0);
     }
   }

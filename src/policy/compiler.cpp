@@ -43,7 +43,7 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternInde
       }()) {
   for (size_t i = 0; i < spec_.rules.size(); ++i)
     if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
-  if (dbs_.allows) {
+  if (dbs_.get(DatabasePart::allows)) {
     rules_with_allow_patterns_.assign(spec_.rules.size(), false);
     for (const PatternMeta& p : index_.patterns)
       if (is_allow_pattern(p))
@@ -58,9 +58,9 @@ void HsDatabaseDeleter::operator()(hs_database_t* db) const {
 
 size_t CompiledPolicy::database_bytes() const {
   size_t total = 0;
-  for (const hs_database_t* db : {dbs_.main.get(), dbs_.digits.get(), dbs_.allows.get()}) {
+  for (const auto& db : dbs_.parts) {
     size_t size = 0;
-    if (db && hs_database_size(db, &size) == HS_SUCCESS) total += size;
+    if (db && hs_database_size(db.get(), &size) == HS_SUCCESS) total += size;
   }
   return total;
 }
@@ -535,7 +535,7 @@ const std::string& build_id() {
 uint64_t table_key(const PatternTable& t, const std::vector<DatabasePart>& part) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  const std::string header = "civicsift-db-4 " + platform_tag();
+  const std::string header = "civicsift-db-5 " + platform_tag();
   XXH3_64bits_update(state, header.data(), header.size());
   for (size_t i = 0; i < t.expressions.size(); ++i) {
     const char in = "mda"[static_cast<size_t>(part[i])];
@@ -634,7 +634,8 @@ void write_cache(const fs::path& file, const hs_database_t* db) {
 }
 
 fs::path database_file(const fs::path& cache_dir, uint64_t key, DatabasePart part) {
-  constexpr const char* kSuffix[] = {".hsdb", ".digits.hsdb", ".allows.hsdb"};
+  constexpr const char* kSuffix[kDatabaseParts] = {".hsdb", ".digits.hsdb", ".allows.hsdb", ".starts.hsdb",
+                                                   ".digits.starts.hsdb"};
   return cache_dir / fmt::format("{:016x}{}", key, kSuffix[static_cast<size_t>(part)]);
 }
 
@@ -675,12 +676,10 @@ std::shared_ptr<const CompiledPolicy> load_snapshot(const fs::path& cache_dir, c
   for (auto& lex : spec.lexicons) lex.file = lexicon_file(policy_file, lex.name);
   if (current_version(spec) != spec.version) return nullptr;
   PolicyDatabases dbs;
-  const std::pair<bool, HsDatabase*> parts[] = {
-      {snapshot->has_main, &dbs.main}, {snapshot->has_digits, &dbs.digits}, {snapshot->has_allows, &dbs.allows}};
-  for (size_t i = 0; i < std::size(parts); ++i) {
-    if (!parts[i].first) continue;
-    *parts[i].second = read_cache(database_file(cache_dir, snapshot->database_key, static_cast<DatabasePart>(i)));
-    if (!*parts[i].second) return nullptr;
+  for (size_t i = 0; i < kDatabaseParts; ++i) {
+    if (!snapshot->has_part[i]) continue;
+    dbs.parts[i] = read_cache(database_file(cache_dir, snapshot->database_key, static_cast<DatabasePart>(i)));
+    if (!dbs.parts[i]) return nullptr;
   }
   ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // just used, as read_cache() marks a database
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -698,8 +697,8 @@ void save_snapshot(const fs::path& cache_dir, const fs::path& policy_file, const
 void prune_cache(const fs::path& dir, const PolicySet& in_use) {
   std::set<std::string> used;
   for (const auto& p : in_use.policies()) {
-    for (const auto part : {DatabasePart::main, DatabasePart::digits, DatabasePart::allows})
-      used.insert(database_file({}, p->cache_key(), part).string());
+    for (size_t part = 0; part < kDatabaseParts; ++part)
+      used.insert(database_file({}, p->cache_key(), static_cast<DatabasePart>(part)).string());
     used.insert(snapshot_file({}, p->spec().file).string());
   }
   const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
@@ -743,7 +742,6 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   } catch (const PolicyError& e) {
     return e;
   }
-  std::vector<unsigned> main_ids, digit_ids, allow_ids;
   std::vector<DatabasePart> part(table.expressions.size(), DatabasePart::main);
   for (unsigned i = 0; i < table.expressions.size(); ++i) {
     if (table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i])) part[i] = DatabasePart::digits;
@@ -751,42 +749,47 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   }
   // Nothing else to scan for: one database, as before.
   if (std::find(part.begin(), part.end(), DatabasePart::main) == part.end()) part.assign(part.size(), DatabasePart::main);
-  for (unsigned i = 0; i < table.expressions.size(); ++i)
-    (part[i] == DatabasePart::main ? main_ids : part[i] == DatabasePart::digits ? digit_ids : allow_ids).push_back(i);
+  std::array<std::vector<unsigned>, kDatabaseParts> ids;
+  auto ids_of = [&](DatabasePart p) -> std::vector<unsigned>& { return ids[static_cast<size_t>(p)]; };
+  for (unsigned i = 0; i < table.expressions.size(); ++i) {
+    ids_of(part[i]).push_back(i);
+    if (part[i] == DatabasePart::digits) ids_of(DatabasePart::digit_starts).push_back(i);  // its first scan finds no hits
+    else if (part[i] == DatabasePart::main && needs_start_of_match(table.meta[i])) ids_of(DatabasePart::main_starts).push_back(i);
+  }
   const uint64_t key = table_key(table, part);
 
   // A policy of only duplicate-post rules has nothing to scan for: no database
   // (Hyperscan refuses an empty one), and so nothing to cache.
-  const bool scans = !main_ids.empty();
-  const auto file = [&](DatabasePart p) {
-    return options.cache_dir.empty() || !scans ? fs::path{} : database_file(options.cache_dir, key, p);
-  };
-  const fs::path main_file = file(DatabasePart::main), digit_file = file(DatabasePart::digits),
-                 allow_file = file(DatabasePart::allows);
+  const bool scans = !ids_of(DatabasePart::main).empty();
+  std::array<fs::path, kDatabaseParts> files;
+  if (!options.cache_dir.empty() && scans)
+    for (size_t p = 0; p < kDatabaseParts; ++p)
+      if (!ids[p].empty()) files[p] = database_file(options.cache_dir, key, static_cast<DatabasePart>(p));
 
   PolicyDatabases dbs;
-  if (!main_file.empty()) {
-    dbs.main = read_cache(main_file);
-    if (!digit_ids.empty()) dbs.digits = read_cache(digit_file);
-    if (!allow_ids.empty()) dbs.allows = read_cache(allow_file);
-  }
-  const bool from_cache = dbs.main && (digit_ids.empty() || dbs.digits) && (allow_ids.empty() || dbs.allows);
+  bool from_cache = scans && !options.cache_dir.empty();
+  for (size_t p = 0; p < kDatabaseParts && from_cache; ++p)
+    if (!ids[p].empty()) from_cache = (dbs.parts[p] = read_cache(files[p])) != nullptr;
   if (scans && !from_cache) {
-    auto compile_ids = [&](const std::vector<unsigned>& ids) -> std::variant<HsDatabase, PolicyError> {
+    auto compile_ids = [&](DatabasePart p) -> std::variant<HsDatabase, PolicyError> {
+      // The first scans (main, digits) only find which patterns match where they end;
+      // start-of-match tracking is for the *_starts parts alone.
+      const bool track_starts = p != DatabasePart::main && p != DatabasePart::digits;
+      const auto& part_ids = ids_of(p);
       std::vector<const char*> exprs;
       std::vector<unsigned> flags;
-      for (unsigned id : ids) {
+      for (unsigned id : part_ids) {
         exprs.push_back(table.expressions[id].c_str());
-        flags.push_back(table.flags[id]);
+        flags.push_back(track_starts ? table.flags[id] : table.flags[id] & ~HS_FLAG_SOM_LEFTMOST);
       }
       hs_database_t* db = nullptr;
       hs_compile_error_t* err = nullptr;
-      if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(ids.size()), HS_MODE_BLOCK,
-                           nullptr, &db, &err) == HS_SUCCESS)
+      if (hs_compile_multi(exprs.data(), flags.data(), part_ids.data(), static_cast<unsigned>(part_ids.size()),
+                           HS_MODE_BLOCK, nullptr, &db, &err) == HS_SUCCESS)
         return HsDatabase(db);
       PolicyError e{spec.file, "", err ? err->message : "Hyperscan compile failed"};
-      if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < ids.size()) {
-        const auto& [rule, source] = table.origin[ids[static_cast<size_t>(err->expression)]];
+      if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < part_ids.size()) {
+        const auto& [rule, source] = table.origin[part_ids[static_cast<size_t>(err->expression)]];
         e.rule = spec.rules[static_cast<size_t>(rule)].id;
         e.line = spec.rules[static_cast<size_t>(rule)].line;
         e.message = fmt::format("pattern '{}': {}", source, err->message);
@@ -794,21 +797,15 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
       hs_free_compile_error(err);
       return e;
     };
-    auto main_db = compile_ids(main_ids);
-    if (auto* e = std::get_if<PolicyError>(&main_db)) return *e;
-    dbs.main = std::move(std::get<HsDatabase>(main_db));
-    for (auto [ids, db] : {std::pair{&digit_ids, &dbs.digits}, std::pair{&allow_ids, &dbs.allows}}) {
-      db->reset();
-      if (ids->empty()) continue;
-      auto compiled = compile_ids(*ids);
+    for (size_t p = 0; p < kDatabaseParts; ++p) {
+      dbs.parts[p].reset();
+      if (ids[p].empty()) continue;
+      auto compiled = compile_ids(static_cast<DatabasePart>(p));
       if (auto* e = std::get_if<PolicyError>(&compiled)) return *e;
-      *db = std::move(std::get<HsDatabase>(compiled));
+      dbs.parts[p] = std::move(std::get<HsDatabase>(compiled));
     }
-    if (!main_file.empty()) {
-      write_cache(main_file, dbs.main.get());
-      if (dbs.digits) write_cache(digit_file, dbs.digits.get());
-      if (dbs.allows) write_cache(allow_file, dbs.allows.get());
-    }
+    for (size_t p = 0; p < kDatabaseParts; ++p)
+      if (!files[p].empty()) write_cache(files[p], dbs.parts[p].get());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto policy = std::make_shared<const CompiledPolicy>(

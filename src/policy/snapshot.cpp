@@ -10,7 +10,7 @@ namespace {
 
 // Bumped whenever what is written changes; a snapshot is also named after the build
 // that wrote it (compiler.cpp), so this guards against a format mistake, not old files.
-constexpr std::string_view kMagic = "civicsift-policy-snapshot-2\n";
+constexpr std::string_view kMagic = "civicsift-policy-snapshot-3\n";
 
 class Writer {
  public:
@@ -280,9 +280,8 @@ std::string encode_snapshot(const CompiledPolicy& policy) {
   write_spec(w, policy.spec());
   write_index(w, policy.index());
   w.number(policy.cache_key());
-  w.number(static_cast<uint8_t>(policy.database() != nullptr));
-  w.number(static_cast<uint8_t>(policy.digit_database() != nullptr));
-  w.number(static_cast<uint8_t>(policy.allow_database() != nullptr));
+  for (size_t part = 0; part < kDatabaseParts; ++part)
+    w.number(static_cast<uint8_t>(policy.database(static_cast<DatabasePart>(part)) != nullptr));
   return std::string(kMagic) + w.finish();
 }
 
@@ -299,9 +298,7 @@ std::optional<PolicySnapshot> decode_snapshot(std::string_view bytes) {
   snapshot.spec = read_spec(r);
   if (!r.ok() || !read_index(r, snapshot.index, snapshot.spec.rules.size())) return std::nullopt;
   snapshot.database_key = r.number<uint64_t>();
-  snapshot.has_main = r.flag();
-  snapshot.has_digits = r.flag();
-  snapshot.has_allows = r.flag();
+  for (bool& has : snapshot.has_part) has = r.flag();
   if (!r.done()) return std::nullopt;
   return snapshot;
 }

@@ -17,7 +17,7 @@ struct PolicySnapshot {
   PolicySpec spec;  // `file` and the lexicons' `file` are not kept: they are where it is loaded from
   PatternIndex index;
   uint64_t database_key = 0;  // CompiledPolicy::cache_key()
-  bool has_main = false, has_digits = false, has_allows = false;
+  std::array<bool, kDatabaseParts> has_part{};  // by DatabasePart
 };
 
 std::string encode_snapshot(const CompiledPolicy& policy);
