@@ -812,7 +812,17 @@ terms written as templates compile to one skeleton regex rather than thousands o
 literals; and the regexes that cannot match without a digit (phone numbers, postcodes,
 card numbers, street addresses, prices: 30 of the 38 raw regexes of middlesex-centre, found by
 `policy/regex_digits`) live in a second database scanned only over comments holding a
-digit, one in six (the raw regexes had cost ~450 ns per comment, a third of the scan).
+digit, one in six (the raw regexes had cost ~450 ns per comment, a third of the scan);
+and the first scans track no starts of matches (7 December 2026): the main and digit
+databases are built without Hyperscan's start-of-match flag, a literal's start being its
+end less its length, and only where a pattern of variable length (a regex, a template)
+matched, about one comment in thirty, is the buffer scanned again by those patterns
+compiled with their starts; the digit database's first scan only asks whether any of its
+regexes matches and stops at the first hit. With that day's packs this took `BM_Engine`
+from 1,650 to 1,220 ns per comment and the whole path from 3,480 to 2,700 ns (interleaved
+runs; Hyperscan's instructions per comment -22%), for databases 40% larger (4.0 to 5.6
+MiB per tenant, of which the part scanned for every comment went from 2.8 to 1.6 MiB) and
+a cold compile of 4.0 to 6.2 s.
 Outside the scan, the stream state (duplicate posts, repeat offenders) keeps its
 per-author history in Abseil's flat hash maps: the node-based maps before them had cost
 ~8% of a `civicsift scan`'s CPU. `build/bench/rule_cost patterns/<tenant>.yaml` ranks
@@ -822,8 +832,9 @@ What is left, measured on `windsor` (scan + verdict, by leaving parts out of the
 its raw regexes ~300 ns per comment, two thirds of that the digit database, and most of
 that one rule, the street address (`\\d{{1,5}}` then one or two words then a street type):
 600-800 ns per comment that holds a digit (those average 581 bytes). Five equivalent
-rewrites of it cost the same; without start-of-match tracking it costs a quarter less,
-but the verdict needs the start. Bounding its repeats (at most 3 spaces between words,
+rewrites of it cost the same; without start-of-match tracking it costs a quarter less
+(which the first scan of the digit database now has, above); still half of that scan's
+time on 7 December 2026 (978 against 509 ns per comment with a digit without it). Bounding its repeats (at most 3 spaces between words,
 words of at most 26 letters) cut it by 37% on 3 December 2026 (1,210 to 765 ns per
 comment holding a digit, the same 146 matches in 40,000 generated comments), but it was
 left as it is: the bounded rule misses an address spaced out to slip past it. The 52 templates ~150 ns; the ~3,400 literals, most of
@@ -851,8 +862,10 @@ Tried and not kept, each measured against the build before it: scanning the stre
 only in comments that hold one of its street words (the words are in 69% of the comments
 with a digit, and that scan plus the confirming one cost 2,211 ns per such comment against
 1,265); the digit database without start-of-match tracking, the start found by a second
-scan of the comments it matched (12% faster, but a 3.7x larger database, and 9% of the
-comments with a digit would pay a second scan of ~1,200 ns: no net gain); the skeleton's
+scan of the comments it matched (3 December 2026: 12% faster, but a 3.7x larger database,
+and 9% of the comments with a digit would pay a second scan of ~1,200 ns: no net gain;
+what landed on 7 December, above, differs in that the first scan stops at the first hit
+and most comments with a digit then need no second scan); the skeleton's
 block path without storing each byte's source offset and run length (no change: those
 stores are not its cost); one
 database per part (skeleton, raw regexes, digit regexes), each scanning only its bytes
@@ -868,9 +881,10 @@ gained 2-5%: the databases need runs of thousands to stay warm); the databases o
 transparent huge pages (no change in scan speed measurable on this VM; those of 1 MiB or
 more loaded from the cache have been on huge pages since 7 December, for start-up's
 sake, above); start-of-match tracking
-left out of the 52 templates (3 December 2026, `BM_Engine` in three interleaved rounds:
+left out of the 52 templates alone (3 December 2026, `BM_Engine` in three interleaved rounds:
 772-826 ns against 778-831, no change; the start would then have needed a second scan)
-or out of the raw regexes (slower: 827-861 ns).
+or out of the raw regexes alone (slower: 827-861 ns). Out of the whole main database, with
+the larger packs of 7 December, it paid (above).
 """)
 open(args.out, "w").write("".join(md))
 log(f"wrote {args.out}")

@@ -4,7 +4,8 @@
 // cost depends on the others (the scan is bound by the database's size in cache, and a
 // rule that needs a digit is only scanned over comments with one). Each timing is the
 // best of five rounds that take the variants in turn, as this shared VM drifts.
-// With --rule ID, the same for each term, regex and lexicon of that rule.
+// With --rule ID, the same for each template, regex and lexicon of that rule, and for
+// its plain terms together.
 // Run: build/bench/rule_cost patterns/windsor.yaml [--rule windsor.threat] [--comments 20000]
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@
 #include "gen/generator.h"
 #include "policy/compiler.h"
 #include "policy/loader.h"
+#include "policy/phrase_template.h"
 
 using namespace civicsift;
 
@@ -73,16 +75,26 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "no rule {} in {}\n", only_rule, file);
       return 2;
     }
-    const auto at = rule - spec.rules.begin();
+    const auto at = static_cast<size_t>(rule - spec.rules.begin());
+    auto add_without = [&](std::string name, auto keep) {
+      PolicySpec without = spec;
+      RuleSpec& r = without.rules[at];
+      for (auto list : {&RuleSpec::terms, &RuleSpec::lexicons, &RuleSpec::regexes})
+        std::erase_if(r.*list, [&](const std::string& item) { return !keep(list, item); });
+      if (!r.has_patterns()) without.rules.erase(without.rules.begin() + static_cast<long>(at));
+      add_variant(std::move(name), std::move(without));
+    };
+    // Plain terms are literals, each too cheap to time alone: left out together.
+    const auto plain = std::count_if(rule->terms.begin(), rule->terms.end(), [](const auto& t) { return !is_template(t); });
+    if (plain > 0)
+      add_without(fmt::format("its {} plain terms", plain),
+                  [](auto list, const std::string& item) { return list != &RuleSpec::terms || is_template(item); });
     for (auto list : {&RuleSpec::terms, &RuleSpec::lexicons, &RuleSpec::regexes}) {
-      const char* kind = list == &RuleSpec::terms ? "term" : list == &RuleSpec::lexicons ? "lexicon" : "regex";
-      for (size_t i = 0; i < ((*rule).*list).size(); ++i) {
-        PolicySpec without = spec;
-        auto& items = without.rules[static_cast<size_t>(at)].*list;
-        items.erase(items.begin() + static_cast<long>(i));
-        if (!without.rules[static_cast<size_t>(at)].has_patterns()) without.rules.erase(without.rules.begin() + at);
-        add_variant(fmt::format("{} {}", kind, ((*rule).*list)[i]), std::move(without));
-      }
+      const char* kind = list == &RuleSpec::terms ? "template" : list == &RuleSpec::lexicons ? "lexicon" : "regex";
+      for (const std::string& item : (*rule).*list)
+        if (list != &RuleSpec::terms || is_template(item))
+          add_without(fmt::format("{} {}", kind, item),
+                      [&](auto other_list, const std::string& other) { return other_list != list || other != item; });
     }
   }
   PolicySpec none = spec;
