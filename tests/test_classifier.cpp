@@ -446,6 +446,7 @@ rules:
   - {id: town.swears, category: profanity, clause: "3", action: remove, terms: [fuck]}
   - {id: town.phone, category: pii, clause: "4", action: remove, regex: ['\b\d{3}-\d{3}-\d{4}\b']}
   - {id: town.sin, category: pii, clause: "5", action: remove, regex: ['\b\d{3} \d{3} \d{3}\b'], validate: luhn}
+  - {id: town.hunt, category: threat, clause: "6", action: escalate, terms: ["(i ll|i will) hunt you"]}
 )"));
     ASSERT_TRUE(policy);
   }
@@ -469,6 +470,19 @@ TEST_F(ClassifierHitCap, ACommentPaddedPastTheHitCapGoesToReview) {
   std::string out;
   write_verdict(out, c, v);
   EXPECT_NE(out.find("\"hits_capped\":true"), std::string::npos);
+}
+
+// Templates and regexes are found with their starts by a scan of their own, with a
+// budget of its own: literals past the cap cannot crowd them out.
+TEST_F(ClassifierHitCap, PaddingWithLiteralsCannotHideATemplateAfterIt) {
+  std::string padded;
+  for (int i = 0; i < 70000; ++i) padded += "fuck ";
+  padded += "I will hunt you";
+  Verdict v;
+  const auto rules = fired(*policy, padded, Direction::inbound, &v);
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), "town.hunt"), 1);
+  EXPECT_TRUE(v.hits_capped);
+  EXPECT_EQ(v.action, Action::escalate);
 }
 
 // The phone numbers, postcodes and addresses of the digit database have a budget of

@@ -100,8 +100,13 @@ void scan_main(const CompiledPolicy& policy, const char* data, size_t size, hs_s
                ScanContext::Hits& hits) {
   FirstScan first{&hits, &policy, false};
   scan_or_throw(policy.database(), data, size, scratch, on_first_match, &first);
-  if (first.variable_length_matched)
-    scan_or_throw(policy.database(DatabasePart::main_starts), data, size, scratch, on_match, &hits);
+  if (!first.variable_length_matched) return;
+  // A budget of its own, as the digit database has: literals padding a comment past
+  // the cap cannot keep a template or regex (a threat, a link) out of the verdict.
+  const size_t literals_budget_start = hits.budget_start;
+  hits.budget_start = hits.list.size();
+  scan_or_throw(policy.database(DatabasePart::main_starts), data, size, scratch, on_match, &hits);
+  hits.budget_start = literals_budget_start;
 }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
