@@ -884,7 +884,20 @@ sake, above); start-of-match tracking
 left out of the 52 templates alone (3 December 2026, `BM_Engine` in three interleaved rounds:
 772-826 ns against 778-831, no change; the start would then have needed a second scan)
 or out of the raw regexes alone (slower: 827-861 ns). Out of the whole main database, with
-the larger packs of 7 December, it paid (above).
+the larger packs of 7 December, it paid (above). Templates behind gates (7 December
+2026, second session): the 169 templates of `windsor` cost about a quarter of its
+classification (1,832 ns per comment with them, 1,360 without, one process, best of 9
+interleaved passes over 20,000 generated comments), so each template whose every match
+holds one of a few rare strings ("kill you", " got the lean ") was compiled into the
+part with starts alone, and those strings went into the main database as literals that
+call for that part's scan: 138 templates gated, 2,392 gate literals, 6% of comments
+scanned twice. It saved 7% of `windsor`'s time (1,711 against 1,832 ns), but gates
+exact enough to rely on needed a template's written spaces to be word breaks every match
+has, which alone made the templates dearer: over five tenants, classify's instructions
+for 20,000 comments went from 318.7 M (templates as they are) to 335.4 M (spaces
+required) and 307.8 M (spaces required and gated), 3% in all. The gate literals cost
+most of what they save (287.7 M without the second scans), and with fewer strings per
+gate (at most 16) 17% of comments needed the second scan (370.8 M).
 """)
 open(args.out, "w").write("".join(md))
 log(f"wrote {args.out}")
