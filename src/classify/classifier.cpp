@@ -66,14 +66,21 @@ int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, 
 // hits of literals, whose starts follow from their lengths, and notes whether a
 // pattern of variable length matched: then its part with start-of-match tracking is
 // scanned too, and records those.
+// With a database shared by the tenants (compiler.h: SharedMainDatabase), its ids are
+// read as the policy's own, and other tenants' patterns are passed over.
 struct FirstScan {
   ScanContext::Hits* hits;
   const CompiledPolicy* policy;
+  const uint32_t* shared_ids;  // null: the policy's own database
   bool variable_length_matched;
 };
 
 int on_first_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx) {
   auto* scan = static_cast<FirstScan*>(ctx);
+  if (scan->shared_ids) {
+    id = scan->shared_ids[id];
+    if (id == CompiledPolicy::kNotOurs) return 0;
+  }
   if (needs_start_of_match(scan->policy->pattern(id))) {
     scan->variable_length_matched = true;
     return 0;
@@ -98,8 +105,8 @@ bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scr
 // The main databases over `data`: every hit, with its start.
 void scan_main(const CompiledPolicy& policy, const char* data, size_t size, hs_scratch_t* scratch,
                ScanContext::Hits& hits) {
-  FirstScan first{&hits, &policy, false};
-  scan_or_throw(policy.database(), data, size, scratch, on_first_match, &first);
+  FirstScan first{&hits, &policy, policy.shared_ids(), false};
+  scan_or_throw(policy.first_scan_database(), data, size, scratch, on_first_match, &first);
   if (!first.variable_length_matched) return;
   // A budget of its own, as the digit database has: literals padding a comment past
   // the cap cannot keep a template or regex (a threat, a link) out of the verdict.
@@ -432,6 +439,8 @@ void ScanContext::ensure_scratch(const CompiledPolicy& policy) {
     if (const hs_database_t* db = policy.database(static_cast<DatabasePart>(part));
         db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS)
       throw std::bad_alloc();
+  if (const hs_database_t* db = policy.first_scan_database(); db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS)
+    throw std::bad_alloc();
   if (prepared_.size() >= 64) prepared_.clear();  // old snapshots; the scratch stays big enough
   prepared_.push_back(policy.serial());
 }
@@ -469,7 +478,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
                   &digit_scan);
   }
   ctx.hits_.budget_start = ctx.hits_.list.size();
-  if (policy.database()) scan_main(policy, sk.bytes.data(), sk.offset + sk.size, ctx.scratch_, ctx.hits_);
+  if (policy.first_scan_database()) scan_main(policy, sk.bytes.data(), sk.offset + sk.size, ctx.scratch_, ctx.hits_);
 
   const uint32_t content_end = end_of_content(text);
 
@@ -532,7 +541,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   // Masked words inside phrases ("I'll k*ll you"): the skeleton with them written out,
   // scanned again. Only comments with a masked word the policy's terms spell pay for it.
   bool rescan_overflowed = false;
-  const bool rescanned = policy.database() && !policy.vocabulary().empty() &&
+  const bool rescanned = policy.first_scan_database() && !policy.vocabulary().empty() &&
                          write_out_masked_words(policy.vocabulary(), sk, ctx.written_out_);
   if (rescanned) {
     ctx.rescan_hits_.clear();

@@ -11,7 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <set>
@@ -58,10 +60,12 @@ void HsDatabaseDeleter::operator()(hs_database_t* db) const {
 
 size_t CompiledPolicy::database_bytes() const {
   size_t total = 0;
-  for (const auto& db : dbs_.parts) {
+  auto add = [&](const hs_database_t* db) {
     size_t size = 0;
-    if (db && hs_database_size(db.get(), &size) == HS_SUCCESS) total += size;
-  }
+    if (db && hs_database_size(db, &size) == HS_SUCCESS) total += size;
+  };
+  for (const auto& db : dbs_.parts) add(db.get());
+  if (shared_) add(shared_->db.get());
   return total;
 }
 
@@ -633,6 +637,22 @@ void write_cache(const fs::path& file, const hs_database_t* db) {
   std::free(bytes);
 }
 
+// Which database each pattern of `t` compiles into (the *_starts parts aside).
+std::vector<DatabasePart> partition(const PatternTable& t) {
+  std::vector<DatabasePart> part(t.expressions.size(), DatabasePart::main);
+  for (unsigned i = 0; i < t.expressions.size(); ++i) {
+    if (t.meta[i].view == View::raw && regex_requires_digit(t.expressions[i])) part[i] = DatabasePart::digits;
+    else if (is_allow_pattern(t.meta[i])) part[i] = DatabasePart::allows;
+  }
+  // Nothing else to scan for: one database, as before.
+  if (std::find(part.begin(), part.end(), DatabasePart::main) == part.end()) part.assign(part.size(), DatabasePart::main);
+  return part;
+}
+
+fs::path shared_file(const fs::path& cache_dir, uint64_t key, std::string_view suffix) {
+  return cache_dir / fmt::format("{:016x}{}", key, suffix);
+}
+
 fs::path database_file(const fs::path& cache_dir, uint64_t key, DatabasePart part) {
   constexpr const char* kSuffix[kDatabaseParts] = {".hsdb", ".digits.hsdb", ".allows.hsdb", ".starts.hsdb",
                                                    ".digits.starts.hsdb"};
@@ -654,7 +674,7 @@ fs::path snapshot_file(const fs::path& cache_dir, const fs::path& policy_file) {
 // `policy_file` as its snapshot has it, if the cache holds one that this build wrote
 // for it, its files still hash to the version it was made from, and its databases are
 // there too. Else null: the caller loads and compiles.
-std::shared_ptr<const CompiledPolicy> load_snapshot(const fs::path& cache_dir, const fs::path& policy_file) {
+std::unique_ptr<CompiledPolicy> load_snapshot(const fs::path& cache_dir, const fs::path& policy_file) {
   const auto started = std::chrono::steady_clock::now();
   const fs::path file = snapshot_file(cache_dir, policy_file);
   if (file.empty()) return nullptr;
@@ -683,8 +703,8 @@ std::shared_ptr<const CompiledPolicy> load_snapshot(const fs::path& cache_dir, c
   }
   ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // just used, as read_cache() marks a database
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return std::make_shared<const CompiledPolicy>(std::move(spec), std::move(dbs), std::move(snapshot->index),
-                                                PolicySource::snapshot, seconds, snapshot->database_key);
+  return std::make_unique<CompiledPolicy>(std::move(spec), std::move(dbs), std::move(snapshot->index),
+                                          PolicySource::snapshot, seconds, snapshot->database_key);
 }
 
 void save_snapshot(const fs::path& cache_dir, const fs::path& policy_file, const CompiledPolicy& policy) {
@@ -700,13 +720,18 @@ void prune_cache(const fs::path& dir, const PolicySet& in_use) {
     for (size_t part = 0; part < kDatabaseParts; ++part)
       used.insert(database_file({}, p->cache_key(), static_cast<DatabasePart>(part)).string());
     used.insert(snapshot_file({}, p->spec().file).string());
+    if (const SharedMainDatabase* shared = p->shared_main()) {
+      used.insert(shared_file({}, shared->key, ".shared.hsdb").string());
+      used.insert(shared_file({}, shared->key, ".shared.ids").string());
+    }
   }
   const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     const bool ours = name.ends_with(".hsdb") || name.find(".hsdb.tmp") != std::string::npos ||
-                      name.ends_with(".policy") || name.find(".policy.tmp") != std::string::npos;
+                      name.ends_with(".policy") || name.find(".policy.tmp") != std::string::npos ||
+                      name.ends_with(".shared.ids") || name.find(".shared.ids.tmp") != std::string::npos;
     if (!ours || used.count(name)) continue;
     std::error_code file_ec;
     if (it->last_write_time(file_ec) < old_enough && !file_ec) fs::remove(it->path(), file_ec);
@@ -733,8 +758,12 @@ std::variant<std::vector<PatternExpression>, PolicyError> policy_expressions(con
   return out;
 }
 
-std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
-                                                                                  const CompileOptions& options) {
+namespace {
+
+using Compiled = std::variant<std::unique_ptr<CompiledPolicy>, PolicyError>;
+
+// A policy with databases of its own: share_main_databases() may still give it the set's.
+Compiled compile_unshared(PolicySpec spec, const CompileOptions& options) {
   const auto started = std::chrono::steady_clock::now();
   PatternTable table;
   try {
@@ -742,13 +771,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   } catch (const PolicyError& e) {
     return e;
   }
-  std::vector<DatabasePart> part(table.expressions.size(), DatabasePart::main);
-  for (unsigned i = 0; i < table.expressions.size(); ++i) {
-    if (table.meta[i].view == View::raw && regex_requires_digit(table.expressions[i])) part[i] = DatabasePart::digits;
-    else if (is_allow_pattern(table.meta[i])) part[i] = DatabasePart::allows;
-  }
-  // Nothing else to scan for: one database, as before.
-  if (std::find(part.begin(), part.end(), DatabasePart::main) == part.end()) part.assign(part.size(), DatabasePart::main);
+  const std::vector<DatabasePart> part = partition(table);
   std::array<std::vector<unsigned>, kDatabaseParts> ids;
   auto ids_of = [&](DatabasePart p) -> std::vector<unsigned>& { return ids[static_cast<size_t>(p)]; };
   for (unsigned i = 0; i < table.expressions.size(); ++i) {
@@ -808,7 +831,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
       if (!files[p].empty()) write_cache(files[p], dbs.parts[p].get());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  auto policy = std::make_shared<const CompiledPolicy>(
+  auto policy = std::make_unique<CompiledPolicy>(
       std::move(spec), std::move(dbs), table.finish(),
       from_cache ? PolicySource::cached_databases : PolicySource::compiled, seconds, key);
   // For the next start-up (load_policy_set), a reload's compile included.
@@ -817,22 +840,188 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
   return policy;
 }
 
+}  // namespace
+
+std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(PolicySpec spec,
+                                                                                  const CompileOptions& options) {
+  auto compiled = compile_unshared(std::move(spec), options);
+  if (auto* e = std::get_if<PolicyError>(&compiled)) return *e;
+  return std::shared_ptr<const CompiledPolicy>(std::get<std::unique_ptr<CompiledPolicy>>(std::move(compiled)));
+}
+
 namespace {
 
-using CompileResult = std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError>;
+// The shared database's ids -> each sharing policy's pattern ids, as the compile cache
+// keeps them beside it: this header, the number of policies and of shared ids, then
+// per policy (in the order of their cache keys) its cache key and one id per shared id.
+constexpr std::string_view kSharedIdsHeader = "civicsift-shared-ids-1\n";
 
-// The first error in folder order, as a serial load would report it, else the set.
-std::variant<std::shared_ptr<const PolicySet>, PolicyError> gather(std::vector<std::optional<CompileResult>>& results,
+std::string encode_shared_ids(std::span<CompiledPolicy* const> sharing, const std::vector<std::vector<uint32_t>>& ids) {
+  std::string out(kSharedIdsHeader);
+  auto put = [&](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(static_cast<uint32_t>(sharing.size()));
+  put(static_cast<uint32_t>(ids.front().size()));
+  for (size_t k = 0; k < sharing.size(); ++k) {
+    put(sharing[k]->cache_key());
+    out.append(reinterpret_cast<const char*>(ids[k].data()), ids[k].size() * sizeof(uint32_t));
+  }
+  return out;
+}
+
+// Nothing unless the file holds ids for exactly these policies, each a pattern of its own or kNotOurs.
+std::optional<std::vector<std::vector<uint32_t>>> read_shared_ids(const fs::path& file,
+                                                                   std::span<CompiledPolicy* const> sharing) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!bytes.starts_with(kSharedIdsHeader)) return std::nullopt;
+  size_t at = kSharedIdsHeader.size();
+  auto get = [&](auto& v) {
+    if (bytes.size() - at < sizeof v) return false;
+    std::memcpy(&v, bytes.data() + at, sizeof v);
+    at += sizeof v;
+    return true;
+  };
+  uint32_t policies = 0, count = 0;
+  if (!get(policies) || !get(count) || policies != sharing.size() ||
+      bytes.size() - at != policies * (sizeof(uint64_t) + uint64_t{count} * sizeof(uint32_t)))
+    return std::nullopt;
+  std::vector<std::vector<uint32_t>> ids(policies, std::vector<uint32_t>(count));
+  for (size_t k = 0; k < policies; ++k) {
+    uint64_t key = 0;
+    get(key);
+    if (key != sharing[k]->cache_key()) return std::nullopt;
+    std::memcpy(ids[k].data(), bytes.data() + at, count * sizeof(uint32_t));
+    at += count * sizeof(uint32_t);
+    for (uint32_t id : ids[k])
+      if (id != CompiledPolicy::kNotOurs && id >= sharing[k]->pattern_count()) return std::nullopt;
+  }
+  ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // just used, as read_cache() marks a database
+  return ids;
+}
+
+// Names the shared database of these policies (in the order of their cache keys).
+uint64_t shared_key(std::span<CompiledPolicy* const> sharing) {
+  std::string named = "civicsift-shared-main-1 " + platform_tag();
+  for (const CompiledPolicy* p : sharing) named += fmt::format(" {:016x}", p->cache_key());
+  return XXH3_64bits(named.data(), named.size());
+}
+
+}  // namespace
+
+void share_main_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options) {
+  std::vector<CompiledPolicy*> sharing;
+  for (CompiledPolicy* p : policies)
+    if (p->database(DatabasePart::main) && !p->shared_) sharing.push_back(p);
+  if (sharing.size() < 2) return;
+  std::sort(sharing.begin(), sharing.end(),
+            [](const CompiledPolicy* a, const CompiledPolicy* b) { return a->cache_key() < b->cache_key(); });
+  auto shared = std::make_shared<SharedMainDatabase>();
+  std::vector<std::vector<uint32_t>> ids;
+  const bool cached = !options.cache_dir.empty();
+  if (cached) {
+    shared->key = shared_key(sharing);
+    if (auto read = read_shared_ids(shared_file(options.cache_dir, shared->key, ".shared.ids"), sharing)) {
+      shared->db = read_cache(shared_file(options.cache_dir, shared->key, ".shared.hsdb"));
+      ids = std::move(*read);
+      shared->source = PolicySource::cached_databases;
+    }
+  }
+  if (!shared->db) {
+    // Each policy's main expressions, from its tables built again (a snapshot keeps no
+    // expressions); a policy whose tables come out other than its databases were built
+    // from keeps its own.
+    std::vector<std::optional<PatternTable>> tables(sharing.size());
+    parallel_for(sharing.size(), [&](size_t k) {
+      try {
+        PatternTable t = build_table(sharing[k]->spec(), MaskedSpellings::looked_up);
+        if (table_key(t, partition(t)) == sharing[k]->cache_key()) tables[k] = std::move(t);
+      } catch (const PolicyError&) {
+      }
+    });
+    std::vector<CompiledPolicy*> recovered;
+    std::vector<std::vector<DatabasePart>> parts;
+    for (size_t k = 0; k < sharing.size(); ++k)
+      if (tables[k]) {
+        recovered.push_back(sharing[k]);
+        parts.push_back(partition(*tables[k]));
+      }
+    std::erase_if(tables, [](const auto& t) { return !t; });
+    sharing = std::move(recovered);
+    if (sharing.size() < 2) return;
+    // Distinct (flags, expression) pairs, in the order first seen. A policy may have
+    // one expression as several patterns (literals whose run lengths differ): its
+    // n-th is the n-th shared pattern of that expression, so each id maps to one of its.
+    std::unordered_map<std::string, uint32_t> shared_id;
+    std::vector<std::pair<unsigned, const std::string*>> distinct;
+    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> own;  // per policy: (shared id, its id)
+    for (size_t k = 0; k < sharing.size(); ++k) {
+      const PatternTable& t = *tables[k];
+      own.emplace_back();
+      std::unordered_map<std::string, uint32_t> seen;
+      for (uint32_t i = 0; i < t.expressions.size(); ++i) {
+        if (parts[k][i] != DatabasePart::main) continue;
+        const unsigned flags = t.flags[i] & ~HS_FLAG_SOM_LEFTMOST;  // as compile_unshared builds `main`
+        std::string key(reinterpret_cast<const char*>(&flags), sizeof flags);
+        key += t.expressions[i];
+        const uint32_t occurrence = seen[key]++;
+        key.append(reinterpret_cast<const char*>(&occurrence), sizeof occurrence);
+        auto [it, inserted] = shared_id.emplace(std::move(key), static_cast<uint32_t>(distinct.size()));
+        if (inserted) distinct.emplace_back(flags, &t.expressions[i]);
+        own.back().emplace_back(it->second, i);
+      }
+    }
+    std::vector<const char*> expressions;
+    std::vector<unsigned> flags, numbers;
+    for (uint32_t id = 0; id < distinct.size(); ++id) {
+      expressions.push_back(distinct[id].second->c_str());
+      flags.push_back(distinct[id].first);
+      numbers.push_back(id);
+    }
+    hs_database_t* db = nullptr;
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile_multi(expressions.data(), flags.data(), numbers.data(), static_cast<unsigned>(distinct.size()),
+                         HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
+      hs_free_compile_error(err);  // each compiled alone: too large together; they keep their own
+      return;
+    }
+    shared->db.reset(db);
+    shared->source = PolicySource::compiled;
+    ids.assign(sharing.size(), std::vector<uint32_t>(distinct.size(), CompiledPolicy::kNotOurs));
+    for (size_t k = 0; k < sharing.size(); ++k)
+      for (auto [shared_id_of, its_id] : own[k]) ids[k][shared_id_of] = its_id;
+    if (cached) {
+      shared->key = shared_key(sharing);
+      write_cache(shared_file(options.cache_dir, shared->key, ".shared.hsdb"), shared->db.get());
+      write_cache_file(shared_file(options.cache_dir, shared->key, ".shared.ids"), encode_shared_ids(sharing, ids));
+    }
+  }
+  std::shared_ptr<const SharedMainDatabase> in_common = std::move(shared);
+  for (size_t k = 0; k < sharing.size(); ++k) {
+    sharing[k]->shared_ = in_common;
+    sharing[k]->shared_ids_ = std::move(ids[k]);
+    sharing[k]->dbs_[DatabasePart::main].reset();
+  }
+}
+
+namespace {
+
+// The first error in folder order, as a serial load would report it, else the set, its
+// policies sharing one main database.
+std::variant<std::shared_ptr<const PolicySet>, PolicyError> gather(std::vector<std::optional<Compiled>>& results,
                                                                    const CompileOptions& options) {
-  std::vector<std::shared_ptr<const CompiledPolicy>> compiled;
+  std::vector<CompiledPolicy*> policies;
   std::set<std::string_view> tenants;
   for (auto& r : results) {
     if (auto* e = std::get_if<PolicyError>(&*r)) return *e;
-    auto& policy = std::get<std::shared_ptr<const CompiledPolicy>>(*r);
+    CompiledPolicy* policy = std::get<std::unique_ptr<CompiledPolicy>>(*r).get();
     if (!tenants.insert(policy->tenant()).second)
       return PolicyError{policy->spec().file, "", fmt::format("tenant \"{}\" is defined twice", policy->tenant())};
-    compiled.push_back(std::move(policy));
+    policies.push_back(policy);
   }
+  share_main_databases(policies, options);
+  std::vector<std::shared_ptr<const CompiledPolicy>> compiled;
+  for (auto& r : results) compiled.emplace_back(std::get<std::unique_ptr<CompiledPolicy>>(std::move(*r)));
   auto set = std::make_shared<const PolicySet>(std::move(compiled));
   if (!options.cache_dir.empty()) prune_cache(options.cache_dir, *set);
   return set;
@@ -844,8 +1033,8 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> compile_policy_set(s
                                                                                  const CompileOptions& options) {
   // Tenants compile (or load from the cache) side by side: a cold compile of five
   // tenants takes seconds.
-  std::vector<std::optional<CompileResult>> results(specs.size());
-  parallel_for(specs.size(), [&](size_t i) { results[i] = compile_policy(std::move(specs[i]), options); });
+  std::vector<std::optional<Compiled>> results(specs.size());
+  parallel_for(specs.size(), [&](size_t i) { results[i] = compile_unshared(std::move(specs[i]), options); });
   return gather(results, options);
 }
 
@@ -859,7 +1048,7 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(cons
   // problem in folder order is the one reported), the others compile side by side
   // (their databases perhaps from the cache), which snapshots them.
   const bool cached = !options.cache_dir.empty();
-  using Loaded = std::variant<std::shared_ptr<const CompiledPolicy>, PolicySpec, PolicyError>;
+  using Loaded = std::variant<std::unique_ptr<CompiledPolicy>, PolicySpec, PolicyError>;
   std::vector<std::optional<Loaded>> loaded(files.size());
   parallel_for(files.size(), [&](size_t i) {
     if (cached) {
@@ -877,17 +1066,17 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> load_policy_set(cons
   for (size_t i = 0; i < files.size(); ++i) {
     if (auto* e = std::get_if<PolicyError>(&*loaded[i])) return *e;
     const auto* spec = std::get_if<PolicySpec>(&*loaded[i]);
-    const std::string& tenant = spec ? spec->tenant : std::get<std::shared_ptr<const CompiledPolicy>>(*loaded[i])->tenant();
+    const std::string& tenant = spec ? spec->tenant : std::get<std::unique_ptr<CompiledPolicy>>(*loaded[i])->tenant();
     if (!tenants.insert(tenant).second)
       return PolicyError{files[i], "", fmt::format("tenant \"{}\" is defined twice", tenant)};
     if (spec) to_compile.push_back(i);
   }
-  std::vector<std::optional<CompileResult>> results(files.size());
+  std::vector<std::optional<Compiled>> results(files.size());
   for (size_t i = 0; i < files.size(); ++i)
-    if (auto* policy = std::get_if<std::shared_ptr<const CompiledPolicy>>(&*loaded[i])) results[i] = std::move(*policy);
+    if (auto* policy = std::get_if<std::unique_ptr<CompiledPolicy>>(&*loaded[i])) results[i] = std::move(*policy);
   parallel_for(to_compile.size(), [&](size_t k) {
     const size_t i = to_compile[k];
-    results[i] = compile_policy(std::get<PolicySpec>(std::move(*loaded[i])), options);  // and snapshot
+    results[i] = compile_unshared(std::get<PolicySpec>(std::move(*loaded[i])), options);  // and snapshot
   });
   return gather(results, options);
 }
