@@ -822,20 +822,22 @@ regexes matches and stops at the first hit. With that day's packs this took `BM_
 from 1,650 to 1,220 ns per comment and the whole path from 3,480 to 2,700 ns (interleaved
 runs; Hyperscan's instructions per comment -22%), for databases 40% larger (4.0 to 5.6
 MiB per tenant, of which the part scanned for every comment went from 2.8 to 1.6 MiB) and
-a cold compile of 4.0 to 6.2 s. And the tenants' first scans share one database (7
-December 2026, fifth session): their packs share most patterns (the lexicons), so the
-14,179 expressions of the five main databases are 3,361 distinct ones, compiled once
-into a database of 2.2 MiB in place of five of 1.6-1.9 MiB each (8.3 MiB) that a mixed
-stream scanned in turn. Each tenant reads the shared ids through a table to its own
-patterns and passes over other tenants' hits (5,641 against 3,552 in 20,000 comments,
+a cold compile of 4.0 to 6.2 s. And the tenants share their databases (7 December 2026,
+fifth session): their packs share most patterns (the lexicons), so the 23,295
+expressions of the five tenants' databases are 5,516 distinct ones (the main
+databases' 14,179 are 3,361), compiled once into one database of each part, 7.5 MiB in
+all, in place of five sets of 5.5-6.6 MiB (28.9 MiB) that a mixed stream scanned in
+turn. Each tenant reads the shared ids through a table to its own patterns and passes
+over other tenants' hits (in the main database 5,641 against 3,552 in 20,000 comments;
 Hyperscan's own time still 8% less). Measured against the build before, verdicts
 identical: `classify` over 20,000 generated comments, the same policies with their own
-databases and shared, best of 11 interleaved passes in six runs, 3% (2,283 to 2,204 ns,
-a fast spell of this VM) to 13% (3,778 to 3,293 ns, a slow one) less per comment;
-`civicsift scan` of 500,000 lines on two threads, five alternating runs, median 1.21 to
-1.15 s, CPU 2.16 to 2.03 s, peak RSS 80 to 75 MiB; start-up from the cache unchanged
-(0.09 s; the shared database and its id tables are cached too), a cold compile 8.5 to
-8.2 s (the shared database compiles in about a second beside the tenants' own).
+databases and shared, best of 11 interleaved passes in six runs, 6-9% less per comment
+(2,263-2,376 to 2,118-2,192 ns; sharing the main database alone had saved 3% in the same
+fast spell of this VM); `civicsift scan` of 500,000 lines on two threads, four
+alternating runs, median 0.95 to 0.87 s, CPU 1.68 to 1.53 s, peak RSS 81 to 67 MiB.
+Start-up from the cache stays under 0.1 s (the shared databases and their id table are
+cached too); a cold compile takes 8.4 s rather than 6.6 (the shared databases compile
+after the tenants' own, which the cache keeps for a reload and for snapshots).
 Outside the scan, the stream state (duplicate posts, repeat offenders) keeps its
 per-author history in Abseil's flat hash maps: the node-based maps before them had cost
 ~8% of a `civicsift scan`'s CPU. `build/bench/rule_cost patterns/<tenant>.yaml` ranks
@@ -864,7 +866,7 @@ to 0.11 s, the cold compile 1.5 to 1.1 s; verdicts identical. No single pattern 
 tenants also compete for the cache: the same 20,000 comments classified by one tenant's
 policy alone cost 23% less than each by its own tenant's, as a real stream comes (1,866
 ns on average over the five against 2,423, 7 December 2026, before the shared database);
-the shared database takes back part of that (3-13%, above).
+sharing their databases takes back part of that (6-9%, above).
 Hyperscan's share by part, all five tenants, each part left out of every policy in turn
 (2 December 2026, best of 15 passes over 20,000 prepared buffers, three interleaved
 rounds): the literals alone ~305 ns per comment, the templates ~215 ns more, the raw

@@ -272,15 +272,15 @@ TEST(PolicySnapshot, TheSecondLoadRestoresEveryPackAsItWasCompiled) {
   EXPECT_GT(examples, 2000u);
 }
 
-// The tenants of a set run their first scan on one database (SharedMainDatabase), each
-// reading only its own patterns' hits: every example of every pack, read by every
-// tenant, gets the verdict the tenant's policy compiled alone gives it.
-TEST(SharedMainDatabase, TenantsShareOneDatabaseAndKeepTheVerdictsOfTheirOwn) {
+// The tenants of a set scan one database of each part (SharedDatabases), each reading
+// only its own patterns' hits: every example of every pack, read by every tenant, gets
+// the verdict the tenant's policy compiled alone gives it.
+TEST(SharedDatabases, TenantsShareTheirDatabasesAndKeepTheVerdictsOfTheirOwn) {
   TempDir cache;
   const CompileOptions options{cache.path()};
   const auto set = set_or_fail(load_policy_set(CIVICSIFT_SOURCE_DIR "/patterns", options));
   ASSERT_TRUE(set);
-  const SharedMainDatabase* shared = set->policies().front()->shared_main();
+  const SharedDatabases* shared = set->policies().front()->shared();
   ASSERT_NE(shared, nullptr);
   EXPECT_EQ(shared->source, PolicySource::compiled);
   std::vector<std::string> texts;
@@ -290,25 +290,26 @@ TEST(SharedMainDatabase, TenantsShareOneDatabaseAndKeepTheVerdictsOfTheirOwn) {
   ASSERT_GT(texts.size(), 3000u);
   for (const auto& p : set->policies()) {
     SCOPED_TRACE(p->tenant());
-    EXPECT_EQ(p->shared_main(), shared);
-    EXPECT_EQ(p->database(DatabasePart::main), nullptr);  // freed: the shared one replaces it
-    EXPECT_EQ(p->first_scan_database(), shared->db.get());
+    EXPECT_EQ(p->shared(), shared);
     const auto alone = civicsift::testing::compile_or_fail(p->spec().file, options);
     ASSERT_TRUE(alone);
-    ASSERT_EQ(alone->shared_main(), nullptr);
-    ASSERT_NE(alone->database(DatabasePart::main), nullptr);
+    ASSERT_EQ(alone->shared(), nullptr);
+    for (size_t part = 0; part < kDatabaseParts; ++part) {
+      const auto which = static_cast<DatabasePart>(part);
+      EXPECT_EQ(p->database(which), alone->database(which) ? shared->dbs.get(which) : nullptr) << part;
+    }
     for (const auto& text : texts) EXPECT_EQ(verdict_of(*p, text), verdict_of(*alone, text)) << text;
   }
   const auto again = set_or_fail(load_policy_set(CIVICSIFT_SOURCE_DIR "/patterns", options));
-  ASSERT_TRUE(again && again->policies().front()->shared_main());
-  EXPECT_EQ(again->policies().front()->shared_main()->source, PolicySource::cached_databases);
-  EXPECT_EQ(again->policies().front()->shared_main()->key, shared->key);
+  ASSERT_TRUE(again && again->policies().front()->shared());
+  EXPECT_EQ(again->policies().front()->shared()->source, PolicySource::cached_databases);
+  EXPECT_EQ(again->policies().front()->shared()->key, shared->key);
 }
 
-// Another tenant's patterns in the shared database fire nothing; a damaged or missing
+// Another tenant's patterns in the shared databases fire nothing; a damaged or missing
 // cache entry is built again; the entries in use survive pruning; a set of one tenant
-// keeps its own database.
-TEST(SharedMainDatabase, EachTenantReadsOnlyItsOwnPatternsAndTheCacheEntryIsChecked) {
+// keeps its own databases.
+TEST(SharedDatabases, EachTenantReadsOnlyItsOwnPatternsAndTheCacheEntryIsChecked) {
   TempDir dir, cache;
   dir.write("lexicons/swears.yaml", kLexicon);
   dir.write("town.yaml", kMinimal);
@@ -316,7 +317,7 @@ TEST(SharedMainDatabase, EachTenantReadsOnlyItsOwnPatternsAndTheCacheEntryIsChec
   auto load = [&] { return set_or_fail(load_policy_set(dir.path(), options)); };
   auto one = load();
   ASSERT_TRUE(one);
-  EXPECT_EQ(one->policies().front()->shared_main(), nullptr);
+  EXPECT_EQ(one->policies().front()->shared(), nullptr);
   EXPECT_NE(one->policies().front()->database(DatabasePart::main), nullptr);
 
   dir.write("city.yaml", "tenant: city\nrules:\n  - {id: city.spam, category: spam, clause: '2', action: review, "
@@ -325,25 +326,31 @@ TEST(SharedMainDatabase, EachTenantReadsOnlyItsOwnPatternsAndTheCacheEntryIsChec
   auto check = [&](const PolicySet& set, PolicySource source) {
     const CompiledPolicy* town = set.find("town");
     const CompiledPolicy* city = set.find("city");
-    ASSERT_TRUE(town && city && town->shared_main());
-    EXPECT_EQ(town->shared_main(), city->shared_main());
-    EXPECT_EQ(town->shared_main()->source, source);
+    ASSERT_TRUE(town && city && town->shared());
+    EXPECT_EQ(town->shared(), city->shared());
+    EXPECT_EQ(town->shared()->source, source);
+    EXPECT_NE(town->allow_database(), nullptr);  // the lexicon's allow phrase
+    EXPECT_EQ(city->allow_database(), nullptr);
     EXPECT_EQ(fired(*town, "oh bother, darn it"), std::vector<std::string>{"town.swears"});
     EXPECT_EQ(fired(*city, "oh bother, darn it"), (std::vector<std::string>{"city.spam", "city.spam"}));
     EXPECT_EQ(fired(*city, "heck"), std::vector<std::string>{});
+    EXPECT_EQ(fired(*town, "heck"), std::vector<std::string>{"town.swears"});
+    EXPECT_EQ(fired(*town, "a heck of a day"), std::vector<std::string>{});  // allowed
   };
   auto two = load();
   ASSERT_TRUE(two);
   check(*two, PolicySource::compiled);
   check(*load(), PolicySource::cached_databases);
 
-  const uint64_t key = two->find("town")->shared_main()->key;
+  const uint64_t key = two->find("town")->shared()->key;
   const auto ids = cache.path() / fmt::format("{:016x}.shared.ids", key);
   const auto db = cache.path() / fmt::format("{:016x}.shared.hsdb", key);
   ASSERT_TRUE(std::filesystem::exists(ids) && std::filesystem::exists(db));
   std::filesystem::resize_file(ids, std::filesystem::file_size(ids) - 4);
   check(*load(), PolicySource::compiled);
   std::filesystem::remove(db);
+  check(*load(), PolicySource::compiled);
+  std::filesystem::remove(cache.path() / fmt::format("{:016x}.shared.allows.hsdb", key));
   check(*load(), PolicySource::compiled);
   check(*load(), PolicySource::cached_databases);
 

@@ -40,12 +40,15 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
                   p->source() == PolicySource::snapshot           ? ", from its snapshot"
                   : p->source() == PolicySource::cached_databases ? ", databases from the cache"
                                                                   : "");
-  if (const SharedMainDatabase* shared = set->policies().empty() ? nullptr : set->policies().front()->shared_main()) {
+  if (const SharedDatabases* shared = set->policies().empty() ? nullptr : set->policies().front()->shared()) {
     size_t bytes = 0;
-    hs_database_size(shared->db.get(), &bytes);
+    for (const auto& db : shared->dbs.parts) {
+      size_t size = 0;
+      if (db && hs_database_size(db.get(), &size) == HS_SUCCESS) bytes += size;
+    }
     const auto sharing = std::count_if(set->policies().begin(), set->policies().end(),
-                                       [&](const auto& p) { return p->shared_main() == shared; });
-    spdlog::debug("{} tenants share one database for their first scans ({} KiB{})", sharing, bytes / 1024,
+                                       [&](const auto& p) { return p->shared() == shared; });
+    spdlog::debug("{} tenants share their databases ({} KiB{})", sharing, bytes / 1024,
                   shared->source == PolicySource::cached_databases ? ", from the cache" : "");
   }
   return set;

@@ -20,11 +20,23 @@ namespace {
 // the verdict already holds thousands of matches and memory stays bounded.
 constexpr size_t kMaxHits = 1 << 16;
 
+// With databases shared by the tenants (compiler.h: SharedDatabases) a hit's id is
+// read as the policy's own; false for another tenant's pattern, passed over.
+bool own_pattern(const uint32_t* shared_ids, unsigned& id) {
+  if (!shared_ids) return true;
+  id = shared_ids[id];
+  return id != CompiledPolicy::kNotOurs;
+}
+
+void record(ScanContext::Hits& hits, unsigned id, unsigned long long from, unsigned long long to) {
+  if (hits.list.size() - hits.budget_start < kMaxHits)
+    hits.list.push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
+  else hits.overflowed = true;
+}
+
 int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   auto* hits = static_cast<ScanContext::Hits*>(ctx);
-  if (hits->list.size() - hits->budget_start < kMaxHits)
-    hits->list.push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
-  else hits->overflowed = true;
+  if (own_pattern(hits->shared_ids, id)) record(*hits, id, from, to);
   return 0;
 }
 
@@ -52,40 +64,34 @@ struct DigitScan {
   std::string_view text;
 };
 
-int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx) {
+int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   const auto* scan = static_cast<const DigitScan*>(ctx);
+  if (!own_pattern(scan->hits->shared_ids, id)) return 0;
   const RuleSpec& rule = scan->policy->rule(scan->policy->rules(scan->policy->pattern(id)).front());
   // A domain's span starts before the hit (address_start): checked with the others below.
   if (rule.validator != Validator::domain &&
       !validator_accepts(rule, scan->policy->spec(), scan->text, from, to))
     return 0;
-  return on_match(id, from, to, flags, scan->hits);
+  record(*scan->hits, id, from, to);
+  return 0;
 }
 
 // The first scan of a two-part database (compiler.h: PolicyDatabases) records the
 // hits of literals, whose starts follow from their lengths, and notes whether a
 // pattern of variable length matched: then its part with start-of-match tracking is
 // scanned too, and records those.
-// With a database shared by the tenants (compiler.h: SharedMainDatabase), its ids are
-// read as the policy's own, and other tenants' patterns are passed over.
 struct FirstScan {
   ScanContext::Hits* hits;
   const CompiledPolicy* policy;
-  const uint32_t* shared_ids;  // null: the policy's own database
   bool variable_length_matched;
 };
 
-int on_first_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx) {
+int on_first_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   auto* scan = static_cast<FirstScan*>(ctx);
-  if (scan->shared_ids) {
-    id = scan->shared_ids[id];
-    if (id == CompiledPolicy::kNotOurs) return 0;
-  }
-  if (needs_start_of_match(scan->policy->pattern(id))) {
-    scan->variable_length_matched = true;
-    return 0;
-  }
-  return on_match(id, from, to, flags, scan->hits);
+  if (!own_pattern(scan->hits->shared_ids, id)) return 0;
+  if (needs_start_of_match(scan->policy->pattern(id))) scan->variable_length_matched = true;
+  else record(*scan->hits, id, from, to);
+  return 0;
 }
 
 void scan_or_throw(const hs_database_t* db, const char* data, size_t size, hs_scratch_t* scratch,
@@ -94,10 +100,14 @@ void scan_or_throw(const hs_database_t* db, const char* data, size_t size, hs_sc
     throw std::runtime_error("hs_scan failed");
 }
 
-// Whether any pattern of `db` matches in `data`: the first hit ends the scan.
-bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scratch) {
-  const auto on_any_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void*) { return 1; };
-  const hs_error_t status = hs_scan(db, data.data(), static_cast<unsigned>(data.size()), 0, scratch, on_any_match, nullptr);
+// Whether any pattern of `db` (of the policy's own, by `shared_ids`) matches in `data`:
+// the first hit ends the scan.
+bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scratch, const uint32_t* shared_ids) {
+  const auto on_any_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ids) {
+    return own_pattern(static_cast<const uint32_t*>(ids), id) ? 1 : 0;
+  };
+  const hs_error_t status = hs_scan(db, data.data(), static_cast<unsigned>(data.size()), 0, scratch, on_any_match,
+                                    const_cast<uint32_t*>(shared_ids));
   if (status != HS_SUCCESS && status != HS_SCAN_TERMINATED) throw std::runtime_error("hs_scan failed");
   return status == HS_SCAN_TERMINATED;
 }
@@ -105,8 +115,8 @@ bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scr
 // The main databases over `data`: every hit, with its start.
 void scan_main(const CompiledPolicy& policy, const char* data, size_t size, hs_scratch_t* scratch,
                ScanContext::Hits& hits) {
-  FirstScan first{&hits, &policy, policy.shared_ids(), false};
-  scan_or_throw(policy.first_scan_database(), data, size, scratch, on_first_match, &first);
+  FirstScan first{&hits, &policy, false};
+  scan_or_throw(policy.database(), data, size, scratch, on_first_match, &first);
   if (!first.variable_length_matched) return;
   // A budget of its own, as the digit database has: literals padding a comment past
   // the cap cannot keep a template or regex (a threat, a link) out of the verdict.
@@ -439,8 +449,6 @@ void ScanContext::ensure_scratch(const CompiledPolicy& policy) {
     if (const hs_database_t* db = policy.database(static_cast<DatabasePart>(part));
         db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS)
       throw std::bad_alloc();
-  if (const hs_database_t* db = policy.first_scan_database(); db && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS)
-    throw std::bad_alloc();
   if (prepared_.size() >= 64) prepared_.clear();  // old snapshots; the scratch stays big enough
   prepared_.push_back(policy.serial());
 }
@@ -467,18 +475,20 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   const auto skeleton_begin = static_cast<uint32_t>(sk.offset);
 
   ctx.hits_.clear();
+  ctx.hits_.shared_ids = ctx.rescan_hits_.shared_ids = policy.shared_ids();
   // The regexes that need a digit (policy/compiler.h) only where one can match: over
   // the raw text, when it holds one. Each database has its own budget of hits, so
   // padding that exhausts the main one cannot keep a phone number out of the verdict.
   // The first scan only asks whether any matches, which most numbers (times, dates,
   // counts) do not; their part with starts has them all.
-  if (policy.digit_database() && has_ascii_digit(text) && any_match(policy.digit_database(), text, ctx.scratch_)) {
+  if (policy.digit_database() && has_ascii_digit(text) &&
+      any_match(policy.digit_database(), text, ctx.scratch_, policy.shared_ids())) {
     DigitScan digit_scan{&ctx.hits_, &policy, text};
     scan_or_throw(policy.database(DatabasePart::digit_starts), text.data(), text.size(), ctx.scratch_, on_digit_match,
                   &digit_scan);
   }
   ctx.hits_.budget_start = ctx.hits_.list.size();
-  if (policy.first_scan_database()) scan_main(policy, sk.bytes.data(), sk.offset + sk.size, ctx.scratch_, ctx.hits_);
+  if (policy.database()) scan_main(policy, sk.bytes.data(), sk.offset + sk.size, ctx.scratch_, ctx.hits_);
 
   const uint32_t content_end = end_of_content(text);
 
@@ -541,7 +551,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
   // Masked words inside phrases ("I'll k*ll you"): the skeleton with them written out,
   // scanned again. Only comments with a masked word the policy's terms spell pay for it.
   bool rescan_overflowed = false;
-  const bool rescanned = policy.first_scan_database() && !policy.vocabulary().empty() &&
+  const bool rescanned = policy.database() && !policy.vocabulary().empty() &&
                          write_out_masked_words(policy.vocabulary(), sk, ctx.written_out_);
   if (rescanned) {
     ctx.rescan_hits_.clear();

@@ -63,6 +63,7 @@ class ScanContext {
     size_t budget_start = 0;  // where the hits of the database being scanned begin
     size_t masked = 0;
     bool overflowed = false;
+    const uint32_t* shared_ids = nullptr;  // CompiledPolicy::shared_ids() of the policy scanned for; kept by clear()
     void clear() {
       list.clear();
       budget_start = 0;

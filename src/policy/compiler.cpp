@@ -64,8 +64,7 @@ size_t CompiledPolicy::database_bytes() const {
     size_t size = 0;
     if (db && hs_database_size(db, &size) == HS_SUCCESS) total += size;
   };
-  for (const auto& db : dbs_.parts) add(db.get());
-  if (shared_) add(shared_->db.get());
+  for (size_t part = 0; part < kDatabaseParts; ++part) add(database(static_cast<DatabasePart>(part)));
   return total;
 }
 
@@ -649,14 +648,38 @@ std::vector<DatabasePart> partition(const PatternTable& t) {
   return part;
 }
 
-fs::path shared_file(const fs::path& cache_dir, uint64_t key, std::string_view suffix) {
-  return cache_dir / fmt::format("{:016x}{}", key, suffix);
+// The patterns of each database, by partition(): the digit regexes and the main
+// patterns of variable length go to their part with starts too.
+std::array<std::vector<unsigned>, kDatabaseParts> ids_by_part(const PatternTable& t, const std::vector<DatabasePart>& part) {
+  std::array<std::vector<unsigned>, kDatabaseParts> ids;
+  auto ids_of = [&](DatabasePart p) -> std::vector<unsigned>& { return ids[static_cast<size_t>(p)]; };
+  for (unsigned i = 0; i < t.expressions.size(); ++i) {
+    ids_of(part[i]).push_back(i);
+    if (part[i] == DatabasePart::digits) ids_of(DatabasePart::digit_starts).push_back(i);  // its first scan finds no hits
+    else if (part[i] == DatabasePart::main && needs_start_of_match(t.meta[i])) ids_of(DatabasePart::main_starts).push_back(i);
+  }
+  return ids;
 }
 
+// The first scans (main, digits) only find which patterns match where they end;
+// start-of-match tracking is for the *_starts parts alone.
+unsigned part_flags(unsigned flags, DatabasePart part) {
+  return part == DatabasePart::main || part == DatabasePart::digits ? flags & ~HS_FLAG_SOM_LEFTMOST : flags;
+}
+
+constexpr const char* kPartSuffix[kDatabaseParts] = {".hsdb", ".digits.hsdb", ".allows.hsdb", ".starts.hsdb",
+                                                     ".digits.starts.hsdb"};
+
 fs::path database_file(const fs::path& cache_dir, uint64_t key, DatabasePart part) {
-  constexpr const char* kSuffix[kDatabaseParts] = {".hsdb", ".digits.hsdb", ".allows.hsdb", ".starts.hsdb",
-                                                   ".digits.starts.hsdb"};
-  return cache_dir / fmt::format("{:016x}{}", key, kSuffix[static_cast<size_t>(part)]);
+  return cache_dir / fmt::format("{:016x}{}", key, kPartSuffix[static_cast<size_t>(part)]);
+}
+
+fs::path shared_database_file(const fs::path& cache_dir, uint64_t key, DatabasePart part) {
+  return cache_dir / fmt::format("{:016x}.shared{}", key, kPartSuffix[static_cast<size_t>(part)]);
+}
+
+fs::path shared_ids_file(const fs::path& cache_dir, uint64_t key) {
+  return cache_dir / fmt::format("{:016x}.shared.ids", key);
 }
 
 // One snapshot per policy file, build and platform: an edited policy replaces its
@@ -720,9 +743,10 @@ void prune_cache(const fs::path& dir, const PolicySet& in_use) {
     for (size_t part = 0; part < kDatabaseParts; ++part)
       used.insert(database_file({}, p->cache_key(), static_cast<DatabasePart>(part)).string());
     used.insert(snapshot_file({}, p->spec().file).string());
-    if (const SharedMainDatabase* shared = p->shared_main()) {
-      used.insert(shared_file({}, shared->key, ".shared.hsdb").string());
-      used.insert(shared_file({}, shared->key, ".shared.ids").string());
+    if (const SharedDatabases* shared = p->shared()) {
+      for (size_t part = 0; part < kDatabaseParts; ++part)
+        used.insert(shared_database_file({}, shared->key, static_cast<DatabasePart>(part)).string());
+      used.insert(shared_ids_file({}, shared->key).string());
     }
   }
   const auto old_enough = fs::file_time_type::clock::now() - std::chrono::minutes(10);
@@ -762,7 +786,7 @@ namespace {
 
 using Compiled = std::variant<std::unique_ptr<CompiledPolicy>, PolicyError>;
 
-// A policy with databases of its own: share_main_databases() may still give it the set's.
+// A policy with databases of its own: share_databases() may still give it the set's.
 Compiled compile_unshared(PolicySpec spec, const CompileOptions& options) {
   const auto started = std::chrono::steady_clock::now();
   PatternTable table;
@@ -772,13 +796,8 @@ Compiled compile_unshared(PolicySpec spec, const CompileOptions& options) {
     return e;
   }
   const std::vector<DatabasePart> part = partition(table);
-  std::array<std::vector<unsigned>, kDatabaseParts> ids;
-  auto ids_of = [&](DatabasePart p) -> std::vector<unsigned>& { return ids[static_cast<size_t>(p)]; };
-  for (unsigned i = 0; i < table.expressions.size(); ++i) {
-    ids_of(part[i]).push_back(i);
-    if (part[i] == DatabasePart::digits) ids_of(DatabasePart::digit_starts).push_back(i);  // its first scan finds no hits
-    else if (part[i] == DatabasePart::main && needs_start_of_match(table.meta[i])) ids_of(DatabasePart::main_starts).push_back(i);
-  }
+  const std::array<std::vector<unsigned>, kDatabaseParts> ids = ids_by_part(table, part);
+  auto ids_of = [&](DatabasePart p) -> const std::vector<unsigned>& { return ids[static_cast<size_t>(p)]; };
   const uint64_t key = table_key(table, part);
 
   // A policy of only duplicate-post rules has nothing to scan for: no database
@@ -795,15 +814,12 @@ Compiled compile_unshared(PolicySpec spec, const CompileOptions& options) {
     if (!ids[p].empty()) from_cache = (dbs.parts[p] = read_cache(files[p])) != nullptr;
   if (scans && !from_cache) {
     auto compile_ids = [&](DatabasePart p) -> std::variant<HsDatabase, PolicyError> {
-      // The first scans (main, digits) only find which patterns match where they end;
-      // start-of-match tracking is for the *_starts parts alone.
-      const bool track_starts = p != DatabasePart::main && p != DatabasePart::digits;
       const auto& part_ids = ids_of(p);
       std::vector<const char*> exprs;
       std::vector<unsigned> flags;
       for (unsigned id : part_ids) {
         exprs.push_back(table.expressions[id].c_str());
-        flags.push_back(track_starts ? table.flags[id] : table.flags[id] & ~HS_FLAG_SOM_LEFTMOST);
+        flags.push_back(part_flags(table.flags[id], p));
       }
       hs_database_t* db = nullptr;
       hs_compile_error_t* err = nullptr;
@@ -851,7 +867,7 @@ std::variant<std::shared_ptr<const CompiledPolicy>, PolicyError> compile_policy(
 
 namespace {
 
-// The shared database's ids -> each sharing policy's pattern ids, as the compile cache
+// The shared databases' ids -> each sharing policy's pattern ids, as the compile cache
 // keeps them beside it: this header, the number of policies and of shared ids, then
 // per policy (in the order of their cache keys) its cache key and one id per shared id.
 constexpr std::string_view kSharedIdsHeader = "civicsift-shared-ids-1\n";
@@ -900,35 +916,45 @@ std::optional<std::vector<std::vector<uint32_t>>> read_shared_ids(const fs::path
   return ids;
 }
 
-// Names the shared database of these policies (in the order of their cache keys).
+// Names the shared databases of these policies (in the order of their cache keys).
 uint64_t shared_key(std::span<CompiledPolicy* const> sharing) {
-  std::string named = "civicsift-shared-main-1 " + platform_tag();
+  std::string named = "civicsift-shared-1 " + platform_tag();
   for (const CompiledPolicy* p : sharing) named += fmt::format(" {:016x}", p->cache_key());
   return XXH3_64bits(named.data(), named.size());
 }
 
 }  // namespace
 
-void share_main_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options) {
+void share_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options) {
   std::vector<CompiledPolicy*> sharing;
   for (CompiledPolicy* p : policies)
-    if (p->database(DatabasePart::main) && !p->shared_) sharing.push_back(p);
+    if (p->dbs_.get(DatabasePart::main) && !p->shared_) sharing.push_back(p);
   if (sharing.size() < 2) return;
   std::sort(sharing.begin(), sharing.end(),
             [](const CompiledPolicy* a, const CompiledPolicy* b) { return a->cache_key() < b->cache_key(); });
-  auto shared = std::make_shared<SharedMainDatabase>();
+  auto has_part = [](const CompiledPolicy* p, size_t part) { return p->dbs_.parts[part] != nullptr; };
+  auto shared = std::make_shared<SharedDatabases>();
   std::vector<std::vector<uint32_t>> ids;
   const bool cached = !options.cache_dir.empty();
+  auto all_parts_there = [&] {
+    for (size_t part = 0; part < kDatabaseParts; ++part)
+      if (!shared->dbs.parts[part] && std::any_of(sharing.begin(), sharing.end(), [&](auto* p) { return has_part(p, part); }))
+        return false;
+    return true;
+  };
   if (cached) {
     shared->key = shared_key(sharing);
-    if (auto read = read_shared_ids(shared_file(options.cache_dir, shared->key, ".shared.ids"), sharing)) {
-      shared->db = read_cache(shared_file(options.cache_dir, shared->key, ".shared.hsdb"));
+    if (auto read = read_shared_ids(shared_ids_file(options.cache_dir, shared->key), sharing)) {
+      for (size_t part = 0; part < kDatabaseParts; ++part)
+        if (std::any_of(sharing.begin(), sharing.end(), [&](auto* p) { return has_part(p, part); }))
+          shared->dbs.parts[part] = read_cache(shared_database_file(options.cache_dir, shared->key, static_cast<DatabasePart>(part)));
       ids = std::move(*read);
       shared->source = PolicySource::cached_databases;
     }
   }
-  if (!shared->db) {
-    // Each policy's main expressions, from its tables built again (a snapshot keeps no
+  if (ids.empty() || !all_parts_there()) {
+    shared->dbs = {};
+    // Each policy's expressions, from its tables built again (a snapshot keeps no
     // expressions); a policy whose tables come out other than its databases were built
     // from keeps its own.
     std::vector<std::optional<PatternTable>> tables(sharing.size());
@@ -940,74 +966,96 @@ void share_main_databases(std::span<CompiledPolicy* const> policies, const Compi
       }
     });
     std::vector<CompiledPolicy*> recovered;
-    std::vector<std::vector<DatabasePart>> parts;
+    std::vector<std::array<std::vector<unsigned>, kDatabaseParts>> part_ids;
     for (size_t k = 0; k < sharing.size(); ++k)
       if (tables[k]) {
         recovered.push_back(sharing[k]);
-        parts.push_back(partition(*tables[k]));
+        part_ids.push_back(ids_by_part(*tables[k], partition(*tables[k])));
       }
     std::erase_if(tables, [](const auto& t) { return !t; });
     sharing = std::move(recovered);
     if (sharing.size() < 2) return;
-    // Distinct (flags, expression) pairs, in the order first seen. A policy may have
-    // one expression as several patterns (literals whose run lengths differ): its
-    // n-th is the n-th shared pattern of that expression, so each id maps to one of its.
-    std::unordered_map<std::string, uint32_t> shared_id;
-    std::vector<std::pair<unsigned, const std::string*>> distinct;
-    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> own;  // per policy: (shared id, its id)
-    for (size_t k = 0; k < sharing.size(); ++k) {
-      const PatternTable& t = *tables[k];
-      own.emplace_back();
-      std::unordered_map<std::string, uint32_t> seen;
-      for (uint32_t i = 0; i < t.expressions.size(); ++i) {
-        if (parts[k][i] != DatabasePart::main) continue;
-        const unsigned flags = t.flags[i] & ~HS_FLAG_SOM_LEFTMOST;  // as compile_unshared builds `main`
-        std::string key(reinterpret_cast<const char*>(&flags), sizeof flags);
-        key += t.expressions[i];
-        const uint32_t occurrence = seen[key]++;
-        key.append(reinterpret_cast<const char*>(&occurrence), sizeof occurrence);
-        auto [it, inserted] = shared_id.emplace(std::move(key), static_cast<uint32_t>(distinct.size()));
-        if (inserted) distinct.emplace_back(flags, &t.expressions[i]);
-        own.back().emplace_back(it->second, i);
+    // Per part, the distinct (flags, expression) pairs, in the order first seen, with
+    // ids numbered on across the parts. A policy may have one expression as several
+    // patterns (literals whose run lengths differ): its n-th is the n-th shared pattern
+    // of that expression, so each shared id maps to one of its patterns.
+    struct Distinct {
+      unsigned flags;
+      const std::string* expression;
+    };
+    std::array<std::vector<Distinct>, kDatabaseParts> distinct;
+    std::array<uint32_t, kDatabaseParts> first_id{};
+    std::vector<std::vector<std::pair<uint32_t, uint32_t>>> own(sharing.size());  // per policy: (shared id, its id)
+    uint32_t next_id = 0;
+    for (size_t part = 0; part < kDatabaseParts; ++part) {
+      first_id[part] = next_id;
+      std::unordered_map<std::string, uint32_t> shared_id;
+      for (size_t k = 0; k < sharing.size(); ++k) {
+        const PatternTable& t = *tables[k];
+        std::unordered_map<std::string, uint32_t> seen;
+        for (unsigned i : part_ids[k][part]) {
+          const unsigned flags = part_flags(t.flags[i], static_cast<DatabasePart>(part));
+          std::string key(reinterpret_cast<const char*>(&flags), sizeof flags);
+          key += t.expressions[i];
+          const uint32_t occurrence = seen[key]++;
+          key.append(reinterpret_cast<const char*>(&occurrence), sizeof occurrence);
+          auto [it, inserted] = shared_id.emplace(std::move(key), next_id);
+          if (inserted) {
+            distinct[part].push_back({flags, &t.expressions[i]});
+            ++next_id;
+          }
+          own[k].emplace_back(it->second, i);
+        }
       }
     }
-    std::vector<const char*> expressions;
-    std::vector<unsigned> flags, numbers;
-    for (uint32_t id = 0; id < distinct.size(); ++id) {
-      expressions.push_back(distinct[id].second->c_str());
-      flags.push_back(distinct[id].first);
-      numbers.push_back(id);
-    }
-    hs_database_t* db = nullptr;
-    hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(expressions.data(), flags.data(), numbers.data(), static_cast<unsigned>(distinct.size()),
-                         HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
-      hs_free_compile_error(err);  // each compiled alone: too large together; they keep their own
-      return;
-    }
-    shared->db.reset(db);
+    // The parts compile side by side, as tenants do.
+    std::array<bool, kDatabaseParts> failed{};
+    parallel_for(kDatabaseParts, [&](size_t part) {
+      if (distinct[part].empty()) return;
+      std::vector<const char*> expressions;
+      std::vector<unsigned> flags, numbers;
+      for (size_t j = 0; j < distinct[part].size(); ++j) {
+        expressions.push_back(distinct[part][j].expression->c_str());
+        flags.push_back(distinct[part][j].flags);
+        numbers.push_back(first_id[part] + static_cast<unsigned>(j));
+      }
+      hs_database_t* db = nullptr;
+      hs_compile_error_t* err = nullptr;
+      if (hs_compile_multi(expressions.data(), flags.data(), numbers.data(), static_cast<unsigned>(expressions.size()),
+                           HS_MODE_BLOCK, nullptr, &db, &err) == HS_SUCCESS)
+        shared->dbs.parts[part].reset(db);
+      else failed[part] = true;
+      hs_free_compile_error(err);
+    });
+    // Each compiled alone, so together they were too large: they keep their own.
+    if (std::find(failed.begin(), failed.end(), true) != failed.end()) return;
     shared->source = PolicySource::compiled;
-    ids.assign(sharing.size(), std::vector<uint32_t>(distinct.size(), CompiledPolicy::kNotOurs));
+    ids.assign(sharing.size(), std::vector<uint32_t>(next_id, CompiledPolicy::kNotOurs));
     for (size_t k = 0; k < sharing.size(); ++k)
       for (auto [shared_id_of, its_id] : own[k]) ids[k][shared_id_of] = its_id;
     if (cached) {
       shared->key = shared_key(sharing);
-      write_cache(shared_file(options.cache_dir, shared->key, ".shared.hsdb"), shared->db.get());
-      write_cache_file(shared_file(options.cache_dir, shared->key, ".shared.ids"), encode_shared_ids(sharing, ids));
+      for (size_t part = 0; part < kDatabaseParts; ++part)
+        if (shared->dbs.parts[part])
+          write_cache(shared_database_file(options.cache_dir, shared->key, static_cast<DatabasePart>(part)),
+                      shared->dbs.parts[part].get());
+      write_cache_file(shared_ids_file(options.cache_dir, shared->key), encode_shared_ids(sharing, ids));
     }
   }
-  std::shared_ptr<const SharedMainDatabase> in_common = std::move(shared);
+  std::shared_ptr<const SharedDatabases> in_common = std::move(shared);
   for (size_t k = 0; k < sharing.size(); ++k) {
-    sharing[k]->shared_ = in_common;
-    sharing[k]->shared_ids_ = std::move(ids[k]);
-    sharing[k]->dbs_[DatabasePart::main].reset();
+    CompiledPolicy& p = *sharing[k];
+    for (size_t part = 0; part < kDatabaseParts; ++part) p.has_part_[part] = has_part(&p, part);
+    p.dbs_ = {};
+    p.shared_ = in_common;
+    p.shared_ids_ = std::move(ids[k]);
   }
 }
 
 namespace {
 
 // The first error in folder order, as a serial load would report it, else the set, its
-// policies sharing one main database.
+// policies sharing their databases.
 std::variant<std::shared_ptr<const PolicySet>, PolicyError> gather(std::vector<std::optional<Compiled>>& results,
                                                                    const CompileOptions& options) {
   std::vector<CompiledPolicy*> policies;
@@ -1019,7 +1067,7 @@ std::variant<std::shared_ptr<const PolicySet>, PolicyError> gather(std::vector<s
       return PolicyError{policy->spec().file, "", fmt::format("tenant \"{}\" is defined twice", policy->tenant())};
     policies.push_back(policy);
   }
-  share_main_databases(policies, options);
+  share_databases(policies, options);
   std::vector<std::shared_ptr<const CompiledPolicy>> compiled;
   for (auto& r : results) compiled.emplace_back(std::get<std::unique_ptr<CompiledPolicy>>(std::move(*r)));
   auto set = std::make_shared<const PolicySet>(std::move(compiled));

@@ -103,22 +103,23 @@ struct CompileOptions {
   std::filesystem::path cache_dir;  // empty: always compile, never write
 };
 
-// One database for the first scans of several tenants (PolicySet): the tenants of a
+// The databases of several tenants (a PolicySet) as one of each part: the tenants of a
 // deployment share most of their patterns (the lexicons: five packs' 14,179 main
 // expressions are 3,361 distinct), and their databases scanned in turn competed for
-// the cache. Ids are its own; each tenant maps them to its patterns.
-struct SharedMainDatabase {
-  HsDatabase db;
-  uint64_t key = 0;  // names it in the compile cache: <key>.shared.hsdb, <key>.shared.ids
+// the cache. Ids are the shared databases' own, one space over all parts; each tenant
+// maps them to its patterns (CompiledPolicy::shared_ids).
+struct SharedDatabases {
+  PolicyDatabases dbs;
+  uint64_t key = 0;  // names them in the compile cache: <key>.shared.hsdb (and parts), <key>.shared.ids
   PolicySource source = PolicySource::compiled;  // compiled or cached_databases
 };
 
 class CompiledPolicy;
-// Gives the policies (of one set, none sharing yet) one main database in place of
-// their own, from the compile cache when it holds it; leaves a policy with its own
-// where its patterns cannot be recovered, and all of them if the database cannot be
-// built. compile_policy_set and load_policy_set call it.
-void share_main_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options);
+// Gives the policies (of one set, none sharing yet) the databases of all of them in
+// place of their own, from the compile cache when it holds them; leaves a policy with
+// its own where its patterns cannot be recovered, and all of them if the databases
+// cannot be built. compile_policy_set and load_policy_set call it.
+void share_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options);
 
 class CompiledPolicy {
  public:
@@ -128,17 +129,18 @@ class CompiledPolicy {
   const PolicySpec& spec() const { return spec_; }
   const std::string& tenant() const { return spec_.tenant; }
   const std::string& label() const { return label_; }  // "tenant@version"
-  // Its own databases; DatabasePart::main is null once the set shares one (first_scan_database).
-  const hs_database_t* database(DatabasePart part = DatabasePart::main) const { return dbs_.get(part); }
-  // What a comment's first scan runs on: the set's shared database, else its own main one.
-  const hs_database_t* first_scan_database() const { return shared_ ? shared_->db.get() : dbs_.get(DatabasePart::main); }
-  // Per id of the shared database, this policy's pattern id, or kNotOurs for another
-  // tenant's pattern; null while it scans its own database.
+  // What to scan for a part: its own database, or the set's (shared_ids() then reads
+  // the hits' ids); null where it has no patterns for that part.
+  const hs_database_t* database(DatabasePart part = DatabasePart::main) const {
+    return shared_ ? (has_part_[static_cast<size_t>(part)] ? shared_->dbs.get(part) : nullptr) : dbs_.get(part);
+  }
+  const hs_database_t* digit_database() const { return database(DatabasePart::digits); }
+  const hs_database_t* allow_database() const { return database(DatabasePart::allows); }
+  // Per id of the shared databases, this policy's pattern id, or kNotOurs for another
+  // tenant's pattern; null while it scans databases of its own.
   static constexpr uint32_t kNotOurs = UINT32_MAX;
   const uint32_t* shared_ids() const { return shared_ ? shared_ids_.data() : nullptr; }
-  const SharedMainDatabase* shared_main() const { return shared_.get(); }
-  const hs_database_t* digit_database() const { return dbs_.get(DatabasePart::digits); }
-  const hs_database_t* allow_database() const { return dbs_.get(DatabasePart::allows); }
+  const SharedDatabases* shared() const { return shared_.get(); }
   // Whether a rule has allow phrases (in allow_database()), which a match of it must be checked against.
   bool has_allow_patterns(uint16_t rule) const { return rule < rules_with_allow_patterns_.size() && rules_with_allow_patterns_[rule]; }
   const PatternMeta& pattern(unsigned id) const { return index_.patterns[id]; }
@@ -166,7 +168,7 @@ class CompiledPolicy {
   uint64_t serial() const { return serial_; }
 
  private:
-  friend void share_main_databases(std::span<CompiledPolicy* const>, const CompileOptions&);
+  friend void share_databases(std::span<CompiledPolicy* const>, const CompileOptions&);
   PolicySpec spec_;
   std::string label_;
   PolicyDatabases dbs_;
@@ -177,8 +179,9 @@ class CompiledPolicy {
   double compile_seconds_;
   uint64_t cache_key_;
   uint64_t serial_;
-  std::shared_ptr<const SharedMainDatabase> shared_;
+  std::shared_ptr<const SharedDatabases> shared_;
   std::vector<uint32_t> shared_ids_;
+  std::array<bool, kDatabaseParts> has_part_{};  // its own databases, before it shared them
 };
 
 // With a cache folder, the databases come from it when it holds them, and what is
