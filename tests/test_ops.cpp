@@ -299,6 +299,32 @@ TEST(PolicyReload, UnchangedFoldersKeepTheirDatabasesAndEditsSwapOneTenant) {
   EXPECT_EQ(v.action, Action::remove);
 }
 
+// The tenants of the new set share their databases again after a reload compiled one
+// of them (a cache is not needed for it), and each still reads only its own patterns.
+TEST(PolicyReload, TheTenantsShareTheirDatabasesAgainAfterAnEdit) {
+  TempDir dir;
+  copy_test_policy(dir);
+  dir.write("city.yaml", "tenant: city\nrules:\n  - {id: city.spam, category: spam, clause: '2', action: review, "
+                         "terms: [bother]}\n");
+  auto current = load_or_fail(dir.path());
+  ASSERT_NE(current->find("town")->shared(), nullptr);
+  EXPECT_EQ(current->find("town")->shared(), current->find("city")->shared());
+
+  std::ofstream(dir.path() / "town.yaml", std::ios::app) << kZorblaxRule;
+  ReloadResult edited = rebuild_policies(dir.path(), {}, current);
+  ASSERT_TRUE(edited.changed);
+  const CompiledPolicy* town = edited.policies->find("town");
+  const CompiledPolicy* city = edited.policies->find("city");
+  ASSERT_TRUE(town && city);
+  ASSERT_NE(town->shared(), nullptr);
+  EXPECT_EQ(town->shared(), city->shared());
+  EXPECT_NE(town->shared(), current->find("town")->shared());
+  EXPECT_EQ(city->spec().version, current->find("city")->spec().version);
+  using civicsift::testing::fired;
+  EXPECT_EQ(fired(*town, "buy zorblax now, bother"), std::vector<std::string>{"town.zorblax"});
+  EXPECT_EQ(fired(*city, "buy zorblax now, bother"), std::vector<std::string>{"city.spam"});
+}
+
 // A reload skips the files whose bytes have not changed; a lexicon is part of them.
 TEST(PolicyReload, AnEditedLexiconAloneSwapsItsTenant) {
   TempDir dir;

@@ -119,6 +119,8 @@ ReloadResult rebuild_policies(const fs::path& dir, const CompileOptions& options
     const CompiledPolicy* before = current->find(p->tenant());
     if (!before || before != p.get()) result.changed = true;
   }
+  // The tenants compiled again had databases of their own: all share one set again.
+  if (result.changed) policies = with_shared_databases(policies, options);
   result.policies = result.changed ? std::make_shared<const PolicySet>(std::move(policies)) : current;
   return result;
 }

@@ -30,6 +30,15 @@
 namespace civicsift {
 namespace fs = std::filesystem;
 
+namespace {
+
+uint64_t next_serial() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
 CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, PolicySource source,
                                double compile_seconds, uint64_t cache_key)
     : spec_(std::move(spec)),
@@ -39,10 +48,8 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternInde
       source_(source),
       compile_seconds_(compile_seconds),
       cache_key_(cache_key),
-      serial_([] {
-        static std::atomic<uint64_t> next{1};
-        return next.fetch_add(1, std::memory_order_relaxed);
-      }()) {
+      serial_(next_serial()) {
+  for (size_t part = 0; part < kDatabaseParts; ++part) has_part_[part] = dbs_.parts[part] != nullptr;
   for (size_t i = 0; i < spec_.rules.size(); ++i)
     if (spec_.rules[i].duplicate_within_ms > 0) duplicate_rules_.push_back(static_cast<uint16_t>(i));
   if (dbs_.get(DatabasePart::allows)) {
@@ -52,6 +59,18 @@ CompiledPolicy::CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternInde
         for (uint16_t rule : rules(p)) rules_with_allow_patterns_[rule] = true;
   }
 }
+
+CompiledPolicy::CompiledPolicy(const CompiledPolicy& other, WithoutDatabases)
+    : spec_(other.spec_),
+      label_(other.label_),
+      index_(other.index_),
+      rules_with_allow_patterns_(other.rules_with_allow_patterns_),
+      duplicate_rules_(other.duplicate_rules_),
+      source_(other.source_),
+      compile_seconds_(other.compile_seconds_),
+      cache_key_(other.cache_key_),
+      serial_(next_serial()),
+      has_part_(other.has_part_) {}
 
 void HsDatabaseDeleter::operator()(hs_database_t* db) const {
   if (mapped_bytes) ::munmap(db, mapped_bytes);
@@ -928,11 +947,11 @@ uint64_t shared_key(std::span<CompiledPolicy* const> sharing) {
 void share_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options) {
   std::vector<CompiledPolicy*> sharing;
   for (CompiledPolicy* p : policies)
-    if (p->dbs_.get(DatabasePart::main) && !p->shared_) sharing.push_back(p);
+    if (p->has_part_[static_cast<size_t>(DatabasePart::main)] && !p->shared_) sharing.push_back(p);
   if (sharing.size() < 2) return;
   std::sort(sharing.begin(), sharing.end(),
             [](const CompiledPolicy* a, const CompiledPolicy* b) { return a->cache_key() < b->cache_key(); });
-  auto has_part = [](const CompiledPolicy* p, size_t part) { return p->dbs_.parts[part] != nullptr; };
+  auto has_part = [](const CompiledPolicy* p, size_t part) { return p->has_part_[part]; };
   auto shared = std::make_shared<SharedDatabases>();
   std::vector<std::vector<uint32_t>> ids;
   const bool cached = !options.cache_dir.empty();
@@ -1045,11 +1064,25 @@ void share_databases(std::span<CompiledPolicy* const> policies, const CompileOpt
   std::shared_ptr<const SharedDatabases> in_common = std::move(shared);
   for (size_t k = 0; k < sharing.size(); ++k) {
     CompiledPolicy& p = *sharing[k];
-    for (size_t part = 0; part < kDatabaseParts; ++part) p.has_part_[part] = has_part(&p, part);
     p.dbs_ = {};
     p.shared_ = in_common;
     p.shared_ids_ = std::move(ids[k]);
   }
+}
+
+std::vector<std::shared_ptr<const CompiledPolicy>> with_shared_databases(
+    const std::vector<std::shared_ptr<const CompiledPolicy>>& policies, const CompileOptions& options) {
+  std::vector<std::unique_ptr<CompiledPolicy>> copies;
+  std::vector<CompiledPolicy*> sharing;
+  for (const auto& p : policies) {
+    copies.push_back(std::unique_ptr<CompiledPolicy>(new CompiledPolicy(*p, CompiledPolicy::WithoutDatabases{})));
+    sharing.push_back(copies.back().get());
+  }
+  share_databases(sharing, options);
+  for (const auto& copy : copies)
+    if (!copy->shared_ && std::find(copy->has_part_.begin(), copy->has_part_.end(), true) != copy->has_part_.end())
+      return policies;  // it would have nothing to scan
+  return {std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end())};
 }
 
 namespace {

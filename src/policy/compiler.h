@@ -121,6 +121,11 @@ class CompiledPolicy;
 // cannot be built. compile_policy_set and load_policy_set call it.
 void share_databases(std::span<CompiledPolicy* const> policies, const CompileOptions& options);
 
+// The same policies as new ones sharing one set of databases, or `policies` as they are
+// if that cannot be: what a reload that compiled some tenants again puts in force.
+std::vector<std::shared_ptr<const CompiledPolicy>> with_shared_databases(
+    const std::vector<std::shared_ptr<const CompiledPolicy>>& policies, const CompileOptions& options);
+
 class CompiledPolicy {
  public:
   CompiledPolicy(PolicySpec spec, PolicyDatabases dbs, PatternIndex index, PolicySource source,
@@ -169,6 +174,12 @@ class CompiledPolicy {
 
  private:
   friend void share_databases(std::span<CompiledPolicy* const>, const CompileOptions&);
+  friend std::vector<std::shared_ptr<const CompiledPolicy>> with_shared_databases(
+      const std::vector<std::shared_ptr<const CompiledPolicy>>&, const CompileOptions&);
+  // A copy of `other` without databases, to share those of a new set.
+  struct WithoutDatabases {};
+  CompiledPolicy(const CompiledPolicy& other, WithoutDatabases);
+
   PolicySpec spec_;
   std::string label_;
   PolicyDatabases dbs_;
@@ -181,7 +192,7 @@ class CompiledPolicy {
   uint64_t serial_;
   std::shared_ptr<const SharedDatabases> shared_;
   std::vector<uint32_t> shared_ids_;
-  std::array<bool, kDatabaseParts> has_part_{};  // its own databases, before it shared them
+  std::array<bool, kDatabaseParts> has_part_{};  // which parts it has patterns for
 };
 
 // With a cache folder, the databases come from it when it holds them, and what is
