@@ -35,8 +35,8 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
     }
   }
   for (const auto& p : set->policies())
-    spdlog::debug("loaded {} ({} rules, {} patterns, {} KiB, {:.3f} s{})", p->label(), p->spec().rules.size(),
-                  p->pattern_count(), p->database_bytes() / 1024, p->compile_seconds(),
+    spdlog::debug("loaded {} ({} rules, {} patterns, {} KiB{}, {:.3f} s{})", p->label(), p->spec().rules.size(),
+                  p->pattern_count(), p->database_bytes() / 1024, p->shared() ? " shared" : "", p->compile_seconds(),
                   p->source() == PolicySource::snapshot           ? ", from its snapshot"
                   : p->source() == PolicySource::cached_databases ? ", databases from the cache"
                                                                   : "");
