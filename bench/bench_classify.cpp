@@ -120,11 +120,6 @@ BENCHMARK(BM_WriteVerdict)->Threads(2)->UseRealTime();
 // buffers prepared beforehand and laid out one after another. No skeleton, no
 // verdict: what the engine costs with these policies, a lower bound for any path that
 // scans them.
-// A hit's id as the policy's own (false: another tenant's), as the classifier reads them.
-bool own_pattern(const uint32_t* shared_ids, unsigned& id) {
-  return !shared_ids || (id = shared_ids[id]) != CompiledPolicy::kNotOurs;
-}
-
 void BM_Engine(benchmark::State& state) {
   const auto& c = corpus();
   struct Scan {
@@ -161,18 +156,18 @@ void BM_Engine(benchmark::State& state) {
   } found;
   auto on_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
     auto* f = static_cast<Found*>(ctx);
-    if (own_pattern(f->shared_ids, id)) ++f->matches;
+    if (CompiledPolicy::own_pattern(f->shared_ids, id)) ++f->matches;
     return 0;
   };
   auto on_first_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
     auto* f = static_cast<Found*>(ctx);
-    if (!own_pattern(f->shared_ids, id)) return 0;
+    if (!CompiledPolicy::own_pattern(f->shared_ids, id)) return 0;
     if (needs_start_of_match(f->policy->pattern(id))) f->variable_length = true;
     else ++f->matches;
     return 0;
   };
   auto on_any_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
-    return own_pattern(static_cast<Found*>(ctx)->shared_ids, id) ? 1 : 0;
+    return CompiledPolicy::own_pattern(static_cast<Found*>(ctx)->shared_ids, id) ? 1 : 0;
   };
   size_t i = bench::thread_start(state, kCorpusSize);
   for (auto _ : state) {

@@ -41,14 +41,9 @@ std::shared_ptr<const PolicySet> load_policies_or_report(const PolicyOptions& op
                   : p->source() == PolicySource::cached_databases ? ", databases from the cache"
                                                                   : "");
   if (const SharedDatabases* shared = set->policies().empty() ? nullptr : set->policies().front()->shared()) {
-    size_t bytes = 0;
-    for (const auto& db : shared->dbs.parts) {
-      size_t size = 0;
-      if (db && hs_database_size(db.get(), &size) == HS_SUCCESS) bytes += size;
-    }
     const auto sharing = std::count_if(set->policies().begin(), set->policies().end(),
                                        [&](const auto& p) { return p->shared() == shared; });
-    spdlog::debug("{} tenants share their databases ({} KiB{})", sharing, bytes / 1024,
+    spdlog::debug("{} tenants share their databases ({} KiB{})", sharing, shared->dbs.bytes() / 1024,
                   shared->source == PolicySource::cached_databases ? ", from the cache" : "");
   }
   return set;

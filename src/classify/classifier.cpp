@@ -20,14 +20,6 @@ namespace {
 // the verdict already holds thousands of matches and memory stays bounded.
 constexpr size_t kMaxHits = 1 << 16;
 
-// With databases shared by the tenants (compiler.h: SharedDatabases) a hit's id is
-// read as the policy's own; false for another tenant's pattern, passed over.
-bool own_pattern(const uint32_t* shared_ids, unsigned& id) {
-  if (!shared_ids) return true;
-  id = shared_ids[id];
-  return id != CompiledPolicy::kNotOurs;
-}
-
 void record(ScanContext::Hits& hits, unsigned id, unsigned long long from, unsigned long long to) {
   if (hits.list.size() - hits.budget_start < kMaxHits)
     hits.list.push_back({id, static_cast<uint32_t>(from), static_cast<uint32_t>(to)});
@@ -36,7 +28,7 @@ void record(ScanContext::Hits& hits, unsigned id, unsigned long long from, unsig
 
 int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   auto* hits = static_cast<ScanContext::Hits*>(ctx);
-  if (own_pattern(hits->shared_ids, id)) record(*hits, id, from, to);
+  if (CompiledPolicy::own_pattern(hits->shared_ids, id)) record(*hits, id, from, to);
   return 0;
 }
 
@@ -66,7 +58,7 @@ struct DigitScan {
 
 int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   const auto* scan = static_cast<const DigitScan*>(ctx);
-  if (!own_pattern(scan->hits->shared_ids, id)) return 0;
+  if (!CompiledPolicy::own_pattern(scan->hits->shared_ids, id)) return 0;
   const RuleSpec& rule = scan->policy->rule(scan->policy->rules(scan->policy->pattern(id)).front());
   // A domain's span starts before the hit (address_start): checked with the others below.
   if (rule.validator != Validator::domain &&
@@ -88,7 +80,7 @@ struct FirstScan {
 
 int on_first_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   auto* scan = static_cast<FirstScan*>(ctx);
-  if (!own_pattern(scan->hits->shared_ids, id)) return 0;
+  if (!CompiledPolicy::own_pattern(scan->hits->shared_ids, id)) return 0;
   if (needs_start_of_match(scan->policy->pattern(id))) scan->variable_length_matched = true;
   else record(*scan->hits, id, from, to);
   return 0;
@@ -104,7 +96,7 @@ void scan_or_throw(const hs_database_t* db, const char* data, size_t size, hs_sc
 // the first hit ends the scan.
 bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scratch, const uint32_t* shared_ids) {
   const auto on_any_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ids) {
-    return own_pattern(static_cast<const uint32_t*>(ids), id) ? 1 : 0;
+    return CompiledPolicy::own_pattern(static_cast<const uint32_t*>(ids), id) ? 1 : 0;
   };
   const hs_error_t status = hs_scan(db, data.data(), static_cast<unsigned>(data.size()), 0, scratch, on_any_match,
                                     const_cast<uint32_t*>(shared_ids));

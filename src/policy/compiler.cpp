@@ -77,13 +77,24 @@ void HsDatabaseDeleter::operator()(hs_database_t* db) const {
   else hs_free_database(db);
 }
 
+namespace {
+
+size_t size_of(const hs_database_t* db) {
+  size_t size = 0;
+  return db && hs_database_size(db, &size) == HS_SUCCESS ? size : 0;
+}
+
+}  // namespace
+
+size_t PolicyDatabases::bytes() const {
+  size_t total = 0;
+  for (const auto& db : parts) total += size_of(db.get());
+  return total;
+}
+
 size_t CompiledPolicy::database_bytes() const {
   size_t total = 0;
-  auto add = [&](const hs_database_t* db) {
-    size_t size = 0;
-    if (db && hs_database_size(db, &size) == HS_SUCCESS) total += size;
-  };
-  for (size_t part = 0; part < kDatabaseParts; ++part) add(database(static_cast<DatabasePart>(part)));
+  for (size_t part = 0; part < kDatabaseParts; ++part) total += size_of(database(static_cast<DatabasePart>(part)));
   return total;
 }
 

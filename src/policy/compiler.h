@@ -93,6 +93,7 @@ struct PolicyDatabases {
   std::array<HsDatabase, kDatabaseParts> parts;
   HsDatabase& operator[](DatabasePart p) { return parts[static_cast<size_t>(p)]; }
   const hs_database_t* get(DatabasePart p) const { return parts[static_cast<size_t>(p)].get(); }
+  size_t bytes() const;  // all of them
 };
 
 // How a policy came to be: compiled from its files, built from them with its databases
@@ -144,6 +145,13 @@ class CompiledPolicy {
   // Per id of the shared databases, this policy's pattern id, or kNotOurs for another
   // tenant's pattern; null while it scans databases of its own.
   static constexpr uint32_t kNotOurs = UINT32_MAX;
+  // A hit's id as the policy's own (through shared_ids(), null: it is already); false
+  // for another tenant's pattern, which every scan callback passes over.
+  static bool own_pattern(const uint32_t* shared_ids, unsigned& id) {
+    if (!shared_ids) return true;
+    id = shared_ids[id];
+    return id != kNotOurs;
+  }
   const uint32_t* shared_ids() const { return shared_ ? shared_ids_.data() : nullptr; }
   const SharedDatabases* shared() const { return shared_.get(); }
   // Whether a rule has allow phrases (in allow_database()), which a match of it must be checked against.
