@@ -115,7 +115,7 @@ BENCHMARK(BM_WriteVerdict)->Threads(2)->UseRealTime();
 
 // Hyperscan alone: the scans classify() makes (the tenant's main database over the
 // text, a newline and the marked skeleton, and its part with start-of-match tracking
-// where a pattern of variable length matched; its digit database over the text when
+// over the text where a raw-text regex matched; its digit database over the text when
 // that holds a digit, and its part with starts where one of its regexes matched), on
 // buffers prepared beforehand and laid out one after another. No skeleton, no
 // verdict: what the engine costs with these policies, a lower bound for any path that
@@ -179,8 +179,8 @@ void BM_Engine(benchmark::State& state) {
     if (s.policy->database()) {
       hs_scan(s.policy->database(), at, static_cast<unsigned>(s.size), 0, scratch, on_first_match, &found);
       if (found.variable_length)
-        hs_scan(s.policy->database(DatabasePart::main_starts), at, static_cast<unsigned>(s.size), 0, scratch, on_match,
-                &found);
+        hs_scan(s.policy->database(DatabasePart::main_starts), at, static_cast<unsigned>(s.text_size), 0, scratch,
+                on_match, &found);
     }
     if (s.digit && hs_scan(s.policy->digit_database(), at, static_cast<unsigned>(s.text_size), 0, scratch, on_any_match,
                            &found) == HS_SCAN_TERMINATED)

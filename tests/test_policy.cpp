@@ -583,6 +583,154 @@ rules:
     EXPECT_TRUE(fired(*policy, text).empty()) << text;
 }
 
+// A template's alternatives at its top level are alternatives of the whole template,
+// between its framing spaces: "darn it|heck no" once compiled to " darn it" or "heck no ",
+// which "check no" holds.
+TEST(TermTemplate, TopLevelAlternativesAreWholeWords) {
+  TempDir dir;
+  auto policy = civicsift::testing::compile_or_fail(dir.write("t.yaml", R"yaml(
+tenant: town
+rules:
+  - {id: town.swears, category: profanity, clause: "1", action: remove, terms: ["darn it|heck no"]}
+)yaml"));
+  ASSERT_TRUE(policy);
+  using civicsift::testing::fired;
+  for (const char* text : {"oh darn it", "heck no!"})
+    EXPECT_EQ(fired(*policy, text), std::vector<std::string>{"town.swears"}) << text;
+  for (const char* text : {"check no further", "darn itch", "the darn item"})
+    EXPECT_TRUE(fired(*policy, text).empty()) << text;
+}
+
+#include "decode/decoder.h"
+#include "gen/generator.h"
+#include "policy/template_starts.h"
+#include "text/skeleton.h"
+
+namespace {
+// A template's regex as the compiler writes it, from readable bytes: each becomes \xNN
+// (TemplateStarts reads any bytes, skeleton or not), the syntax stays.
+std::string template_regex_of(std::string_view readable) {
+  std::string out;
+  for (char c : readable)
+    out += std::string_view("()|?").find(c) != std::string_view::npos ? std::string(1, c)
+                                                                      : fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+  return out;
+}
+
+std::optional<uint32_t> start_of(std::string_view readable, std::string_view data, uint32_t end) {
+  auto t = TemplateStarts::parse(template_regex_of(readable));
+  if (!t) {
+    ADD_FAILURE() << "not read: " << readable;
+    return std::nullopt;
+  }
+  return t->leftmost_start(data, end);
+}
+}  // namespace
+
+TEST(TemplateStarts, ReadsTheLeftmostStartBackFromTheEnd) {
+  // Of the matches ending at `end`, the one that starts first, as Hyperscan's
+  // start-of-match tracking (HS_FLAG_SOM_LEFTMOST) reports it.
+  EXPECT_EQ(start_of("(a|ab)?c", "xabc", 4), 1u);
+  EXPECT_EQ(start_of("(a|ab)?c", "xbc", 3), 2u);
+  EXPECT_EQ(start_of("(x(y|yz)?|w)q", "xyzq", 4), 0u);
+  EXPECT_EQ(start_of("(x(y|yz)?|w)q", "wq", 2), 0u);
+  EXPECT_EQ(start_of(" (i ?ll|we ?ll) (find|hurt) you ", "so i ll find you ", 17), 2u);
+  EXPECT_EQ(start_of(" (i ?ll|we ?ll) (find|hurt) you ", "so ill hurt you ", 16), 2u);
+  EXPECT_EQ(start_of("ab??c", "xac", 3), 1u);  // "??": optional too
+  // Nothing ends there: another end, other bytes, or past the data.
+  EXPECT_EQ(start_of("abc", "abcabc", 5), std::nullopt);
+  EXPECT_EQ(start_of("abc", "abcabc", 6), 3u);
+  EXPECT_EQ(start_of("(a|ab)?c", "xabd", 4), std::nullopt);
+  EXPECT_EQ(start_of("abc", "abc", 4), std::nullopt);
+}
+
+TEST(TemplateStarts, RefusesWhatTheCompilerDoesNotWrite) {
+  for (const std::string regex : {"(\\x61", "\\x61)", "\\x6", "\\xzz", "a", "\\x61|\\x62", "(\\x61]"})
+    EXPECT_FALSE(TemplateStarts::parse(regex)) << regex;
+  std::string deep;
+  for (int i = 0; i < 40; ++i) deep += '(';
+  deep += "\\x61";
+  for (int i = 0; i < 40; ++i) deep += ')';
+  EXPECT_FALSE(TemplateStarts::parse(deep));
+  EXPECT_TRUE(TemplateStarts::parse("(\\x61|(\\x62)?)\\x63"));
+}
+
+// The start read back for every template hit equals Hyperscan's own with start-of-match
+// tracking, over the packs' examples and generated comments: what the main database's
+// scan (compiled without that tracking) relies on for every template of the packs.
+TEST(TemplateStarts, AgreesWithHyperscanOnEveryTemplateOfThePacks) {
+  auto specs = load_policy_dir(CIVICSIFT_SOURCE_DIR "/patterns");
+  ASSERT_TRUE(std::holds_alternative<std::vector<PolicySpec>>(specs));
+  std::set<std::string> distinct;
+  std::vector<std::string> texts;
+  for (const auto& spec : std::get<std::vector<PolicySpec>>(specs)) {
+    auto expressions = policy_expressions(spec);
+    ASSERT_TRUE(std::holds_alternative<std::vector<PatternExpression>>(expressions));
+    for (const auto& e : std::get<std::vector<PatternExpression>>(expressions))
+      if (e.view == View::skeleton && e.expression.find('(') != std::string::npos) distinct.insert(e.expression);
+    for (const auto& rule : spec.rules)
+      for (const auto* list : {&rule.examples_match, &rule.examples_no_match}) texts.insert(texts.end(), list->begin(), list->end());
+  }
+  const std::vector<std::string> regexes(distinct.begin(), distinct.end());
+  ASSERT_GT(regexes.size(), 100u);
+  std::vector<TemplateStarts> starts;
+  std::vector<const char*> expressions;
+  std::vector<unsigned> flags(regexes.size(), HS_FLAG_SOM_LEFTMOST), ids;
+  for (const auto& r : regexes) {
+    auto t = TemplateStarts::parse(r);
+    ASSERT_TRUE(t) << r;
+    starts.push_back(std::move(*t));
+    expressions.push_back(r.c_str());
+    ids.push_back(static_cast<unsigned>(ids.size()));
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* error = nullptr;
+  ASSERT_EQ(hs_compile_multi(expressions.data(), flags.data(), ids.data(), static_cast<unsigned>(ids.size()), HS_MODE_BLOCK,
+                             nullptr, &db, &error),
+            HS_SUCCESS)
+      << (error ? error->message : "");
+  hs_scratch_t* scratch = nullptr;
+  ASSERT_EQ(hs_alloc_scratch(db, &scratch), HS_SUCCESS);
+
+  gen::CommentGenerator generator;
+  Decoder decoder;
+  std::string json;
+  for (int i = 0; i < 3000; ++i) {
+    json.clear();
+    generator.next_json(json);
+    auto comment = decoder.decode_copy(json);
+    ASSERT_TRUE(std::holds_alternative<Comment>(comment));
+    texts.emplace_back(std::get<Comment>(comment).text);
+  }
+  struct Scan {
+    const std::vector<TemplateStarts>* starts;
+    std::string_view data;
+    size_t hits = 0, wrong = 0;
+  } scan{&starts, {}};
+  text::Skeleton sk;
+  for (const auto& text : texts) {
+    sk.offset = 0;
+    sk.bytes.clear();
+    text::build_skeleton(text, sk);
+    text::mark_for_scan(sk);
+    scan.data = std::string_view(sk.bytes).substr(sk.offset, sk.size);
+    ASSERT_EQ(hs_scan(db, scan.data.data(), static_cast<unsigned>(scan.data.size()), 0, scratch,
+                      [](unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
+                        auto* s = static_cast<Scan*>(ctx);
+                        ++s->hits;
+                        const auto start = (*s->starts)[id].leftmost_start(s->data, static_cast<uint32_t>(to));
+                        if (!start || *start != from) ++s->wrong;
+                        return 0;
+                      },
+                      &scan),
+              HS_SUCCESS);
+  }
+  hs_free_scratch(scratch);
+  hs_free_database(db);
+  EXPECT_GT(scan.hits, 1000u);
+  EXPECT_EQ(scan.wrong, 0u);
+}
+
 // The raw-text database reads bytes: a non-ASCII character is the group of its bytes,
 // so "£?" makes the whole pound sign optional, not just its last byte.
 TEST(PolicyCompiler, ANonAsciiCharacterInARegexIsOneUnit) {
@@ -761,26 +909,32 @@ rules:
 }
 
 // The first scans have no start-of-match tracking: a literal's span comes from its
-// length, and the patterns of variable length are scanned again, with it, only
-// where they matched. Spans are the same either way.
-TEST(PolicyCompiler, PatternsOfVariableLengthGetTheirStartsFromASecondDatabase) {
+// length, a template's is read back from its end (TemplateStarts), and the regexes
+// are scanned again, with it, only where they matched: a policy of literals and
+// templates has no second database. Spans are the same either way.
+TEST(PolicyCompiler, RegexesGetTheirStartsFromASecondDatabaseTemplatesFromTheirEnds) {
   TempDir dir, cache;
   dir.write("lexicons/swears.yaml", kLexicon);
   const std::string minimal = kMinimal;
-  const auto literal_only = dir.write("town.yaml", minimal.substr(0, minimal.find("  - id: town.url")));
-  auto literals = civicsift::testing::compile_or_fail(literal_only, {});
-  ASSERT_TRUE(literals);
-  EXPECT_EQ(literals->database(DatabasePart::main_starts), nullptr);
-  EXPECT_EQ(literals->database(DatabasePart::digit_starts), nullptr);
-
-  std::string policy = minimal + kPhoneRule;
-  policy += R"(  - id: town.threat
+  const std::string threat = R"(  - id: town.threat
     category: threat
     clause: "Town 1.4"
     action: escalate
     terms: ["(i ll|i will) (hurt|find) you"]
 )";
-  const auto file = dir.write("mixed.yaml", policy);
+  const auto no_regex = dir.write("town.yaml", minimal.substr(0, minimal.find("  - id: town.url")) + threat);
+  auto literals = civicsift::testing::compile_or_fail(no_regex, {});
+  ASSERT_TRUE(literals);
+  EXPECT_EQ(literals->database(DatabasePart::main_starts), nullptr);
+  EXPECT_EQ(literals->database(DatabasePart::digit_starts), nullptr);
+  Verdict found;
+  const std::string threatening = "darn, so I will find you, heck";
+  civicsift::testing::fired(*literals, threatening, Direction::inbound, &found);
+  std::set<std::string> found_spans;
+  for (const auto& m : found.matches) found_spans.insert(threatening.substr(m.start, m.end - m.start));
+  EXPECT_EQ(found_spans, (std::set<std::string>{"darn", "I will find you", "heck"}));
+
+  const auto file = dir.write("mixed.yaml", minimal + kPhoneRule + threat);
   for (const bool cached : {false, true}) {  // compiled, then restored from its snapshot
     auto compiled = civicsift::testing::compile_or_fail(file, CompileOptions{cache.path()});
     ASSERT_TRUE(compiled);

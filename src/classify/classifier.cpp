@@ -69,20 +69,35 @@ int on_digit_match(unsigned id, unsigned long long from, unsigned long long to, 
 }
 
 // The first scan of a two-part database (compiler.h: PolicyDatabases) records the
-// hits of literals, whose starts follow from their lengths, and notes whether a
-// pattern of variable length matched: then its part with start-of-match tracking is
-// scanned too, and records those.
+// hits of literals, whose starts follow from their lengths, and of term templates,
+// whose starts are read back from their ends (TemplateStarts), and notes whether a
+// raw-text regex matched: then its part with start-of-match tracking is scanned over
+// the raw text, and records those.
 struct FirstScan {
   ScanContext::Hits* hits;
   const CompiledPolicy* policy;
-  bool variable_length_matched;
+  std::string_view data;
+  bool regex_matched;
 };
 
 int on_first_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
   auto* scan = static_cast<FirstScan*>(ctx);
   if (!CompiledPolicy::own_pattern(scan->hits->shared_ids, id)) return 0;
-  if (needs_start_of_match(scan->policy->pattern(id))) scan->variable_length_matched = true;
-  else record(*scan->hits, id, from, to);
+  const PatternMeta& meta = scan->policy->pattern(id);
+  if (needs_start_of_match(meta)) {
+    scan->regex_matched = true;
+  } else if (is_term_template(meta)) {
+    const auto start = scan->policy->index().templates[meta.template_index].leftmost_start(
+        scan->data, static_cast<uint32_t>(to));
+    // Always found: TemplateStarts reads the language Hyperscan matched (its tests
+    // compare the two on every template of the packs).
+    if (!start) return 0;
+    if (scan->hits->templates.size() < kMaxHits)
+      scan->hits->templates.push_back({id, *start, static_cast<uint32_t>(to)});
+    else scan->hits->overflowed = true;
+  } else {
+    record(*scan->hits, id, from, to);
+  }
   return 0;
 }
 
@@ -104,17 +119,23 @@ bool any_match(const hs_database_t* db, std::string_view data, hs_scratch_t* scr
   return status == HS_SCAN_TERMINATED;
 }
 
-// The main databases over `data`: every hit, with its start.
-void scan_main(const CompiledPolicy& policy, const char* data, size_t size, hs_scratch_t* scratch,
+// The main databases over a scan buffer whose raw text is its first `raw_size` bytes
+// (none in a skeleton's rescan): every hit, with its start.
+void scan_main(const CompiledPolicy& policy, std::string_view data, size_t raw_size, hs_scratch_t* scratch,
                ScanContext::Hits& hits) {
-  FirstScan first{&hits, &policy, false};
-  scan_or_throw(policy.database(), data, size, scratch, on_first_match, &first);
-  if (!first.variable_length_matched) return;
-  // A budget of its own, as the digit database has: literals padding a comment past
-  // the cap cannot keep a template or regex (a threat, a link) out of the verdict.
+  FirstScan first{&hits, &policy, data, false};
+  hits.templates.clear();
+  scan_or_throw(policy.database(), data.data(), data.size(), scratch, on_first_match, &first);
+  if (hits.templates.empty() && (!first.regex_matched || raw_size == 0)) return;
+  // Templates and regexes have a budget of their own, as the digit database has:
+  // literals padding a comment past the cap cannot keep a template or regex (a
+  // threat, a link) out of the verdict.
   const size_t literals_budget_start = hits.budget_start;
   hits.budget_start = hits.list.size();
-  scan_or_throw(policy.database(DatabasePart::main_starts), data, size, scratch, on_match, &hits);
+  hits.list.insert(hits.list.end(), hits.templates.begin(), hits.templates.end());
+  // Over the raw text only: a raw regex's hit that ends past it is not kept.
+  if (first.regex_matched && raw_size > 0)
+    scan_or_throw(policy.database(DatabasePart::main_starts), data.data(), raw_size, scratch, on_match, &hits);
   hits.budget_start = literals_budget_start;
 }
 
@@ -480,7 +501,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
                   &digit_scan);
   }
   ctx.hits_.budget_start = ctx.hits_.list.size();
-  if (policy.database()) scan_main(policy, sk.bytes.data(), sk.offset + sk.size, ctx.scratch_, ctx.hits_);
+  if (policy.database()) scan_main(policy, {sk.bytes.data(), sk.offset + sk.size}, raw_end, ctx.scratch_, ctx.hits_);
 
   const uint32_t content_end = end_of_content(text);
 
@@ -547,7 +568,7 @@ void classify(const CompiledPolicy& policy, const Comment& comment, ScanContext&
                          write_out_masked_words(policy.vocabulary(), sk, ctx.written_out_);
   if (rescanned) {
     ctx.rescan_hits_.clear();
-    scan_main(policy, ctx.written_out_.bytes.data(), ctx.written_out_.size, ctx.scratch_, ctx.rescan_hits_);
+    scan_main(policy, {ctx.written_out_.bytes.data(), ctx.written_out_.size}, 0, ctx.scratch_, ctx.rescan_hits_);
     read_hits(ctx.rescan_hits_, ctx.written_out_, 0, 0);
     rescan_overflowed = ctx.rescan_hits_.overflowed;
   }

@@ -60,12 +60,16 @@ class ScanContext {
   // database that bounds memory; `overflowed` when more came than were kept.
   struct Hits {
     std::vector<Hit> list;
+    // The main database's template hits, kept apart during its scan: they join `list`
+    // after its literals, with a budget of their own.
+    std::vector<Hit> templates;
     size_t budget_start = 0;  // where the hits of the database being scanned begin
     size_t masked = 0;
     bool overflowed = false;
     const uint32_t* shared_ids = nullptr;  // CompiledPolicy::shared_ids() of the policy scanned for; kept by clear()
     void clear() {
       list.clear();
+      templates.clear();
       budget_start = 0;
       masked = 0;
       overflowed = false;

@@ -131,6 +131,7 @@ struct PatternTable {
   std::vector<unsigned> flags;
   std::vector<PatternMeta> meta;
   std::vector<uint16_t> run_profiles;
+  std::vector<TemplateStarts> templates;
   // Each pattern's first rule; the few literals that more rules share keep the others
   // aside until finish() lays every pattern's rules out in one list.
   std::vector<uint16_t> first_rule;
@@ -197,6 +198,7 @@ struct PatternTable {
     }
     index.patterns = std::move(meta);
     index.run_profiles = std::move(run_profiles);
+    index.templates = std::move(templates);
     return index;
   }
 };
@@ -272,10 +274,12 @@ void add_spelling(PatternTable& t, const std::string& term, uint16_t rule, const
 }
 
 // A template as one regex on the skeleton: each text run is turned into its skeleton
-// (keeping word breaks at its edges), the template's (|)? syntax is kept as is.
+// (keeping word breaks at its edges), the template's (|)? syntax is kept as is, inside
+// a group between the framing spaces: "darn|heck" is " (darn|heck) ", not " darn" or
+// "heck " (which "check " holds).
 std::string template_regex(std::string_view term) {
   const std::string space = scan_byte(' ');
-  std::string out = space;
+  std::string out = space + "(";
   size_t i = 0;
   auto is_syntax = [](char c) { return c == '(' || c == ')' || c == '|' || c == '?'; };
   auto is_break = [](char c) { return !std::isalnum(static_cast<unsigned char>(c)) && c != '$' && c != '@' && c != '*'; };
@@ -315,7 +319,7 @@ std::string template_regex(std::string_view term) {
     out += letter;
     i = j;
   }
-  out += space;
+  out += ")" + space;
   return out;
 }
 
@@ -395,8 +399,13 @@ void add_term(PatternTable& t, const std::string& term, uint16_t rule, const Ori
   PatternMeta m;
   m.view = View::skeleton;
   m.kind = PatternKind::term;
-  m.length = 0;  // variable: the start comes from Hyperscan
-  t.add(template_regex(term), HS_FLAG_SOM_LEFTMOST, m, rule, term);
+  m.length = 0;  // variable: the start is read back from the end (TemplateStarts)
+  std::string regex = template_regex(term);
+  auto starts = TemplateStarts::parse(regex);
+  if (!starts) throw at.error(fmt::format("term \"{}\": its regex {} cannot be read back", term, regex));
+  m.template_index = static_cast<uint32_t>(t.templates.size());
+  t.templates.push_back(std::move(*starts));
+  t.add(std::move(regex), 0, m, rule, term);
 }
 
 // Beyond this many spellings an allow template is one regex on the skeleton, as a term
@@ -679,7 +688,7 @@ std::vector<DatabasePart> partition(const PatternTable& t) {
 }
 
 // The patterns of each database, by partition(): the digit regexes and the main
-// patterns of variable length go to their part with starts too.
+// database's raw-text regexes go to their part with starts too.
 std::array<std::vector<unsigned>, kDatabaseParts> ids_by_part(const PatternTable& t, const std::vector<DatabasePart>& part) {
   std::array<std::vector<unsigned>, kDatabaseParts> ids;
   auto ids_of = [&](DatabasePart p) -> std::vector<unsigned>& { return ids[static_cast<size_t>(p)]; };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "policy/masked_terms.h"
+#include "policy/template_starts.h"
 #include "policy/policy.h"
 
 namespace civicsift {
@@ -32,15 +33,17 @@ struct PatternMeta {
   bool anchor_end = false;     // regex ended with '$': match must end the comment
   uint16_t rule_count = 0;     // rules this pattern fires (term, regex) or protects (allow),
   uint32_t rules_begin = 0;    //   in PatternIndex::rules
-  uint32_t length = 0;         // skeleton literals: bytes, framing spaces included; 0: variable (SOM)
+  uint32_t length = 0;         // skeleton literals: bytes, framing spaces included; 0: variable
   uint32_t profile_begin = 0;  // skeleton term literals: `length` least run lengths, one per
                                //   byte, in PatternIndex::run_profiles
+  uint32_t template_index = 0;  // term templates: in PatternIndex::templates
 };
 
 struct PatternIndex {
   std::vector<PatternMeta> patterns;  // by Hyperscan id
   std::vector<uint16_t> rules;
   std::vector<uint16_t> run_profiles;
+  std::vector<TemplateStarts> templates;  // of the term templates, by PatternMeta::template_index
   MaskedTerms masked;  // masked spellings of single-word terms, matched after the scan
   // Every word of the policy's terms (rule 0 for all): a masked word of a phrase ("I'll
   // k*ll you") is read as the one of these it spells, and that skeleton scanned again.
@@ -67,11 +70,12 @@ using HsDatabase = std::unique_ptr<hs_database_t, HsDatabaseDeleter>;
 // rule they protect matched; all other patterns go to `main`, scanned over every
 // comment's text and skeleton.
 // `main` and `digits` are built without Hyperscan's start-of-match tracking, which
-// cost 35-45% of their scan time. A literal's start is its end less its length; the
-// patterns of variable length (regexes, templates: needs_start_of_match) are compiled
-// again, with it, into `main_starts`, scanned only over comments where the first scan
-// found one of them. `digits` only tells whether any of its regexes matches at all;
-// `digit_starts` holds them all with their starts.
+// cost 35-45% of their scan time. A literal's start is its end less its length, a
+// term template's is read back from its end (policy/template_starts.h); the raw-text
+// regexes (needs_start_of_match) are compiled again, with it, into `main_starts`,
+// scanned over the raw text of comments where the first scan found one of them.
+// `digits` only tells whether any of its regexes matches at all; `digit_starts` holds
+// them all with their starts.
 // Which database a pattern compiles into (their cache files' names follow it).
 enum class DatabasePart : uint8_t { main, digits, allows, main_starts, digit_starts };
 constexpr size_t kDatabaseParts = 5;
@@ -81,10 +85,15 @@ inline bool is_allow_pattern(const PatternMeta& p) {
   return p.kind == PatternKind::allow;
 }
 
-// A pattern of variable length: where its match starts comes from Hyperscan (a
-// literal's is its end less its length).
+// A term template: where its match starts is read back from its end (TemplateStarts).
+inline bool is_term_template(const PatternMeta& p) {
+  return p.kind == PatternKind::term && p.view == View::skeleton && p.length == 0;
+}
+
+// A pattern whose match's start comes from Hyperscan: a regex, or an allow template
+// (a literal's start is its end less its length, a term template's is read back).
 inline bool needs_start_of_match(const PatternMeta& p) {
-  return p.length == 0;
+  return p.length == 0 && !is_term_template(p);
 }
 
 // Null where a policy has nothing for a part: no patterns at all (only duplicate-post

@@ -10,7 +10,7 @@ namespace {
 
 // Bumped whenever what is written changes; a snapshot is also named after the build
 // that wrote it (compiler.cpp), so this guards against a format mistake, not old files.
-constexpr std::string_view kMagic = "civicsift-policy-snapshot-3\n";
+constexpr std::string_view kMagic = "civicsift-policy-snapshot-4\n";
 
 class Writer {
  public:
@@ -217,9 +217,12 @@ void write_index(Writer& w, const PatternIndex& index) {
     w.number(p.rules_begin);
     w.number(p.length);
     w.number(p.profile_begin);
+    w.number(p.template_index);
   }
   w.numbers(index.rules);
   w.numbers(index.run_profiles);
+  w.number(static_cast<uint64_t>(index.templates.size()));
+  for (const auto& t : index.templates) w.text(t.regex());
   for (const MaskedTerms* terms : {&index.masked, &index.vocabulary}) {
     w.number(static_cast<uint64_t>(terms->size()));
     terms->for_each([&](std::string_view skeleton, std::span<const uint16_t> runs, uint16_t rule) {
@@ -235,7 +238,7 @@ void write_index(Writer& w, const PatternIndex& index) {
 // checksum catches damage, not forgery: like the databases beside it, the cache folder
 // is trusted (a forged snapshot could name fewer patterns than its database reports).
 bool read_index(Reader& r, PatternIndex& index, size_t rule_count) {
-  index.patterns.resize(r.count(17));  // the bytes write_index gives a pattern
+  index.patterns.resize(r.count(21));  // the bytes write_index gives a pattern
   for (auto& p : index.patterns) {
     p.view = r.choice(View::skeleton);
     p.kind = r.choice(PatternKind::regex);
@@ -244,9 +247,16 @@ bool read_index(Reader& r, PatternIndex& index, size_t rule_count) {
     p.rules_begin = r.number<uint32_t>();
     p.length = r.number<uint32_t>();
     p.profile_begin = r.number<uint32_t>();
+    p.template_index = r.number<uint32_t>();
   }
   index.rules = r.numbers<uint16_t>();
   index.run_profiles = r.numbers<uint16_t>();
+  const size_t templates = r.count(sizeof(uint64_t));
+  for (size_t i = 0; i < templates && r.ok(); ++i) {
+    auto t = TemplateStarts::parse(r.text());
+    if (!t) return false;
+    index.templates.push_back(std::move(*t));
+  }
   for (MaskedTerms* terms : {&index.masked, &index.vocabulary}) {
     const size_t count = r.count(3 * sizeof(uint64_t));
     for (size_t i = 0; i < count && r.ok(); ++i) {
@@ -265,7 +275,8 @@ bool read_index(Reader& r, PatternIndex& index, size_t rule_count) {
   for (const auto& p : index.patterns) {
     const size_t profile = p.kind == PatternKind::term ? p.length : 0;
     if (p.rule_count == 0 || size_t{p.rules_begin} + p.rule_count > index.rules.size() ||
-        size_t{p.profile_begin} + profile > index.run_profiles.size())
+        size_t{p.profile_begin} + profile > index.run_profiles.size() ||
+        (is_term_template(p) && p.template_index >= index.templates.size()))
       return false;
   }
   for (uint16_t rule : index.rules)
