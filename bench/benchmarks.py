@@ -849,8 +849,8 @@ against Hyperscan's own starts on every template of the packs). The part with st
 now holds only the raw-text regexes and is scanned over the raw text alone, in about one
 comment in a hundred instead of one in thirty: it had cost ~4.6 µs per such comment,
 most of it the tracking's set-up whatever the match's length. Measured against the build
-before, both pinned to the same core (this VM's two cores differed by 35-45% in speed
-that day), four interleaved rounds: `BM_Engine` 1,309-1,412 to 1,215-1,323 ns
+before, both pinned to the same core (one of this VM's two cores ran 35-45% slower than
+the other for a while that day), four interleaved rounds: `BM_Engine` 1,309-1,412 to 1,215-1,323 ns
 (-6%), the whole path 2,511-2,703 to 2,442-2,629 ns (-2 to -4%; reading the starts
 back is ~1% of it); the shared databases 7.5 to 5.1 MiB, resident memory of a
 `civicsift scan` 67 to 54 MiB, the five tenants' cold compile on one core 13.7 to
