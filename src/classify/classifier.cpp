@@ -87,14 +87,15 @@ int on_first_match(unsigned id, unsigned long long from, unsigned long long to, 
   if (needs_start_of_match(meta)) {
     scan->regex_matched = true;
   } else if (is_term_template(meta)) {
+    if (scan->hits->templates.size() >= kMaxHits) {  // checked first: past the cap, no start is read
+      scan->hits->overflowed = true;
+      return 0;
+    }
     const auto start = scan->policy->index().templates[meta.template_index].leftmost_start(
         scan->data, static_cast<uint32_t>(to));
     // Always found: TemplateStarts reads the language Hyperscan matched (its tests
     // compare the two on every template of the packs).
-    if (!start) return 0;
-    if (scan->hits->templates.size() < kMaxHits)
-      scan->hits->templates.push_back({id, *start, static_cast<uint32_t>(to)});
-    else scan->hits->overflowed = true;
+    if (start) scan->hits->templates.push_back({id, *start, static_cast<uint32_t>(to)});
   } else {
     record(*scan->hits, id, from, to);
   }
